@@ -1,0 +1,64 @@
+package dev.lora4j.benchmarks;
+
+import dev.lora4j.Tensor;
+import dev.lora4j.TensorScope;
+import dev.lora4j.Torch;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+/**
+ * The per-call cost of lora4j: {@code add} of two 1-element float tensors with the result
+ * freed. The same loop in C++ is {@code lora4j_bench_native add} (benchmarks/native); run
+ * both with {@code benchmarks/run-per-call.sh}, which prints the ratio.
+ */
+@State(Scope.Thread)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.NANOSECONDS)
+@Warmup(iterations = 5, time = 1)
+@Measurement(iterations = 5, time = 2)
+@Fork(value = 3, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED"})
+public class PerCallBenchmark {
+
+    private Tensor a;
+    private Tensor b;
+
+    @Setup(Level.Trial)
+    public void setUp() {
+        Torch.setNumThreads(1);
+        a = Tensor.ones(1);
+        b = Tensor.ones(1);
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        a.close();
+        b.close();
+    }
+
+    /** {@code try (Tensor c = a.add(b)) {}}: the result is owned by the caller and closed. */
+    @Benchmark
+    public void add() {
+        try (Tensor c = a.add(b)) {
+            // freed at once
+        }
+    }
+
+    /** The same inside a scope, which frees the result when it closes. */
+    @Benchmark
+    public void addInScope() {
+        try (TensorScope s = TensorScope.open()) {
+            a.add(b);
+        }
+    }
+}

@@ -1,0 +1,86 @@
+package dev.lora4j;
+
+import static dev.lora4j.bindings.LibLora4j.*;
+
+import dev.lora4j.internal.NativeLibrary;
+import dev.lora4j.internal.Status;
+
+/**
+ * Library-wide settings and facts, as in PyTorch's {@code torch} module: random seed,
+ * intra-op threads, LibTorch version, devices, grad mode.
+ *
+ * <p>Thread-safe. The seed and the thread count are process-wide; the grad mode is per thread.
+ */
+public final class Torch {
+
+    static {
+        NativeLibrary.ensureLoaded();
+    }
+
+    private Torch() {}
+
+    /** Seeds LibTorch's default random generator, as {@code torch.manual_seed}. */
+    public static void manualSeed(long seed) {
+        Status.check(lt_manual_seed(seed), "manualSeed");
+    }
+
+    /**
+     * Sets LibTorch's intra-op threads, and OpenBLAS's when LibTorch uses OpenBLAS, so both
+     * agree. As {@code torch.set_num_threads}.
+     */
+    public static void setNumThreads(int threads) {
+        if (threads < 1) throw new IllegalArgumentException("threads must be >= 1, got " + threads);
+        Status.check(lt_set_num_threads(threads), "setNumThreads");
+    }
+
+    public static int getNumThreads() {
+        return lt_get_num_threads();
+    }
+
+    /** The LibTorch version the shim was compiled against, e.g. {@code "1.13.0"}. */
+    public static String version() {
+        return lt_version().reinterpret(Long.MAX_VALUE).getString(0);
+    }
+
+    /** Whether a CUDA device can be used (false on a CPU-only LibTorch). */
+    public static boolean cudaAvailable() {
+        return lt_device_count(LT_DEVICE_CUDA()) > 0;
+    }
+
+    /**
+     * The device named by {@code spec} ({@code "cpu"}, {@code "cuda"}, {@code "cuda:1"}), checked
+     * to exist: asking for CUDA on a CPU-only LibTorch throws {@link IllegalStateException}.
+     */
+    public static Device device(String spec) {
+        Device d = Device.parse(spec);
+        if (d.type() == Device.Type.CUDA) {
+            int count = lt_device_count(LT_DEVICE_CUDA());
+            if (count == 0) {
+                throw new IllegalStateException("device '" + spec + "' requested, but CUDA is not available:"
+                        + " this LibTorch (" + version() + ") is CPU-only or no GPU is present");
+            }
+            if (d.index() >= count) {
+                throw new IllegalStateException("device '" + spec + "' requested, but only " + count + " CUDA device(s) exist");
+            }
+        }
+        return d;
+    }
+
+    /** Disables gradient recording on this thread until the returned scope closes. */
+    public static NoGradScope noGrad() {
+        return new NoGradScope();
+    }
+
+    /** Whether autograd records operations on this thread. */
+    public static boolean isGradEnabled() {
+        return lt_grad_is_enabled() != 0;
+    }
+
+    /**
+     * How many tensors the safety net had to free because they became unreachable without
+     * being closed (and were owned by no scope). Zero in code that manages its tensors.
+     */
+    public static long reclaimedTensorCount() {
+        return Tensor.reclaimedCount();
+    }
+}

@@ -1,0 +1,142 @@
+package dev.lora4j.internal;
+
+import dev.lora4j.Tensor;
+import java.lang.foreign.MemorySegment;
+import java.lang.ref.Reference;
+
+/**
+ * The one way lora4j calls a shim function that returns a new tensor: fetch the operands'
+ * handles (throwing for closed tensors), call, check the status, adopt the result into the
+ * current scope, and keep the operands reachable until the call returned (so the Cleaner
+ * safety net can never free an operand while LibTorch is using it).
+ *
+ * <p>Internal: not part of lora4j's API. Stateless and thread-safe.
+ */
+public final class Calls {
+
+    /** A shim call with one tensor operand. */
+    @FunctionalInterface
+    public interface Fn1 {
+        int call(MemorySegment a, MemorySegment out);
+    }
+
+    /** A shim call with two tensor operands. */
+    @FunctionalInterface
+    public interface Fn2 {
+        int call(MemorySegment a, MemorySegment b, MemorySegment out);
+    }
+
+    /** A shim call with three tensor operands (the third may be NULL). */
+    @FunctionalInterface
+    public interface Fn3 {
+        int call(MemorySegment a, MemorySegment b, MemorySegment c, MemorySegment out);
+    }
+
+    /** A shim call that changes its operand in place. */
+    @FunctionalInterface
+    public interface InPlace {
+        int call(MemorySegment a);
+    }
+
+    /** A shim call that changes its first operand in place from a second one. */
+    @FunctionalInterface
+    public interface InPlace2 {
+        int call(MemorySegment a, MemorySegment b);
+    }
+
+    /** Bridges to Tensor's package-private handle accessors; installed by Tensor. */
+    public interface Access {
+        MemorySegment handle(Tensor t);
+
+        Tensor adopt(PerThread thread, MemorySegment handle);
+    }
+
+    private static Access access;
+
+    private Calls() {}
+
+    /** Installs Tensor's accessor (once, from Tensor's static initializer). */
+    public static void install(Access a) {
+        if (access != null) throw new IllegalStateException("already installed");
+        access = a;
+    }
+
+    private static Access access() {
+        Access a = access;
+        if (a == null) {
+            // Initializing Tensor installs the accessor.
+            try {
+                Class.forName(Tensor.class.getName(), true, Calls.class.getClassLoader());
+            } catch (ClassNotFoundException e) {
+                throw new IllegalStateException(e);
+            }
+            a = access;
+        }
+        return a;
+    }
+
+    /** The live handle of {@code t}; throws for a closed tensor. Does not keep t alive. */
+    public static MemorySegment handle(Tensor t) {
+        return access().handle(t);
+    }
+
+    /** The handle of an optional operand: NULL when t is null. */
+    public static MemorySegment handleOrNull(Tensor t) {
+        return t == null ? MemorySegment.NULL : access().handle(t);
+    }
+
+    /** Wraps a fresh native handle as a Tensor owned by the current scope (or the caller). */
+    public static Tensor adopt(PerThread thread, MemorySegment handle) {
+        return access().adopt(thread, handle);
+    }
+
+    public static Tensor call(String op, Tensor a, Fn1 f) {
+        PerThread t = PerThread.get();
+        try {
+            Status.check(f.call(handle(a), t.out0), op);
+            return adopt(t, PerThread.pointer(t.out0));
+        } finally {
+            Reference.reachabilityFence(a);
+        }
+    }
+
+    public static Tensor call(String op, Tensor a, Tensor b, Fn2 f) {
+        PerThread t = PerThread.get();
+        try {
+            Status.check(f.call(handle(a), handle(b), t.out0), op);
+            return adopt(t, PerThread.pointer(t.out0));
+        } finally {
+            Reference.reachabilityFence(a);
+            Reference.reachabilityFence(b);
+        }
+    }
+
+    public static Tensor call(String op, Tensor a, Tensor b, Tensor c, Fn3 f) {
+        PerThread t = PerThread.get();
+        try {
+            Status.check(f.call(handle(a), handle(b), handleOrNull(c), t.out0), op);
+            return adopt(t, PerThread.pointer(t.out0));
+        } finally {
+            Reference.reachabilityFence(a);
+            Reference.reachabilityFence(b);
+            Reference.reachabilityFence(c);
+        }
+    }
+
+    public static void inPlace(String op, Tensor a, InPlace f) {
+        try {
+            Status.check(f.call(handle(a)), op);
+        } finally {
+            Reference.reachabilityFence(a);
+        }
+    }
+
+    public static void inPlace(String op, Tensor a, Tensor b, InPlace2 f) {
+        try {
+            Status.check(f.call(handle(a), handle(b)), op);
+        } finally {
+            Reference.reachabilityFence(a);
+            Reference.reachabilityFence(b);
+        }
+    }
+}

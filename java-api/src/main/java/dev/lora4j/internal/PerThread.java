@@ -1,0 +1,68 @@
+package dev.lora4j.internal;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * Per-thread native scratch memory for out-pointers and small argument arrays, so that a
+ * call into the shim allocates nothing. Also holds the thread's innermost tensor scope.
+ *
+ * <p>Confined to its thread by construction ({@link #get()}); never share an instance.
+ * The memory is freed when the thread and its state become unreachable.
+ */
+public final class PerThread {
+
+    private static final ThreadLocal<PerThread> CURRENT = ThreadLocal.withInitial(PerThread::new);
+    private static final int ARRAY_BYTES = 8 * 64;
+
+    /** First out-pointer slot (8 bytes). */
+    public final MemorySegment out0;
+    /** Second out-pointer slot (8 bytes). */
+    public final MemorySegment out1;
+    private final MemorySegment arrays;
+    /** The innermost open tensor scope of this thread, or null; owned by dev.lora4j. */
+    public dev.lora4j.TensorScope scope;
+
+    private PerThread() {
+        MemorySegment all = Arena.ofAuto().allocate(16 + 3L * ARRAY_BYTES, 8);
+        out0 = all.asSlice(0, 8);
+        out1 = all.asSlice(8, 8);
+        arrays = all.asSlice(16);
+    }
+
+    /** The calling thread's state. */
+    public static PerThread get() {
+        return CURRENT.get();
+    }
+
+    /** Native room for {@code count} longs: slot {@code slot} (0..2), or fresh memory if larger. */
+    public MemorySegment longBuffer(int slot, int count) {
+        return count <= 64
+                ? arrays.asSlice((long) slot * ARRAY_BYTES, ARRAY_BYTES)
+                : Arena.ofAuto().allocate(ValueLayout.JAVA_LONG, count);
+    }
+
+    /** Copies {@code values} into native slot {@code slot} (0..2) and returns it. */
+    public MemorySegment longs(int slot, long[] values) {
+        MemorySegment s = longBuffer(slot, values.length);
+        MemorySegment.copy(values, 0, s, ValueLayout.JAVA_LONG, 0, values.length);
+        return s;
+    }
+
+    /** Writes {@code handles} as a native pointer array and returns it. */
+    public MemorySegment pointers(MemorySegment[] handles) {
+        MemorySegment s = handles.length <= 64
+                ? arrays.asSlice(0, ARRAY_BYTES)
+                : Arena.ofAuto().allocate(ValueLayout.ADDRESS, handles.length);
+        for (int i = 0; i < handles.length; i++) {
+            s.setAtIndex(ValueLayout.ADDRESS, i, handles[i]);
+        }
+        return s;
+    }
+
+    /** Reads the pointer written into an out slot. */
+    public static MemorySegment pointer(MemorySegment slot) {
+        return slot.get(ValueLayout.ADDRESS, 0);
+    }
+}

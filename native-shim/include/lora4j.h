@@ -1,0 +1,266 @@
+/*
+ * lora4j native shim: a thin C ABI over LibTorch.
+ *
+ * Conventions (see DESIGN.md):
+ *  - Every native object is an opaque handle. Each constructor has exactly one free
+ *    function (lt_tensor_free for tensors). Handles are owned by the caller.
+ *  - Every function that can fail returns an lt_status and writes its result through
+ *    an out pointer. LT_OK (0) means success; on failure the out pointer is untouched
+ *    and lt_last_error() returns LibTorch's message for the calling thread.
+ *  - No C++ exception ever crosses this boundary.
+ *  - Optional tensor arguments (bias, weight, gradient) are NULL when absent.
+ *  - Arrays are (pointer, length) pairs; lengths are int64_t.
+ *
+ * Thread-safety: functions are as thread-safe as the LibTorch operations they wrap.
+ * Reading tensors from several threads is safe; mutating one from two threads is not.
+ * The error message and the grad mode are per thread.
+ */
+#ifndef LORA4J_H
+#define LORA4J_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ status */
+
+typedef int32_t lt_status;
+
+enum {
+    LT_OK = 0,
+    LT_ERR_GENERIC = 1,        /* c10::Error or std::exception */
+    LT_ERR_INDEX = 2,          /* c10::IndexError, std::out_of_range */
+    LT_ERR_VALUE = 3,          /* c10::ValueError, std::invalid_argument */
+    LT_ERR_TYPE = 4,           /* c10::TypeError */
+    LT_ERR_NOT_IMPLEMENTED = 5,/* c10::NotImplementedError */
+    LT_ERR_OUT_OF_MEMORY = 6,  /* std::bad_alloc, allocator failures */
+    LT_ERR_NULL_ARGUMENT = 7   /* a required handle or pointer was NULL */
+};
+
+/* Message of the last failed call on this thread ("" when none). Valid until the next
+ * failing call on the same thread. Never NULL. */
+const char* lt_last_error(void);
+
+/* ------------------------------------------------------------------ enums */
+
+enum {
+    LT_FLOAT32 = 0,
+    LT_FLOAT64 = 1,
+    LT_FLOAT16 = 2,
+    LT_BFLOAT16 = 3,
+    LT_INT64 = 4,
+    LT_INT32 = 5,
+    LT_UINT8 = 6,
+    LT_BOOL = 7,
+    LT_INT16 = 8,
+    LT_INT8 = 9
+};
+
+enum {
+    LT_DEVICE_CPU = 0,
+    LT_DEVICE_CUDA = 1
+};
+
+enum {
+    LT_REDUCTION_NONE = 0,
+    LT_REDUCTION_MEAN = 1,
+    LT_REDUCTION_SUM = 2
+};
+
+/* ------------------------------------------------------------------ library */
+
+typedef struct lt_tensor lt_tensor;
+
+/* LibTorch version, e.g. "1.13.1". Static storage. */
+const char* lt_version(void);
+/* Sets LibTorch's intra-op threads and, when an OpenBLAS is loaded, its threads too. */
+lt_status lt_set_num_threads(int32_t n);
+int32_t lt_get_num_threads(void);
+lt_status lt_manual_seed(uint64_t seed);
+/* Number of usable devices of a type (always 1 for CPU, 0 for CUDA on a CPU build). */
+int32_t lt_device_count(int32_t device_type);
+
+/* ------------------------------------------------------------------ tensor life */
+
+lt_status lt_tensor_free(lt_tensor* t);
+
+lt_status lt_empty(const int64_t* shape, int64_t ndim, int32_t dtype, lt_tensor** out);
+lt_status lt_zeros(const int64_t* shape, int64_t ndim, int32_t dtype, lt_tensor** out);
+lt_status lt_ones(const int64_t* shape, int64_t ndim, int32_t dtype, lt_tensor** out);
+lt_status lt_full(const int64_t* shape, int64_t ndim, double value, int32_t dtype, lt_tensor** out);
+lt_status lt_arange(double start, double end, double step, int32_t dtype, lt_tensor** out);
+lt_status lt_rand(const int64_t* shape, int64_t ndim, int32_t dtype, lt_tensor** out);
+lt_status lt_randn(const int64_t* shape, int64_t ndim, int32_t dtype, lt_tensor** out);
+/* A new tensor holding a copy of nbytes at data (nbytes must equal numel * element size). */
+lt_status lt_from_data(const void* data, int64_t nbytes, const int64_t* shape, int64_t ndim,
+                       int32_t dtype, lt_tensor** out);
+/* A 0-dimensional tensor holding value converted to dtype. */
+lt_status lt_scalar_tensor(double value, int32_t dtype, lt_tensor** out);
+
+/* ------------------------------------------------------------------ queries */
+
+/* Number of dimensions; -1 when t is NULL. */
+int64_t lt_tensor_dim(const lt_tensor* t);
+/* Copies min(capacity, dim) sizes (or strides) into out. */
+lt_status lt_tensor_sizes(const lt_tensor* t, int64_t* out, int64_t capacity);
+lt_status lt_tensor_strides(const lt_tensor* t, int64_t* out, int64_t capacity);
+int64_t lt_tensor_numel(const lt_tensor* t);
+int32_t lt_tensor_dtype(const lt_tensor* t);
+int32_t lt_tensor_device_type(const lt_tensor* t);
+int32_t lt_tensor_device_index(const lt_tensor* t);
+int32_t lt_tensor_is_contiguous(const lt_tensor* t);
+/* Element size in bytes of a dtype code, 0 for an unknown code. */
+int64_t lt_dtype_size(int32_t dtype);
+/* Address of the first element of a contiguous CPU tensor (fails otherwise). */
+lt_status lt_tensor_data_ptr(const lt_tensor* t, void** out);
+/* Copies the tensor's elements (converted to nothing: same dtype) into dst as a
+ * contiguous buffer; nbytes must equal numel * element size. */
+lt_status lt_tensor_copy_to(const lt_tensor* t, void* dst, int64_t nbytes);
+/* The value of a one-element tensor as double. */
+lt_status lt_tensor_item_double(const lt_tensor* t, double* out);
+lt_status lt_tensor_item_int64(const lt_tensor* t, int64_t* out);
+/* Whether every element is finite (true for integral tensors). */
+lt_status lt_tensor_all_finite(const lt_tensor* t, int32_t* out);
+/* Whether two tensors share the same storage and offset (are the same data). */
+lt_status lt_tensor_equal(const lt_tensor* a, const lt_tensor* b, int32_t* out);
+lt_status lt_tensor_allclose(const lt_tensor* a, const lt_tensor* b, double rtol, double atol,
+                             int32_t* out);
+
+/* ------------------------------------------------------------------ conversions */
+
+lt_status lt_to_dtype(const lt_tensor* t, int32_t dtype, lt_tensor** out);
+lt_status lt_to_device(const lt_tensor* t, int32_t device_type, int32_t device_index,
+                       lt_tensor** out);
+lt_status lt_clone(const lt_tensor* t, lt_tensor** out);
+lt_status lt_detach(const lt_tensor* t, lt_tensor** out);
+lt_status lt_contiguous(const lt_tensor* t, lt_tensor** out);
+/* Another handle to the same tensor (shares storage and autograd identity). */
+lt_status lt_shallow_copy(const lt_tensor* t, lt_tensor** out);
+
+/* ------------------------------------------------------------------ autograd */
+
+int32_t lt_requires_grad(const lt_tensor* t);
+lt_status lt_set_requires_grad(lt_tensor* t, int32_t requires_grad);
+int32_t lt_is_leaf(const lt_tensor* t);
+/* gradient may be NULL for a one-element t. */
+lt_status lt_backward(const lt_tensor* t, const lt_tensor* gradient, int32_t retain_graph);
+/* *out is NULL when t has no gradient. */
+lt_status lt_grad(const lt_tensor* t, lt_tensor** out);
+/* Fills an existing gradient with zeros (no-op when there is none). */
+lt_status lt_zero_grad(lt_tensor* t);
+/* Drops the gradient (PyTorch's set_to_none). */
+lt_status lt_clear_grad(lt_tensor* t);
+/* Thread-local grad mode: sets it and returns the previous value through previous. */
+lt_status lt_grad_set_enabled(int32_t enabled, int32_t* previous);
+int32_t lt_grad_is_enabled(void);
+
+/* ------------------------------------------------------------------ elementwise */
+
+lt_status lt_add(const lt_tensor* a, const lt_tensor* b, double alpha, lt_tensor** out);
+lt_status lt_sub(const lt_tensor* a, const lt_tensor* b, double alpha, lt_tensor** out);
+lt_status lt_mul(const lt_tensor* a, const lt_tensor* b, lt_tensor** out);
+lt_status lt_div(const lt_tensor* a, const lt_tensor* b, lt_tensor** out);
+lt_status lt_add_scalar(const lt_tensor* a, double s, lt_tensor** out);
+lt_status lt_sub_scalar(const lt_tensor* a, double s, lt_tensor** out);
+lt_status lt_mul_scalar(const lt_tensor* a, double s, lt_tensor** out);
+lt_status lt_div_scalar(const lt_tensor* a, double s, lt_tensor** out);
+lt_status lt_pow_scalar(const lt_tensor* a, double exponent, lt_tensor** out);
+lt_status lt_pow(const lt_tensor* a, const lt_tensor* exponent, lt_tensor** out);
+
+enum {
+    LT_UNARY_NEG = 0,
+    LT_UNARY_EXP = 1,
+    LT_UNARY_LOG = 2,
+    LT_UNARY_SQRT = 3,
+    LT_UNARY_ABS = 4,
+    LT_UNARY_RELU = 5,
+    LT_UNARY_SIGMOID = 6,
+    LT_UNARY_TANH = 7,
+    LT_UNARY_GELU = 8,
+    LT_UNARY_GELU_TANH = 9
+};
+lt_status lt_unary(const lt_tensor* a, int32_t op, lt_tensor** out);
+
+/* In place on a (fails on a leaf that requires grad while grad mode is on). */
+lt_status lt_add_(lt_tensor* a, const lt_tensor* b, double alpha);
+lt_status lt_mul_(lt_tensor* a, const lt_tensor* b);
+lt_status lt_add_scalar_(lt_tensor* a, double s);
+lt_status lt_mul_scalar_(lt_tensor* a, double s);
+lt_status lt_copy_(lt_tensor* dst, const lt_tensor* src);
+lt_status lt_zero_(lt_tensor* a);
+lt_status lt_fill_(lt_tensor* a, double value);
+
+/* ------------------------------------------------------------------ reductions */
+
+lt_status lt_sum(const lt_tensor* a, lt_tensor** out);
+lt_status lt_mean(const lt_tensor* a, lt_tensor** out);
+lt_status lt_sum_dims(const lt_tensor* a, const int64_t* dims, int64_t ndims, int32_t keepdim,
+                      lt_tensor** out);
+lt_status lt_mean_dims(const lt_tensor* a, const int64_t* dims, int64_t ndims, int32_t keepdim,
+                       lt_tensor** out);
+/* Maximum over one dimension: values and indices. */
+lt_status lt_max_dim(const lt_tensor* a, int64_t dim, int32_t keepdim, lt_tensor** values,
+                     lt_tensor** indices);
+lt_status lt_max(const lt_tensor* a, lt_tensor** out);
+lt_status lt_argmax(const lt_tensor* a, int64_t dim, int32_t keepdim, lt_tensor** out);
+
+/* ------------------------------------------------------------------ shape */
+
+lt_status lt_matmul(const lt_tensor* a, const lt_tensor* b, lt_tensor** out);
+lt_status lt_mm(const lt_tensor* a, const lt_tensor* b, lt_tensor** out);
+lt_status lt_t(const lt_tensor* a, lt_tensor** out);
+lt_status lt_transpose(const lt_tensor* a, int64_t dim0, int64_t dim1, lt_tensor** out);
+lt_status lt_permute(const lt_tensor* a, const int64_t* dims, int64_t ndims, lt_tensor** out);
+lt_status lt_reshape(const lt_tensor* a, const int64_t* shape, int64_t ndim, lt_tensor** out);
+lt_status lt_view(const lt_tensor* a, const int64_t* shape, int64_t ndim, lt_tensor** out);
+lt_status lt_narrow(const lt_tensor* a, int64_t dim, int64_t start, int64_t length,
+                    lt_tensor** out);
+lt_status lt_index_select(const lt_tensor* a, int64_t dim, const lt_tensor* index,
+                          lt_tensor** out);
+lt_status lt_cat(const lt_tensor* const* tensors, int64_t count, int64_t dim, lt_tensor** out);
+lt_status lt_stack(const lt_tensor* const* tensors, int64_t count, int64_t dim, lt_tensor** out);
+lt_status lt_squeeze(const lt_tensor* a, int64_t dim, lt_tensor** out);
+lt_status lt_squeeze_all(const lt_tensor* a, lt_tensor** out);
+lt_status lt_unsqueeze(const lt_tensor* a, int64_t dim, lt_tensor** out);
+
+/* ------------------------------------------------------------------ nn functional */
+
+/* y = x·weightᵀ + bias; bias may be NULL. */
+lt_status lt_linear(const lt_tensor* input, const lt_tensor* weight, const lt_tensor* bias,
+                    lt_tensor** out);
+/* Convolution over spatial_dims (1, 2 or 3) dimensions; stride, padding and dilation
+ * each hold spatial_dims values; bias may be NULL. */
+lt_status lt_conv(const lt_tensor* input, const lt_tensor* weight, const lt_tensor* bias,
+                  int32_t spatial_dims, const int64_t* stride, const int64_t* padding,
+                  const int64_t* dilation, int64_t groups, lt_tensor** out);
+/* Rows of weight selected by indices; padding_idx < 0 means none. */
+lt_status lt_embedding(const lt_tensor* weight, const lt_tensor* indices, int64_t padding_idx,
+                       lt_tensor** out);
+lt_status lt_dropout(const lt_tensor* input, double p, int32_t train, lt_tensor** out);
+lt_status lt_softmax(const lt_tensor* input, int64_t dim, lt_tensor** out);
+lt_status lt_log_softmax(const lt_tensor* input, int64_t dim, lt_tensor** out);
+/* weight may be NULL. */
+lt_status lt_cross_entropy(const lt_tensor* input, const lt_tensor* target,
+                           const lt_tensor* weight, int32_t reduction, int64_t ignore_index,
+                           double label_smoothing, lt_tensor** out);
+lt_status lt_nll_loss(const lt_tensor* input, const lt_tensor* target, const lt_tensor* weight,
+                      int32_t reduction, int64_t ignore_index, lt_tensor** out);
+lt_status lt_mse_loss(const lt_tensor* input, const lt_tensor* target, int32_t reduction,
+                      lt_tensor** out);
+
+/* ------------------------------------------------------------------ init (in place, no grad) */
+
+/* PyTorch's kaiming_uniform_ with mode fan_in and nonlinearity leaky_relu. */
+lt_status lt_kaiming_uniform_(lt_tensor* t, double a);
+lt_status lt_normal_(lt_tensor* t, double mean, double std);
+lt_status lt_uniform_(lt_tensor* t, double from, double to);
+lt_status lt_zeros_(lt_tensor* t);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LORA4J_H */
