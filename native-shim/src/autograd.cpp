@@ -7,28 +7,28 @@ using lt::T;
 
 extern "C" {
 
-int32_t lt_requires_grad(const lt_tensor* t) { return t != nullptr && t->t.requires_grad(); }
+int32_t lt_requires_grad(const lt_tensor* t) { return t != nullptr && lt::impl(t)->requires_grad(); }
 
 lt_status lt_set_requires_grad(lt_tensor* t, int32_t requires_grad) {
-    LT_BODY(lt::need(t, "t")->t.requires_grad_(requires_grad != 0));
+    LT_BODY(T(t, "t")->requires_grad_(requires_grad != 0));
 }
 
-int32_t lt_is_leaf(const lt_tensor* t) { return t != nullptr && t->t.is_leaf(); }
+int32_t lt_is_leaf(const lt_tensor* t) { return t != nullptr && lt::Borrowed(t)->is_leaf(); }
 
 lt_status lt_backward(const lt_tensor* t, const lt_tensor* gradient, int32_t retain_graph) {
-    LT_BODY(T(t, "t").backward(lt::opt(gradient), retain_graph != 0));
+    LT_BODY(T(t, "t")->backward(lt::opt(gradient), retain_graph != 0));
 }
 
 lt_status lt_grad(const lt_tensor* t, lt_tensor** out) {
     LT_BODY(
-        const at::Tensor& g = T(t, "t").grad();
-        *lt::need(out, "out") = g.defined() ? new lt_tensor{g} : nullptr;
+        const at::Tensor& g = T(t, "t")->grad();
+        *lt::need(out, "out") = lt::release(g);
     );
 }
 
 lt_status lt_zero_grad(lt_tensor* t) {
     LT_BODY(
-        at::Tensor& g = lt::need(t, "t")->t.mutable_grad();
+        at::Tensor& g = T(t, "t")->mutable_grad();
         if (g.defined()) {
             c10::NoGradGuard no_grad;
             g.zero_();
@@ -36,7 +36,7 @@ lt_status lt_zero_grad(lt_tensor* t) {
     );
 }
 
-lt_status lt_clear_grad(lt_tensor* t) { LT_BODY(lt::need(t, "t")->t.mutable_grad().reset()); }
+lt_status lt_clear_grad(lt_tensor* t) { LT_BODY(T(t, "t")->mutable_grad().reset()); }
 
 lt_status lt_grad_set_enabled(int32_t enabled, int32_t* previous) {
     LT_BODY(

@@ -37,7 +37,9 @@ lt_status translate_current_exception() noexcept {
         const char* msg = e.what_without_backtrace();
         set_error(msg);
         // The CPU allocator reports exhaustion as a plain c10::Error.
-        if (std::string(msg).find("not enough memory") != std::string::npos)
+        const std::string m(msg);
+        if (m.find("not enough memory") != std::string::npos ||
+            m.find("can't allocate memory") != std::string::npos)
             return LT_ERR_OUT_OF_MEMORY;
         return LT_ERR_GENERIC;
     } catch (const NullArgument& e) {

@@ -9,11 +9,31 @@
 
 #include "lora4j.h"
 
-struct lt_tensor {
-    at::Tensor t;
-};
+// An lt_tensor* is an at::TensorImpl* that owns one reference: no allocation of its own,
+// so creating and freeing a handle costs what an at::Tensor's construction and destruction
+// cost. lt_tensor is never defined.
 
 namespace lt {
+
+using TensorPtr = c10::intrusive_ptr<at::TensorImpl, at::UndefinedTensorImpl>;
+
+inline at::TensorImpl* impl(const lt_tensor* h) {
+    return reinterpret_cast<at::TensorImpl*>(const_cast<lt_tensor*>(h));
+}
+
+// An at::Tensor view of a handle that leaves its reference count alone.
+class Borrowed {
+public:
+    explicit Borrowed(const lt_tensor* h) : t_(TensorPtr::reclaim(impl(h))) {}
+    Borrowed(const Borrowed&) = delete;
+    Borrowed& operator=(const Borrowed&) = delete;
+    ~Borrowed() { t_.unsafeReleaseTensorImpl(); }
+    const at::Tensor& operator*() const { return t_; }
+    const at::Tensor* operator->() const { return &t_; }
+
+private:
+    at::Tensor t_;
+};
 
 // Thrown by the shim itself for a NULL required argument.
 struct NullArgument : std::invalid_argument {
@@ -34,13 +54,14 @@ inline lt_status guarded(Body&& body) noexcept {
     }
 }
 
-inline const at::Tensor& T(const lt_tensor* h, const char* name) {
+// A required tensor argument.
+inline Borrowed T(const lt_tensor* h, const char* name) {
     if (h == nullptr) throw NullArgument(std::string("argument '") + name + "' is NULL");
-    return h->t;
+    return Borrowed(h);
 }
 
-// The optional form: NULL means an undefined (absent) tensor.
-inline at::Tensor opt(const lt_tensor* h) { return h == nullptr ? at::Tensor() : h->t; }
+// The optional form: NULL means an undefined (absent) tensor (one reference-count bump).
+inline at::Tensor opt(const lt_tensor* h) { return h == nullptr ? at::Tensor() : *Borrowed(h); }
 
 template <class P>
 inline P* need(P* p, const char* name) {
@@ -48,9 +69,13 @@ inline P* need(P* p, const char* name) {
     return p;
 }
 
-inline void put(lt_tensor** out, at::Tensor t) {
-    *out = new lt_tensor{std::move(t)};
+// Hands the tensor's reference to the caller as a handle (NULL for an undefined tensor).
+inline lt_tensor* release(at::Tensor t) {
+    if (!t.defined()) return nullptr;
+    return reinterpret_cast<lt_tensor*>(t.unsafeReleaseTensorImpl());
 }
+
+inline void put(lt_tensor** out, at::Tensor t) { *out = release(std::move(t)); }
 
 at::ScalarType scalar_type(int32_t dtype);
 int32_t dtype_code(at::ScalarType type);

@@ -10,7 +10,7 @@ extern "C" {
 
 lt_status lt_linear(const lt_tensor* input, const lt_tensor* weight, const lt_tensor* bias,
                     lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), at::linear(T(input, "input"), T(weight, "weight"), lt::opt(bias))));
+    LT_BODY(lt::put(lt::need(out, "out"), at::linear(*T(input, "input"), *T(weight, "weight"), lt::opt(bias))));
 }
 
 lt_status lt_conv(const lt_tensor* input, const lt_tensor* weight, const lt_tensor* bias,
@@ -18,8 +18,8 @@ lt_status lt_conv(const lt_tensor* input, const lt_tensor* weight, const lt_tens
                   const int64_t* dilation, int64_t groups, lt_tensor** out) {
     LT_BODY(
         lt::need(out, "out");
-        const at::Tensor& x = T(input, "input");
-        const at::Tensor& w = T(weight, "weight");
+        const lt::Borrowed x_ = T(input, "input"); const at::Tensor& x = *x_;
+        const lt::Borrowed w_ = T(weight, "weight"); const at::Tensor& w = *w_;
         auto s = lt::dims(stride, spatial_dims, "stride");
         auto p = lt::dims(padding, spatial_dims, "padding");
         auto d = lt::dims(dilation, spatial_dims, "dilation");
@@ -37,54 +37,54 @@ lt_status lt_conv(const lt_tensor* input, const lt_tensor* weight, const lt_tens
 lt_status lt_embedding(const lt_tensor* weight, const lt_tensor* indices, int64_t padding_idx,
                        lt_tensor** out) {
     LT_BODY(lt::put(lt::need(out, "out"),
-                    at::embedding(T(weight, "weight"), T(indices, "indices"),
+                    at::embedding(*T(weight, "weight"), *T(indices, "indices"),
                                   padding_idx < 0 ? -1 : padding_idx)));
 }
 
 lt_status lt_dropout(const lt_tensor* input, double p, int32_t train, lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), at::dropout(T(input, "input"), p, train != 0)));
+    LT_BODY(lt::put(lt::need(out, "out"), at::dropout(*T(input, "input"), p, train != 0)));
 }
 
 lt_status lt_softmax(const lt_tensor* input, int64_t dim, lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), at::softmax(T(input, "input"), dim)));
+    LT_BODY(lt::put(lt::need(out, "out"), at::softmax(*T(input, "input"), dim)));
 }
 
 lt_status lt_log_softmax(const lt_tensor* input, int64_t dim, lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), at::log_softmax(T(input, "input"), dim)));
+    LT_BODY(lt::put(lt::need(out, "out"), at::log_softmax(*T(input, "input"), dim)));
 }
 
 lt_status lt_cross_entropy(const lt_tensor* input, const lt_tensor* target, const lt_tensor* weight,
                            int32_t reduction, int64_t ignore_index, double label_smoothing,
                            lt_tensor** out) {
     LT_BODY(lt::put(lt::need(out, "out"),
-                    at::cross_entropy_loss(T(input, "input"), T(target, "target"), lt::opt(weight),
+                    at::cross_entropy_loss(*T(input, "input"), *T(target, "target"), lt::opt(weight),
                                            reduction, ignore_index, label_smoothing)));
 }
 
 lt_status lt_nll_loss(const lt_tensor* input, const lt_tensor* target, const lt_tensor* weight,
                       int32_t reduction, int64_t ignore_index, lt_tensor** out) {
     LT_BODY(lt::put(lt::need(out, "out"),
-                    at::nll_loss_nd(T(input, "input"), T(target, "target"), lt::opt(weight), reduction,
+                    at::nll_loss_nd(*T(input, "input"), *T(target, "target"), lt::opt(weight), reduction,
                                     ignore_index)));
 }
 
 lt_status lt_mse_loss(const lt_tensor* input, const lt_tensor* target, int32_t reduction,
                       lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), at::mse_loss(T(input, "input"), T(target, "target"), reduction)));
+    LT_BODY(lt::put(lt::need(out, "out"), at::mse_loss(*T(input, "input"), *T(target, "target"), reduction)));
 }
 
 lt_status lt_kaiming_uniform_(lt_tensor* t, double a) {
-    LT_BODY(torch::nn::init::kaiming_uniform_(lt::need(t, "t")->t, a, torch::kFanIn, torch::kLeakyReLU));
+    LT_BODY(at::Tensor w = *T(t, "t"); torch::nn::init::kaiming_uniform_(w, a, torch::kFanIn, torch::kLeakyReLU));
 }
 
 lt_status lt_normal_(lt_tensor* t, double mean, double std) {
-    LT_BODY(c10::NoGradGuard g; lt::need(t, "t")->t.normal_(mean, std));
+    LT_BODY(c10::NoGradGuard g; T(t, "t")->normal_(mean, std));
 }
 
 lt_status lt_uniform_(lt_tensor* t, double from, double to) {
-    LT_BODY(c10::NoGradGuard g; lt::need(t, "t")->t.uniform_(from, to));
+    LT_BODY(c10::NoGradGuard g; T(t, "t")->uniform_(from, to));
 }
 
-lt_status lt_zeros_(lt_tensor* t) { LT_BODY(c10::NoGradGuard g; lt::need(t, "t")->t.zero_()); }
+lt_status lt_zeros_(lt_tensor* t) { LT_BODY(c10::NoGradGuard g; T(t, "t")->zero_()); }
 
 }  // extern "C"

@@ -12,7 +12,7 @@ std::vector<at::Tensor> tensor_list(const lt_tensor* const* ts, int64_t count) {
     lt::need(ts, "tensors");
     std::vector<at::Tensor> v;
     v.reserve(static_cast<size_t>(count));
-    for (int64_t i = 0; i < count; ++i) v.push_back(T(ts[i], "tensors[i]"));
+    for (int64_t i = 0; i < count; ++i) v.push_back(*T(ts[i], "tensors[i]"));
     return v;
 }
 
@@ -22,55 +22,55 @@ extern "C" {
 
 lt_status lt_add(const lt_tensor* a, const lt_tensor* b, double alpha, lt_tensor** out) {
     LT_BODY(
-        const at::Tensor& x = T(a, "a");
+        const lt::Borrowed x_ = T(a, "a"); const at::Tensor& x = *x_;
         lt::put(lt::need(out, "out"),
-                alpha == 1.0 ? at::add(x, T(b, "b")) : at::add(x, T(b, "b"), lt::scalar_for(x, alpha)));
+                alpha == 1.0 ? at::add(x, *T(b, "b")) : at::add(x, *T(b, "b"), lt::scalar_for(x, alpha)));
     );
 }
 
 lt_status lt_sub(const lt_tensor* a, const lt_tensor* b, double alpha, lt_tensor** out) {
     LT_BODY(
-        const at::Tensor& x = T(a, "a");
+        const lt::Borrowed x_ = T(a, "a"); const at::Tensor& x = *x_;
         lt::put(lt::need(out, "out"),
-                alpha == 1.0 ? at::sub(x, T(b, "b")) : at::sub(x, T(b, "b"), lt::scalar_for(x, alpha)));
+                alpha == 1.0 ? at::sub(x, *T(b, "b")) : at::sub(x, *T(b, "b"), lt::scalar_for(x, alpha)));
     );
 }
 
 lt_status lt_mul(const lt_tensor* a, const lt_tensor* b, lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), at::mul(T(a, "a"), T(b, "b"))));
+    LT_BODY(lt::put(lt::need(out, "out"), at::mul(*T(a, "a"), *T(b, "b"))));
 }
 
 lt_status lt_div(const lt_tensor* a, const lt_tensor* b, lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), at::div(T(a, "a"), T(b, "b"))));
+    LT_BODY(lt::put(lt::need(out, "out"), at::div(*T(a, "a"), *T(b, "b"))));
 }
 
 lt_status lt_add_scalar(const lt_tensor* a, double s, lt_tensor** out) {
-    LT_BODY(const at::Tensor& x = T(a, "a"); lt::put(lt::need(out, "out"), at::add(x, lt::scalar_for(x, s))));
+    LT_BODY(const lt::Borrowed x_ = T(a, "a"); const at::Tensor& x = *x_; lt::put(lt::need(out, "out"), at::add(x, lt::scalar_for(x, s))));
 }
 
 lt_status lt_sub_scalar(const lt_tensor* a, double s, lt_tensor** out) {
-    LT_BODY(const at::Tensor& x = T(a, "a"); lt::put(lt::need(out, "out"), at::sub(x, lt::scalar_for(x, s))));
+    LT_BODY(const lt::Borrowed x_ = T(a, "a"); const at::Tensor& x = *x_; lt::put(lt::need(out, "out"), at::sub(x, lt::scalar_for(x, s))));
 }
 
 lt_status lt_mul_scalar(const lt_tensor* a, double s, lt_tensor** out) {
-    LT_BODY(const at::Tensor& x = T(a, "a"); lt::put(lt::need(out, "out"), at::mul(x, lt::scalar_for(x, s))));
+    LT_BODY(const lt::Borrowed x_ = T(a, "a"); const at::Tensor& x = *x_; lt::put(lt::need(out, "out"), at::mul(x, lt::scalar_for(x, s))));
 }
 
 lt_status lt_div_scalar(const lt_tensor* a, double s, lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), at::div(T(a, "a"), at::Scalar(s))));
+    LT_BODY(lt::put(lt::need(out, "out"), at::div(*T(a, "a"), at::Scalar(s))));
 }
 
 lt_status lt_pow_scalar(const lt_tensor* a, double exponent, lt_tensor** out) {
-    LT_BODY(const at::Tensor& x = T(a, "a"); lt::put(lt::need(out, "out"), at::pow(x, lt::scalar_for(x, exponent))));
+    LT_BODY(const lt::Borrowed x_ = T(a, "a"); const at::Tensor& x = *x_; lt::put(lt::need(out, "out"), at::pow(x, lt::scalar_for(x, exponent))));
 }
 
 lt_status lt_pow(const lt_tensor* a, const lt_tensor* exponent, lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), at::pow(T(a, "a"), T(exponent, "exponent"))));
+    LT_BODY(lt::put(lt::need(out, "out"), at::pow(*T(a, "a"), *T(exponent, "exponent"))));
 }
 
 lt_status lt_unary(const lt_tensor* a, int32_t op, lt_tensor** out) {
     LT_BODY(
-        const at::Tensor& x = T(a, "a");
+        const lt::Borrowed x_ = T(a, "a"); const at::Tensor& x = *x_;
         at::Tensor r;
         switch (op) {
             case LT_UNARY_NEG: r = at::neg(x); break;
@@ -90,39 +90,39 @@ lt_status lt_unary(const lt_tensor* a, int32_t op, lt_tensor** out) {
 }
 
 lt_status lt_add_(lt_tensor* a, const lt_tensor* b, double alpha) {
-    LT_BODY(at::Tensor& x = lt::need(a, "a")->t; x.add_(T(b, "b"), lt::scalar_for(x, alpha)));
+    LT_BODY(const lt::Borrowed x_ = T(a, "a"); const at::Tensor& x = *x_; x.add_(*T(b, "b"), lt::scalar_for(x, alpha)));
 }
 
-lt_status lt_mul_(lt_tensor* a, const lt_tensor* b) { LT_BODY(lt::need(a, "a")->t.mul_(T(b, "b"))); }
+lt_status lt_mul_(lt_tensor* a, const lt_tensor* b) { LT_BODY(T(a, "a")->mul_(*T(b, "b"))); }
 
 lt_status lt_add_scalar_(lt_tensor* a, double s) {
-    LT_BODY(at::Tensor& x = lt::need(a, "a")->t; x.add_(lt::scalar_for(x, s)));
+    LT_BODY(const lt::Borrowed x_ = T(a, "a"); const at::Tensor& x = *x_; x.add_(lt::scalar_for(x, s)));
 }
 
 lt_status lt_mul_scalar_(lt_tensor* a, double s) {
-    LT_BODY(at::Tensor& x = lt::need(a, "a")->t; x.mul_(lt::scalar_for(x, s)));
+    LT_BODY(const lt::Borrowed x_ = T(a, "a"); const at::Tensor& x = *x_; x.mul_(lt::scalar_for(x, s)));
 }
 
-lt_status lt_copy_(lt_tensor* dst, const lt_tensor* src) { LT_BODY(lt::need(dst, "dst")->t.copy_(T(src, "src"))); }
+lt_status lt_copy_(lt_tensor* dst, const lt_tensor* src) { LT_BODY(T(dst, "dst")->copy_(*T(src, "src"))); }
 
-lt_status lt_zero_(lt_tensor* a) { LT_BODY(lt::need(a, "a")->t.zero_()); }
+lt_status lt_zero_(lt_tensor* a) { LT_BODY(T(a, "a")->zero_()); }
 
 lt_status lt_fill_(lt_tensor* a, double value) {
-    LT_BODY(at::Tensor& x = lt::need(a, "a")->t; x.fill_(lt::scalar_for(x, value)));
+    LT_BODY(const lt::Borrowed x_ = T(a, "a"); const at::Tensor& x = *x_; x.fill_(lt::scalar_for(x, value)));
 }
 
-lt_status lt_sum(const lt_tensor* a, lt_tensor** out) { LT_BODY(lt::put(lt::need(out, "out"), T(a, "a").sum())); }
+lt_status lt_sum(const lt_tensor* a, lt_tensor** out) { LT_BODY(lt::put(lt::need(out, "out"), T(a, "a")->sum())); }
 
-lt_status lt_mean(const lt_tensor* a, lt_tensor** out) { LT_BODY(lt::put(lt::need(out, "out"), T(a, "a").mean())); }
+lt_status lt_mean(const lt_tensor* a, lt_tensor** out) { LT_BODY(lt::put(lt::need(out, "out"), T(a, "a")->mean())); }
 
 lt_status lt_sum_dims(const lt_tensor* a, const int64_t* dims, int64_t ndims, int32_t keepdim,
                       lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), T(a, "a").sum(lt::dims(dims, ndims, "dims"), keepdim != 0)));
+    LT_BODY(lt::put(lt::need(out, "out"), T(a, "a")->sum(lt::dims(dims, ndims, "dims"), keepdim != 0)));
 }
 
 lt_status lt_mean_dims(const lt_tensor* a, const int64_t* dims, int64_t ndims, int32_t keepdim,
                        lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), T(a, "a").mean(lt::dims(dims, ndims, "dims"), keepdim != 0)));
+    LT_BODY(lt::put(lt::need(out, "out"), T(a, "a")->mean(lt::dims(dims, ndims, "dims"), keepdim != 0)));
 }
 
 lt_status lt_max_dim(const lt_tensor* a, int64_t dim, int32_t keepdim, lt_tensor** values,
@@ -130,50 +130,50 @@ lt_status lt_max_dim(const lt_tensor* a, int64_t dim, int32_t keepdim, lt_tensor
     LT_BODY(
         lt::need(values, "values");
         lt::need(indices, "indices");
-        auto r = at::max(T(a, "a"), dim, keepdim != 0);
+        auto r = at::max(*T(a, "a"), dim, keepdim != 0);
         lt::put(values, std::get<0>(r));
         lt::put(indices, std::get<1>(r));
     );
 }
 
-lt_status lt_max(const lt_tensor* a, lt_tensor** out) { LT_BODY(lt::put(lt::need(out, "out"), at::max(T(a, "a")))); }
+lt_status lt_max(const lt_tensor* a, lt_tensor** out) { LT_BODY(lt::put(lt::need(out, "out"), at::max(*T(a, "a")))); }
 
 lt_status lt_argmax(const lt_tensor* a, int64_t dim, int32_t keepdim, lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), at::argmax(T(a, "a"), dim, keepdim != 0)));
+    LT_BODY(lt::put(lt::need(out, "out"), at::argmax(*T(a, "a"), dim, keepdim != 0)));
 }
 
 lt_status lt_matmul(const lt_tensor* a, const lt_tensor* b, lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), at::matmul(T(a, "a"), T(b, "b"))));
+    LT_BODY(lt::put(lt::need(out, "out"), at::matmul(*T(a, "a"), *T(b, "b"))));
 }
 
 lt_status lt_mm(const lt_tensor* a, const lt_tensor* b, lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), at::mm(T(a, "a"), T(b, "b"))));
+    LT_BODY(lt::put(lt::need(out, "out"), at::mm(*T(a, "a"), *T(b, "b"))));
 }
 
-lt_status lt_t(const lt_tensor* a, lt_tensor** out) { LT_BODY(lt::put(lt::need(out, "out"), T(a, "a").t())); }
+lt_status lt_t(const lt_tensor* a, lt_tensor** out) { LT_BODY(lt::put(lt::need(out, "out"), T(a, "a")->t())); }
 
 lt_status lt_transpose(const lt_tensor* a, int64_t dim0, int64_t dim1, lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), T(a, "a").transpose(dim0, dim1)));
+    LT_BODY(lt::put(lt::need(out, "out"), T(a, "a")->transpose(dim0, dim1)));
 }
 
 lt_status lt_permute(const lt_tensor* a, const int64_t* dims, int64_t ndims, lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), T(a, "a").permute(lt::dims(dims, ndims, "dims"))));
+    LT_BODY(lt::put(lt::need(out, "out"), T(a, "a")->permute(lt::dims(dims, ndims, "dims"))));
 }
 
 lt_status lt_reshape(const lt_tensor* a, const int64_t* shape, int64_t ndim, lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), T(a, "a").reshape(lt::dims(shape, ndim, "shape"))));
+    LT_BODY(lt::put(lt::need(out, "out"), T(a, "a")->reshape(lt::dims(shape, ndim, "shape"))));
 }
 
 lt_status lt_view(const lt_tensor* a, const int64_t* shape, int64_t ndim, lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), T(a, "a").view(lt::dims(shape, ndim, "shape"))));
+    LT_BODY(lt::put(lt::need(out, "out"), T(a, "a")->view(lt::dims(shape, ndim, "shape"))));
 }
 
 lt_status lt_narrow(const lt_tensor* a, int64_t dim, int64_t start, int64_t length, lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), T(a, "a").narrow(dim, start, length)));
+    LT_BODY(lt::put(lt::need(out, "out"), T(a, "a")->narrow(dim, start, length)));
 }
 
 lt_status lt_index_select(const lt_tensor* a, int64_t dim, const lt_tensor* index, lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), at::index_select(T(a, "a"), dim, T(index, "index"))));
+    LT_BODY(lt::put(lt::need(out, "out"), at::index_select(*T(a, "a"), dim, *T(index, "index"))));
 }
 
 lt_status lt_cat(const lt_tensor* const* tensors, int64_t count, int64_t dim, lt_tensor** out) {
@@ -185,15 +185,15 @@ lt_status lt_stack(const lt_tensor* const* tensors, int64_t count, int64_t dim, 
 }
 
 lt_status lt_squeeze(const lt_tensor* a, int64_t dim, lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), T(a, "a").squeeze(dim)));
+    LT_BODY(lt::put(lt::need(out, "out"), T(a, "a")->squeeze(dim)));
 }
 
 lt_status lt_squeeze_all(const lt_tensor* a, lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), T(a, "a").squeeze()));
+    LT_BODY(lt::put(lt::need(out, "out"), T(a, "a")->squeeze()));
 }
 
 lt_status lt_unsqueeze(const lt_tensor* a, int64_t dim, lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), T(a, "a").unsqueeze(dim)));
+    LT_BODY(lt::put(lt::need(out, "out"), T(a, "a")->unsqueeze(dim)));
 }
 
 }  // extern "C"

@@ -32,7 +32,7 @@ const at::Tensor& cpu_contiguous(const at::Tensor& t) {
 extern "C" {
 
 lt_status lt_tensor_free(lt_tensor* t) {
-    delete t;
+    if (t != nullptr) lt::TensorPtr::reclaim(lt::impl(t));  // drops the handle's reference
     return LT_OK;
 }
 
@@ -83,11 +83,11 @@ lt_status lt_scalar_tensor(double value, int32_t dtype, lt_tensor** out) {
     LT_BODY(lt::put(lt::need(out, "out"), at::scalar_tensor(value, options(dtype))));
 }
 
-int64_t lt_tensor_dim(const lt_tensor* t) { return t == nullptr ? -1 : t->t.dim(); }
+int64_t lt_tensor_dim(const lt_tensor* t) { return t == nullptr ? -1 : lt::impl(t)->dim(); }
 
 lt_status lt_tensor_sizes(const lt_tensor* t, int64_t* out, int64_t capacity) {
     LT_BODY(
-        auto s = T(t, "t").sizes();
+        auto s = T(t, "t")->sizes();
         const int64_t n = std::min<int64_t>(capacity, static_cast<int64_t>(s.size()));
         if (n > 0) std::memcpy(lt::need(out, "out"), s.data(), static_cast<size_t>(n) * sizeof(int64_t));
     );
@@ -95,26 +95,26 @@ lt_status lt_tensor_sizes(const lt_tensor* t, int64_t* out, int64_t capacity) {
 
 lt_status lt_tensor_strides(const lt_tensor* t, int64_t* out, int64_t capacity) {
     LT_BODY(
-        auto s = T(t, "t").strides();
+        auto s = T(t, "t")->strides();
         const int64_t n = std::min<int64_t>(capacity, static_cast<int64_t>(s.size()));
         if (n > 0) std::memcpy(lt::need(out, "out"), s.data(), static_cast<size_t>(n) * sizeof(int64_t));
     );
 }
 
-int64_t lt_tensor_numel(const lt_tensor* t) { return t == nullptr ? -1 : t->t.numel(); }
+int64_t lt_tensor_numel(const lt_tensor* t) { return t == nullptr ? -1 : lt::impl(t)->numel(); }
 
 int32_t lt_tensor_dtype(const lt_tensor* t) {
-    return t == nullptr ? -1 : lt::dtype_code(t->t.scalar_type());
+    return t == nullptr ? -1 : lt::dtype_code(c10::typeMetaToScalarType(lt::impl(t)->dtype()));
 }
 
 int32_t lt_tensor_device_type(const lt_tensor* t) {
     if (t == nullptr) return -1;
-    return t->t.device().is_cuda() ? LT_DEVICE_CUDA : LT_DEVICE_CPU;
+    return lt::impl(t)->device().is_cuda() ? LT_DEVICE_CUDA : LT_DEVICE_CPU;
 }
 
-int32_t lt_tensor_device_index(const lt_tensor* t) { return t == nullptr ? -1 : t->t.device().index(); }
+int32_t lt_tensor_device_index(const lt_tensor* t) { return t == nullptr ? -1 : lt::impl(t)->device().index(); }
 
-int32_t lt_tensor_is_contiguous(const lt_tensor* t) { return t != nullptr && t->t.is_contiguous(); }
+int32_t lt_tensor_is_contiguous(const lt_tensor* t) { return t != nullptr && lt::impl(t)->is_contiguous(); }
 
 int64_t lt_dtype_size(int32_t dtype) {
     try {
@@ -125,12 +125,12 @@ int64_t lt_dtype_size(int32_t dtype) {
 }
 
 lt_status lt_tensor_data_ptr(const lt_tensor* t, void** out) {
-    LT_BODY(*lt::need(out, "out") = cpu_contiguous(T(t, "t")).data_ptr());
+    LT_BODY(*lt::need(out, "out") = cpu_contiguous(*T(t, "t")).data_ptr());
 }
 
 lt_status lt_tensor_copy_to(const lt_tensor* t, void* dst, int64_t nbytes) {
     LT_BODY(
-        at::Tensor c = T(t, "t").to(at::kCPU).contiguous();
+        at::Tensor c = T(t, "t")->to(at::kCPU).contiguous();
         const int64_t expected = c.numel() * static_cast<int64_t>(c.element_size());
         if (nbytes != expected)
             throw std::invalid_argument("destination has " + std::to_string(nbytes) +
@@ -140,49 +140,49 @@ lt_status lt_tensor_copy_to(const lt_tensor* t, void* dst, int64_t nbytes) {
 }
 
 lt_status lt_tensor_item_double(const lt_tensor* t, double* out) {
-    LT_BODY(*lt::need(out, "out") = T(t, "t").item<double>());
+    LT_BODY(*lt::need(out, "out") = T(t, "t")->item<double>());
 }
 
 lt_status lt_tensor_item_int64(const lt_tensor* t, int64_t* out) {
-    LT_BODY(*lt::need(out, "out") = T(t, "t").item<int64_t>());
+    LT_BODY(*lt::need(out, "out") = T(t, "t")->item<int64_t>());
 }
 
 lt_status lt_tensor_all_finite(const lt_tensor* t, int32_t* out) {
-    LT_BODY(*lt::need(out, "out") = at::isfinite(T(t, "t")).all().item<bool>() ? 1 : 0);
+    LT_BODY(*lt::need(out, "out") = at::isfinite(*T(t, "t")).all().item<bool>() ? 1 : 0);
 }
 
 lt_status lt_tensor_equal(const lt_tensor* a, const lt_tensor* b, int32_t* out) {
-    LT_BODY(*lt::need(out, "out") = at::equal(T(a, "a"), T(b, "b")) ? 1 : 0);
+    LT_BODY(*lt::need(out, "out") = at::equal(*T(a, "a"), *T(b, "b")) ? 1 : 0);
 }
 
 lt_status lt_tensor_allclose(const lt_tensor* a, const lt_tensor* b, double rtol, double atol,
                              int32_t* out) {
-    LT_BODY(*lt::need(out, "out") = at::allclose(T(a, "a"), T(b, "b"), rtol, atol) ? 1 : 0);
+    LT_BODY(*lt::need(out, "out") = at::allclose(*T(a, "a"), *T(b, "b"), rtol, atol) ? 1 : 0);
 }
 
 lt_status lt_to_dtype(const lt_tensor* t, int32_t dtype, lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), T(t, "t").to(lt::scalar_type(dtype))));
+    LT_BODY(lt::put(lt::need(out, "out"), T(t, "t")->to(lt::scalar_type(dtype))));
 }
 
 lt_status lt_to_device(const lt_tensor* t, int32_t device_type, int32_t device_index,
                        lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), T(t, "t").to(device(device_type, device_index))));
+    LT_BODY(lt::put(lt::need(out, "out"), T(t, "t")->to(device(device_type, device_index))));
 }
 
 lt_status lt_clone(const lt_tensor* t, lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), T(t, "t").clone()));
+    LT_BODY(lt::put(lt::need(out, "out"), T(t, "t")->clone()));
 }
 
 lt_status lt_detach(const lt_tensor* t, lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), T(t, "t").detach()));
+    LT_BODY(lt::put(lt::need(out, "out"), T(t, "t")->detach()));
 }
 
 lt_status lt_contiguous(const lt_tensor* t, lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), T(t, "t").contiguous()));
+    LT_BODY(lt::put(lt::need(out, "out"), T(t, "t")->contiguous()));
 }
 
 lt_status lt_shallow_copy(const lt_tensor* t, lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), T(t, "t")));
+    LT_BODY(lt::put(lt::need(out, "out"), *T(t, "t")));
 }
 
 }  // extern "C"

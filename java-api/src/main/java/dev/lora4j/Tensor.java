@@ -4,6 +4,7 @@ import static dev.lora4j.bindings.LibLora4j.*;
 
 import dev.lora4j.bindings.LibLora4j;
 import dev.lora4j.internal.Calls;
+import dev.lora4j.internal.Critical;
 import dev.lora4j.internal.NativeLibrary;
 import dev.lora4j.internal.PerThread;
 import dev.lora4j.internal.Status;
@@ -86,7 +87,7 @@ public final class Tensor implements AutoCloseable {
         public void run() {
             MemorySegment h = take();
             if (h != null) {
-                lt_tensor_free(h);
+                Critical.free(h);
                 RECLAIMED.increment();
             }
         }
@@ -133,7 +134,7 @@ public final class Tensor implements AutoCloseable {
         MemorySegment h = ref.take();
         if (h == null) return;
         if (viewArena != null) viewArena.close();
-        lt_tensor_free(h);
+        Critical.free(h);
         if (cleanable != null) cleanable.clean();
     }
 
@@ -342,7 +343,7 @@ public final class Tensor implements AutoCloseable {
         long[] s = shape;
         if (s == null) {
             MemorySegment h = handle();
-            int n = (int) lt_tensor_dim(h);
+            int n = (int) Critical.dim(h);
             MemorySegment buf = PerThread.get().longBuffer(0, n);
             Status.check(lt_tensor_sizes(h, buf, n), "shape");
             s = buf.asSlice(0, 8L * n).toArray(ValueLayout.JAVA_LONG);
@@ -381,7 +382,7 @@ public final class Tensor implements AutoCloseable {
     public DType dtype() {
         DType d = dtype;
         if (d == null) {
-            d = DType.ofCode(lt_tensor_dtype(handle()));
+            d = DType.ofCode(Critical.dtype(handle()));
             Reference.reachabilityFence(this);
             dtype = d;
         }
@@ -397,7 +398,7 @@ public final class Tensor implements AutoCloseable {
     }
 
     public boolean isContiguous() {
-        boolean c = lt_tensor_is_contiguous(handle()) != 0;
+        boolean c = Critical.isContiguous(handle());
         Reference.reachabilityFence(this);
         return c;
     }
@@ -568,7 +569,7 @@ public final class Tensor implements AutoCloseable {
     // ------------------------------------------------------------------ autograd
 
     public boolean requiresGrad() {
-        boolean r = lt_requires_grad(handle()) != 0;
+        boolean r = Critical.requiresGrad(handle());
         Reference.reachabilityFence(this);
         return r;
     }
@@ -667,6 +668,7 @@ public final class Tensor implements AutoCloseable {
     }
 
     public Tensor pow(Tensor exponent) {
+        Objects.requireNonNull(exponent, "exponent");
         return Calls.call("pow", this, exponent, LibLora4j::lt_pow);
     }
 
@@ -750,6 +752,7 @@ public final class Tensor implements AutoCloseable {
 
     /** Copies {@code src} (broadcast, converted) into this tensor; returns this. */
     public Tensor copy_(Tensor src) {
+        Objects.requireNonNull(src, "src");
         Calls.inPlace("copy_", this, src, LibLora4j::lt_copy_);
         return this;
     }
@@ -899,6 +902,7 @@ public final class Tensor implements AutoCloseable {
 
     /** Entries of {@code dim} at {@code index} (an int64 or int32 vector). */
     public Tensor indexSelect(int dim, Tensor index) {
+        Objects.requireNonNull(index, "index");
         return Calls.call("indexSelect", this, index, (a, b, o) -> lt_index_select(a, dim, b, o));
     }
 

@@ -1,6 +1,10 @@
 package dev.lora4j.benchmarks;
 
 import dev.lora4j.Tensor;
+import dev.lora4j.bindings.LibLora4j;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import dev.lora4j.TensorScope;
 import dev.lora4j.Torch;
 import java.util.concurrent.TimeUnit;
@@ -32,18 +36,28 @@ public class PerCallBenchmark {
 
     private Tensor a;
     private Tensor b;
+    private MemorySegment rawA;
+    private MemorySegment rawB;
+    private final MemorySegment scratch = Arena.ofAuto().allocate(ValueLayout.ADDRESS);
 
     @Setup(Level.Trial)
     public void setUp() {
         Torch.setNumThreads(1);
         a = Tensor.ones(1);
         b = Tensor.ones(1);
+        MemorySegment shape = Arena.ofAuto().allocateFrom(ValueLayout.JAVA_LONG, 1);
+        LibLora4j.lt_ones(shape, 1, 0, scratch);
+        rawA = scratch.get(ValueLayout.ADDRESS, 0);
+        LibLora4j.lt_ones(shape, 1, 0, scratch);
+        rawB = scratch.get(ValueLayout.ADDRESS, 0);
     }
 
     @TearDown(Level.Trial)
     public void tearDown() {
         a.close();
         b.close();
+        LibLora4j.lt_tensor_free(rawA);
+        LibLora4j.lt_tensor_free(rawB);
     }
 
     /** {@code try (Tensor c = a.add(b)) {}}: the result is owned by the caller and closed. */
@@ -52,6 +66,19 @@ public class PerCallBenchmark {
         try (Tensor c = a.add(b)) {
             // freed at once
         }
+    }
+
+    /**
+     * The floor under the Java API: the two generated downcalls (lt_add, lt_tensor_free) with
+     * nothing else. It measures the FFM layer's share, to explain the API's overhead; user
+     * code never calls the bindings.
+     */
+    @Benchmark
+    public int addRawBindings() {
+        MemorySegment out = scratch;
+        int status = LibLora4j.lt_add(rawA, rawB, 1.0, out);
+        LibLora4j.lt_tensor_free(out.get(ValueLayout.ADDRESS, 0));
+        return status;
     }
 
     /** The same inside a scope, which frees the result when it closes. */

@@ -80,6 +80,12 @@ public final class Calls {
         return access().handle(t);
     }
 
+    /** As {@link #handle(Tensor)}, with a NullPointerException naming the argument. */
+    public static MemorySegment handle(Tensor t, String name) {
+        if (t == null) throw new NullPointerException(name);
+        return access().handle(t);
+    }
+
     /** The handle of an optional operand: NULL when t is null. */
     public static MemorySegment handleOrNull(Tensor t) {
         return t == null ? MemorySegment.NULL : access().handle(t);
@@ -93,7 +99,7 @@ public final class Calls {
     public static Tensor call(String op, Tensor a, Fn1 f) {
         PerThread t = PerThread.get();
         try {
-            Status.check(f.call(handle(a), t.out0), op);
+            Status.check(f.call(handle(a, "self"), t.out0), op);
             return adopt(t, PerThread.pointer(t.out0));
         } finally {
             Reference.reachabilityFence(a);
@@ -103,7 +109,7 @@ public final class Calls {
     public static Tensor call(String op, Tensor a, Tensor b, Fn2 f) {
         PerThread t = PerThread.get();
         try {
-            Status.check(f.call(handle(a), handle(b), t.out0), op);
+            Status.check(f.call(handle(a, "self"), handle(b, "other"), t.out0), op);
             return adopt(t, PerThread.pointer(t.out0));
         } finally {
             Reference.reachabilityFence(a);
@@ -114,7 +120,7 @@ public final class Calls {
     public static Tensor call(String op, Tensor a, Tensor b, Tensor c, Fn3 f) {
         PerThread t = PerThread.get();
         try {
-            Status.check(f.call(handle(a), handle(b), handleOrNull(c), t.out0), op);
+            Status.check(f.call(handle(a, "input"), handle(b, "weight"), handleOrNull(c), t.out0), op);
             return adopt(t, PerThread.pointer(t.out0));
         } finally {
             Reference.reachabilityFence(a);
@@ -125,7 +131,7 @@ public final class Calls {
 
     public static void inPlace(String op, Tensor a, InPlace f) {
         try {
-            Status.check(f.call(handle(a)), op);
+            Status.check(f.call(handle(a, "self")), op);
         } finally {
             Reference.reachabilityFence(a);
         }
@@ -133,7 +139,7 @@ public final class Calls {
 
     public static void inPlace(String op, Tensor a, Tensor b, InPlace2 f) {
         try {
-            Status.check(f.call(handle(a), handle(b)), op);
+            Status.check(f.call(handle(a, "self"), handle(b, "other")), op);
         } finally {
             Reference.reachabilityFence(a);
             Reference.reachabilityFence(b);

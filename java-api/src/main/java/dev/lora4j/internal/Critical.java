@@ -1,0 +1,77 @@
+package dev.lora4j.internal;
+
+import dev.lora4j.bindings.LibLora4j;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+
+/**
+ * Critical downcalls (no Java thread-state transition) for shim functions that run in a few
+ * nanoseconds and never block: freeing a handle and the trivial getters. They are built
+ * from the generated bindings' addresses and descriptors, so the bindings stay untouched.
+ *
+ * <p>Only functions that neither call back into Java nor run for long belong here: a critical
+ * call holds off safepoints until it returns. Internal; stateless and thread-safe.
+ */
+public final class Critical {
+
+    static {
+        NativeLibrary.ensureLoaded();
+    }
+
+    private static final MethodHandle FREE = critical(LibLora4j.lt_tensor_free$address(), LibLora4j.lt_tensor_free$descriptor());
+    private static final MethodHandle DIM = critical(LibLora4j.lt_tensor_dim$address(), LibLora4j.lt_tensor_dim$descriptor());
+    private static final MethodHandle DTYPE = critical(LibLora4j.lt_tensor_dtype$address(), LibLora4j.lt_tensor_dtype$descriptor());
+    private static final MethodHandle REQUIRES_GRAD =
+            critical(LibLora4j.lt_requires_grad$address(), LibLora4j.lt_requires_grad$descriptor());
+    private static final MethodHandle IS_CONTIGUOUS =
+            critical(LibLora4j.lt_tensor_is_contiguous$address(), LibLora4j.lt_tensor_is_contiguous$descriptor());
+
+    private Critical() {}
+
+    private static MethodHandle critical(MemorySegment address, FunctionDescriptor descriptor) {
+        return Linker.nativeLinker().downcallHandle(address, descriptor, Linker.Option.critical(false));
+    }
+
+    /** lt_tensor_free: drops one reference (the tensor's memory is freed with the last one). */
+    public static void free(MemorySegment handle) {
+        try {
+            int unused = (int) FREE.invokeExact(handle);
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    public static long dim(MemorySegment handle) {
+        try {
+            return (long) DIM.invokeExact(handle);
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    public static int dtype(MemorySegment handle) {
+        try {
+            return (int) DTYPE.invokeExact(handle);
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    public static boolean requiresGrad(MemorySegment handle) {
+        try {
+            return (int) REQUIRES_GRAD.invokeExact(handle) != 0;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    public static boolean isContiguous(MemorySegment handle) {
+        try {
+            return (int) IS_CONTIGUOUS.invokeExact(handle) != 0;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+}
