@@ -50,8 +50,8 @@ public final class Tensor implements AutoCloseable {
             }
 
             @Override
-            public Tensor adopt(PerThread thread, MemorySegment handle) {
-                return Tensor.adopt(thread, handle);
+            public Tensor adopt(PerThread thread, long address) {
+                return Tensor.adopt(thread, address);
             }
         });
     }
@@ -60,33 +60,35 @@ public final class Tensor implements AutoCloseable {
             Thread.ofPlatform().daemon().name("lora4j-tensor-cleaner").factory());
     private static final LongAdder RECLAIMED = new LongAdder();
 
-    /** Holds the native handle; the Cleaner's action, so it must not reference the Tensor. */
+    /**
+     * Holds the native handle's address (0 once freed); the Cleaner's action, so it must not
+     * reference the Tensor.
+     */
     private static final class Ref implements Runnable {
-        private static final VarHandle HANDLE;
+        private static final VarHandle ADDRESS;
 
         static {
             try {
-                HANDLE = MethodHandles.lookup().findVarHandle(Ref.class, "handle", MemorySegment.class);
+                ADDRESS = MethodHandles.lookup().findVarHandle(Ref.class, "address", long.class);
             } catch (ReflectiveOperationException e) {
                 throw new ExceptionInInitializerError(e);
             }
         }
 
-        @SuppressWarnings("unused") // accessed through HANDLE
-        private volatile MemorySegment handle;
+        private volatile long address;
 
-        Ref(MemorySegment handle) {
-            this.handle = handle;
+        Ref(long address) {
+            this.address = address;
         }
 
-        MemorySegment take() {
-            return (MemorySegment) HANDLE.getAndSet(this, (MemorySegment) null);
+        long take() {
+            return (long) ADDRESS.getAndSet(this, 0L);
         }
 
         @Override
         public void run() {
-            MemorySegment h = take();
-            if (h != null) {
+            long h = take();
+            if (h != 0) {
                 Critical.free(h);
                 RECLAIMED.increment();
             }
@@ -100,12 +102,12 @@ public final class Tensor implements AutoCloseable {
     private DType dtype;
     private Arena viewArena;
 
-    private Tensor(MemorySegment handle) {
-        this.ref = new Ref(handle);
+    private Tensor(long address) {
+        this.ref = new Ref(address);
     }
 
-    static Tensor adopt(PerThread thread, MemorySegment handle) {
-        Tensor t = new Tensor(handle);
+    static Tensor adopt(PerThread thread, long address) {
+        Tensor t = new Tensor(address);
         TensorScope s = thread.scope;
         if (s != null) {
             t.scope = s;
@@ -121,9 +123,9 @@ public final class Tensor implements AutoCloseable {
     }
 
     MemorySegment handle() {
-        MemorySegment h = ref.handle;
-        if (h == null) throw new IllegalStateException("tensor is closed");
-        return h;
+        long h = ref.address;
+        if (h == 0) throw new IllegalStateException("tensor is closed");
+        return MemorySegment.ofAddress(h);
     }
 
     // ------------------------------------------------------------------ lifetime
@@ -131,8 +133,8 @@ public final class Tensor implements AutoCloseable {
     /** Frees the native tensor now. Idempotent. Views from {@link #data()} become invalid. */
     @Override
     public void close() {
-        MemorySegment h = ref.take();
-        if (h == null) return;
+        long h = ref.take();
+        if (h == 0) return;
         if (viewArena != null) viewArena.close();
         Critical.free(h);
         if (cleanable != null) cleanable.clean();
@@ -140,7 +142,7 @@ public final class Tensor implements AutoCloseable {
 
     /** Whether {@link #close()} has run. */
     public boolean isClosed() {
-        return ref.handle == null;
+        return ref.address == 0;
     }
 
     /**
@@ -227,7 +229,7 @@ public final class Tensor implements AutoCloseable {
         if (step == 0) throw new IllegalArgumentException("step must not be zero");
         PerThread t = PerThread.get();
         Status.check(lt_arange(start, end, step, dtype.code(), t.out0), "arange");
-        return adopt(t, PerThread.pointer(t.out0));
+        return adopt(t, PerThread.address(t.out0));
     }
 
     /** {@code 0, 1, ..., end-1} as int64, as {@code torch.arange(end)}. */
@@ -240,7 +242,7 @@ public final class Tensor implements AutoCloseable {
         Objects.requireNonNull(dtype, "dtype");
         PerThread t = PerThread.get();
         Status.check(lt_scalar_tensor(value, dtype.code(), t.out0), "scalar");
-        return adopt(t, PerThread.pointer(t.out0));
+        return adopt(t, PerThread.address(t.out0));
     }
 
     /** A float32 tensor holding a copy of {@code data} with the given shape. */
@@ -292,7 +294,7 @@ public final class Tensor implements AutoCloseable {
         if (data.isNative()) {
             PerThread t = PerThread.get();
             Status.check(lt_from_data(data, bytes, t.longs(0, shape), shape.length, dtype.code(), t.out0), "copyOf");
-            return adopt(t, PerThread.pointer(t.out0));
+            return adopt(t, PerThread.address(t.out0));
         }
         Tensor result = empty(dtype, shape);
         if (bytes > 0) {
@@ -312,7 +314,7 @@ public final class Tensor implements AutoCloseable {
         numel(shape);
         PerThread t = PerThread.get();
         Status.check(f.call(t.longs(0, shape), shape.length, dtype.code(), t.out0), op);
-        return adopt(t, PerThread.pointer(t.out0));
+        return adopt(t, PerThread.address(t.out0));
     }
 
     /** Checks a shape and returns its element count. */
@@ -605,8 +607,8 @@ public final class Tensor implements AutoCloseable {
         PerThread t = PerThread.get();
         Status.check(lt_grad(handle(), t.out0), "grad");
         Reference.reachabilityFence(this);
-        MemorySegment g = PerThread.pointer(t.out0);
-        return g.equals(MemorySegment.NULL) ? null : adopt(t, g);
+        long g = PerThread.address(t.out0);
+        return g == 0 ? null : adopt(t, g);
     }
 
     /** Fills the gradient with zeros, if there is one. */
@@ -807,8 +809,8 @@ public final class Tensor implements AutoCloseable {
         PerThread t = PerThread.get();
         Status.check(lt_max_dim(handle(), dim, keepdim ? 1 : 0, t.out0, t.out1), "max");
         Reference.reachabilityFence(this);
-        Tensor values = adopt(t, PerThread.pointer(t.out0));
-        return new MaxResult(values, adopt(t, PerThread.pointer(t.out1)));
+        Tensor values = adopt(t, PerThread.address(t.out0));
+        return new MaxResult(values, adopt(t, PerThread.address(t.out1)));
     }
 
     /** Values and indices of a maximum over a dimension; closing closes both. */
@@ -948,7 +950,7 @@ public final class Tensor implements AutoCloseable {
         int status = cat ? lt_cat(list, handles.length, dim, t.out0) : lt_stack(list, handles.length, dim, t.out0);
         Reference.reachabilityFence(tensors);
         Status.check(status, op);
-        return adopt(t, PerThread.pointer(t.out0));
+        return adopt(t, PerThread.address(t.out0));
     }
 
     @Override

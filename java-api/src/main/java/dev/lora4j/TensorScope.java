@@ -1,7 +1,7 @@
 package dev.lora4j;
 
 import dev.lora4j.internal.PerThread;
-import java.util.ArrayList;
+import java.util.Arrays;
 
 /**
  * Frees every tensor created inside it on the current thread when it closes, except those
@@ -27,10 +27,13 @@ import java.util.ArrayList;
  */
 public final class TensorScope implements AutoCloseable {
 
+    private static final Tensor[] NONE = new Tensor[0];
+
     private final Thread owner = Thread.currentThread();
     private final TensorScope parent;
     private final PerThread thread;
-    private final ArrayList<Tensor> tensors = new ArrayList<>();
+    private Tensor[] tensors = NONE;
+    private int count;
     private boolean closed;
 
     private TensorScope(PerThread thread) {
@@ -45,12 +48,13 @@ public final class TensorScope implements AutoCloseable {
     }
 
     void adopt(Tensor t) {
-        tensors.add(t);
+        if (count == tensors.length) tensors = Arrays.copyOf(tensors, Math.max(8, count * 2));
+        tensors[count++] = t;
     }
 
     /** How many tensors this scope has taken in so far (closed and kept ones included). */
     public int size() {
-        return tensors.size();
+        return count;
     }
 
     /** Frees every tensor this scope still owns. Closing twice is a no-op. */
@@ -66,9 +70,10 @@ public final class TensorScope implements AutoCloseable {
         }
         closed = true;
         thread.scope = parent;
-        for (int i = tensors.size() - 1; i >= 0; i--) {
-            tensors.get(i).releaseFromScope(this);
+        for (int i = count - 1; i >= 0; i--) {
+            tensors[i].releaseFromScope(this);
+            tensors[i] = null;
         }
-        tensors.clear();
+        count = 0;
     }
 }

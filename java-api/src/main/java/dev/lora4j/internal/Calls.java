@@ -48,31 +48,35 @@ public final class Calls {
     public interface Access {
         MemorySegment handle(Tensor t);
 
-        Tensor adopt(PerThread thread, MemorySegment handle);
+        Tensor adopt(PerThread thread, long address);
     }
 
-    private static Access access;
+    private static volatile Access installed;
+
+    /** Reads the accessor once into a constant the JIT can fold. */
+    private static final class Holder {
+        static final Access ACCESS = load();
+
+        private static Access load() {
+            try {
+                Class.forName(Tensor.class.getName(), true, Calls.class.getClassLoader()); // installs it
+            } catch (ClassNotFoundException e) {
+                throw new IllegalStateException(e);
+            }
+            return java.util.Objects.requireNonNull(installed, "Tensor did not install its accessor");
+        }
+    }
 
     private Calls() {}
 
     /** Installs Tensor's accessor (once, from Tensor's static initializer). */
     public static void install(Access a) {
-        if (access != null) throw new IllegalStateException("already installed");
-        access = a;
+        if (installed != null) throw new IllegalStateException("already installed");
+        installed = a;
     }
 
     private static Access access() {
-        Access a = access;
-        if (a == null) {
-            // Initializing Tensor installs the accessor.
-            try {
-                Class.forName(Tensor.class.getName(), true, Calls.class.getClassLoader());
-            } catch (ClassNotFoundException e) {
-                throw new IllegalStateException(e);
-            }
-            a = access;
-        }
-        return a;
+        return Holder.ACCESS;
     }
 
     /** The live handle of {@code t}; throws for a closed tensor. Does not keep t alive. */
@@ -92,15 +96,15 @@ public final class Calls {
     }
 
     /** Wraps a fresh native handle as a Tensor owned by the current scope (or the caller). */
-    public static Tensor adopt(PerThread thread, MemorySegment handle) {
-        return access().adopt(thread, handle);
+    public static Tensor adopt(PerThread thread, long address) {
+        return access().adopt(thread, address);
     }
 
     public static Tensor call(String op, Tensor a, Fn1 f) {
         PerThread t = PerThread.get();
         try {
             Status.check(f.call(handle(a, "self"), t.out0), op);
-            return adopt(t, PerThread.pointer(t.out0));
+            return adopt(t, PerThread.address(t.out0));
         } finally {
             Reference.reachabilityFence(a);
         }
@@ -110,7 +114,7 @@ public final class Calls {
         PerThread t = PerThread.get();
         try {
             Status.check(f.call(handle(a, "self"), handle(b, "other"), t.out0), op);
-            return adopt(t, PerThread.pointer(t.out0));
+            return adopt(t, PerThread.address(t.out0));
         } finally {
             Reference.reachabilityFence(a);
             Reference.reachabilityFence(b);
@@ -121,7 +125,7 @@ public final class Calls {
         PerThread t = PerThread.get();
         try {
             Status.check(f.call(handle(a, "input"), handle(b, "weight"), handleOrNull(c), t.out0), op);
-            return adopt(t, PerThread.pointer(t.out0));
+            return adopt(t, PerThread.address(t.out0));
         } finally {
             Reference.reachabilityFence(a);
             Reference.reachabilityFence(b);

@@ -35,9 +35,9 @@ public final class Critical {
     }
 
     /** lt_tensor_free: drops one reference (the tensor's memory is freed with the last one). */
-    public static void free(MemorySegment handle) {
+    public static void free(long address) {
         try {
-            int unused = (int) FREE.invokeExact(handle);
+            int unused = (int) FREE.invokeExact(MemorySegment.ofAddress(address));
         } catch (Throwable t) {
             throw new AssertionError(t);
         }

@@ -61,6 +61,11 @@ public final class PerThread {
         return s;
     }
 
+    /** Reads the address written into an out slot. */
+    public static long address(MemorySegment slot) {
+        return slot.get(ValueLayout.JAVA_LONG, 0);
+    }
+
     /** Reads the pointer written into an out slot. */
     public static MemorySegment pointer(MemorySegment slot) {
         return slot.get(ValueLayout.ADDRESS, 0);
