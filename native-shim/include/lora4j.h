@@ -259,6 +259,31 @@ lt_status lt_normal_(lt_tensor* t, double mean, double std);
 lt_status lt_uniform_(lt_tensor* t, double from, double to);
 lt_status lt_zeros_(lt_tensor* t);
 
+/* ------------------------------------------------------------------ linear algebra */
+
+/* Reduced SVD of a matrix: a = u·diag(s)·vh (torch.linalg.svd with full_matrices=false). */
+lt_status lt_svd(const lt_tensor* a, lt_tensor** u, lt_tensor** s, lt_tensor** vh);
+
+/* ------------------------------------------------------------------ optimizers */
+
+/* An optimizer from torch::optim over a list of parameters. It holds its own references
+ * to the parameters (freeing their handles does not free them) and its state (momentum,
+ * Adam moments). Free it with lt_optimizer_free. Not thread-safe. */
+typedef struct lt_optimizer lt_optimizer;
+
+lt_status lt_sgd_new(const lt_tensor* const* params, int64_t count, double lr, double momentum,
+                     double dampening, double weight_decay, int32_t nesterov, lt_optimizer** out);
+/* Adam, or AdamW when decoupled_weight_decay is non-zero. */
+lt_status lt_adam_new(const lt_tensor* const* params, int64_t count, double lr, double beta1,
+                      double beta2, double eps, double weight_decay, int32_t amsgrad,
+                      int32_t decoupled_weight_decay, lt_optimizer** out);
+lt_status lt_optimizer_step(lt_optimizer* opt);
+/* Zeroes the parameters' gradients, or drops them when set_to_none is non-zero. */
+lt_status lt_optimizer_zero_grad(lt_optimizer* opt, int32_t set_to_none);
+lt_status lt_optimizer_set_lr(lt_optimizer* opt, double lr);
+lt_status lt_optimizer_get_lr(const lt_optimizer* opt, double* out);
+lt_status lt_optimizer_free(lt_optimizer* opt);
+
 #ifdef __cplusplus
 }
 #endif

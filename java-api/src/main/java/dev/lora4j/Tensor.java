@@ -53,6 +53,15 @@ public final class Tensor implements AutoCloseable {
             public Tensor adopt(PerThread thread, long address) {
                 return Tensor.adopt(thread, address);
             }
+
+            @Override
+            public void own(Tensor t) {
+                t.handle();
+                if (t.scope != null) {
+                    t.scope = null;
+                    t.cleanable = CLEANER.register(t, t.ref);
+                }
+            }
         });
     }
 
@@ -146,16 +155,23 @@ public final class Tensor implements AutoCloseable {
     }
 
     /**
-     * Takes this tensor out of the scope that owns it, so that it survives the scope; the
-     * caller then owns it. No-op for a tensor that no scope owns.
+     * Lets this tensor outlive the scope that owns it, as a value returned from a block: it
+     * moves to the enclosing scope, or, when there is none, to the caller, who then owns it.
+     * No-op for a tensor that no scope owns.
      *
      * @return this tensor
      */
     public Tensor keep() {
         handle();
-        if (scope != null) {
-            scope = null;
-            cleanable = CLEANER.register(this, ref);
+        TensorScope s = scope;
+        if (s != null) {
+            TensorScope parent = s.parent();
+            scope = parent;
+            if (parent != null) {
+                parent.adopt(this);
+            } else {
+                cleanable = CLEANER.register(this, ref);
+            }
         }
         return this;
     }

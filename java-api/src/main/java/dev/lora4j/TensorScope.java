@@ -18,8 +18,9 @@ import java.util.Arrays;
  * }</pre>
  *
  * <p>Scopes nest: a tensor joins the innermost scope open on the thread that creates it, and
- * scopes must be closed innermost first, on the thread that opened them. A kept tensor leaves
- * the scope and belongs to the caller (close it, or let the safety net reclaim it). Tensors
+ * scopes must be closed innermost first, on the thread that opened them. A
+ * {@linkplain Tensor#keep() kept} tensor moves to the enclosing scope, or to the caller when
+ * there is none (close it, or let the safety net reclaim it). Tensors
  * a scope owns are not registered with the {@link java.lang.ref.Cleaner} safety net, which
  * makes scoped code the cheapest way to use lora4j.
  *
@@ -50,6 +51,10 @@ public final class TensorScope implements AutoCloseable {
     void adopt(Tensor t) {
         if (count == tensors.length) tensors = Arrays.copyOf(tensors, Math.max(8, count * 2));
         tensors[count++] = t;
+    }
+
+    TensorScope parent() {
+        return parent;
     }
 
     /** How many tensors this scope has taken in so far (closed and kept ones included). */

@@ -6442,5 +6442,507 @@ public class LibLora4j extends LibLora4j$shared {
            throw new AssertionError("should not reach here", ex$);
         }
     }
+
+    private static class lt_svd {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_svd");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * lt_status lt_svd(const lt_tensor *a, lt_tensor **u, lt_tensor **s, lt_tensor **vh)
+     * }
+     */
+    public static FunctionDescriptor lt_svd$descriptor() {
+        return lt_svd.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * lt_status lt_svd(const lt_tensor *a, lt_tensor **u, lt_tensor **s, lt_tensor **vh)
+     * }
+     */
+    public static MethodHandle lt_svd$handle() {
+        return lt_svd.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * lt_status lt_svd(const lt_tensor *a, lt_tensor **u, lt_tensor **s, lt_tensor **vh)
+     * }
+     */
+    public static MemorySegment lt_svd$address() {
+        return lt_svd.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * lt_status lt_svd(const lt_tensor *a, lt_tensor **u, lt_tensor **s, lt_tensor **vh)
+     * }
+     */
+    public static int lt_svd(MemorySegment a, MemorySegment u, MemorySegment s, MemorySegment vh) {
+        var mh$ = lt_svd.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_svd", a, u, s, vh);
+            }
+            return (int)mh$.invokeExact(a, u, s, vh);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class lt_sgd_new {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_LONG,
+            LibLora4j.C_DOUBLE,
+            LibLora4j.C_DOUBLE,
+            LibLora4j.C_DOUBLE,
+            LibLora4j.C_DOUBLE,
+            LibLora4j.C_INT,
+            LibLora4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_sgd_new");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * lt_status lt_sgd_new(const lt_tensor *const *params, int64_t count, double lr, double momentum, double dampening, double weight_decay, int32_t nesterov, lt_optimizer **out)
+     * }
+     */
+    public static FunctionDescriptor lt_sgd_new$descriptor() {
+        return lt_sgd_new.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * lt_status lt_sgd_new(const lt_tensor *const *params, int64_t count, double lr, double momentum, double dampening, double weight_decay, int32_t nesterov, lt_optimizer **out)
+     * }
+     */
+    public static MethodHandle lt_sgd_new$handle() {
+        return lt_sgd_new.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * lt_status lt_sgd_new(const lt_tensor *const *params, int64_t count, double lr, double momentum, double dampening, double weight_decay, int32_t nesterov, lt_optimizer **out)
+     * }
+     */
+    public static MemorySegment lt_sgd_new$address() {
+        return lt_sgd_new.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * lt_status lt_sgd_new(const lt_tensor *const *params, int64_t count, double lr, double momentum, double dampening, double weight_decay, int32_t nesterov, lt_optimizer **out)
+     * }
+     */
+    public static int lt_sgd_new(MemorySegment params, long count, double lr, double momentum, double dampening, double weight_decay, int nesterov, MemorySegment out) {
+        var mh$ = lt_sgd_new.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_sgd_new", params, count, lr, momentum, dampening, weight_decay, nesterov, out);
+            }
+            return (int)mh$.invokeExact(params, count, lr, momentum, dampening, weight_decay, nesterov, out);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class lt_adam_new {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_LONG,
+            LibLora4j.C_DOUBLE,
+            LibLora4j.C_DOUBLE,
+            LibLora4j.C_DOUBLE,
+            LibLora4j.C_DOUBLE,
+            LibLora4j.C_DOUBLE,
+            LibLora4j.C_INT,
+            LibLora4j.C_INT,
+            LibLora4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_adam_new");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * lt_status lt_adam_new(const lt_tensor *const *params, int64_t count, double lr, double beta1, double beta2, double eps, double weight_decay, int32_t amsgrad, int32_t decoupled_weight_decay, lt_optimizer **out)
+     * }
+     */
+    public static FunctionDescriptor lt_adam_new$descriptor() {
+        return lt_adam_new.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * lt_status lt_adam_new(const lt_tensor *const *params, int64_t count, double lr, double beta1, double beta2, double eps, double weight_decay, int32_t amsgrad, int32_t decoupled_weight_decay, lt_optimizer **out)
+     * }
+     */
+    public static MethodHandle lt_adam_new$handle() {
+        return lt_adam_new.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * lt_status lt_adam_new(const lt_tensor *const *params, int64_t count, double lr, double beta1, double beta2, double eps, double weight_decay, int32_t amsgrad, int32_t decoupled_weight_decay, lt_optimizer **out)
+     * }
+     */
+    public static MemorySegment lt_adam_new$address() {
+        return lt_adam_new.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * lt_status lt_adam_new(const lt_tensor *const *params, int64_t count, double lr, double beta1, double beta2, double eps, double weight_decay, int32_t amsgrad, int32_t decoupled_weight_decay, lt_optimizer **out)
+     * }
+     */
+    public static int lt_adam_new(MemorySegment params, long count, double lr, double beta1, double beta2, double eps, double weight_decay, int amsgrad, int decoupled_weight_decay, MemorySegment out) {
+        var mh$ = lt_adam_new.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_adam_new", params, count, lr, beta1, beta2, eps, weight_decay, amsgrad, decoupled_weight_decay, out);
+            }
+            return (int)mh$.invokeExact(params, count, lr, beta1, beta2, eps, weight_decay, amsgrad, decoupled_weight_decay, out);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class lt_optimizer_step {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT,
+            LibLora4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_optimizer_step");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * lt_status lt_optimizer_step(lt_optimizer *opt)
+     * }
+     */
+    public static FunctionDescriptor lt_optimizer_step$descriptor() {
+        return lt_optimizer_step.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * lt_status lt_optimizer_step(lt_optimizer *opt)
+     * }
+     */
+    public static MethodHandle lt_optimizer_step$handle() {
+        return lt_optimizer_step.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * lt_status lt_optimizer_step(lt_optimizer *opt)
+     * }
+     */
+    public static MemorySegment lt_optimizer_step$address() {
+        return lt_optimizer_step.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * lt_status lt_optimizer_step(lt_optimizer *opt)
+     * }
+     */
+    public static int lt_optimizer_step(MemorySegment opt) {
+        var mh$ = lt_optimizer_step.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_optimizer_step", opt);
+            }
+            return (int)mh$.invokeExact(opt);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class lt_optimizer_zero_grad {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_INT
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_optimizer_zero_grad");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * lt_status lt_optimizer_zero_grad(lt_optimizer *opt, int32_t set_to_none)
+     * }
+     */
+    public static FunctionDescriptor lt_optimizer_zero_grad$descriptor() {
+        return lt_optimizer_zero_grad.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * lt_status lt_optimizer_zero_grad(lt_optimizer *opt, int32_t set_to_none)
+     * }
+     */
+    public static MethodHandle lt_optimizer_zero_grad$handle() {
+        return lt_optimizer_zero_grad.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * lt_status lt_optimizer_zero_grad(lt_optimizer *opt, int32_t set_to_none)
+     * }
+     */
+    public static MemorySegment lt_optimizer_zero_grad$address() {
+        return lt_optimizer_zero_grad.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * lt_status lt_optimizer_zero_grad(lt_optimizer *opt, int32_t set_to_none)
+     * }
+     */
+    public static int lt_optimizer_zero_grad(MemorySegment opt, int set_to_none) {
+        var mh$ = lt_optimizer_zero_grad.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_optimizer_zero_grad", opt, set_to_none);
+            }
+            return (int)mh$.invokeExact(opt, set_to_none);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class lt_optimizer_set_lr {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_DOUBLE
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_optimizer_set_lr");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * lt_status lt_optimizer_set_lr(lt_optimizer *opt, double lr)
+     * }
+     */
+    public static FunctionDescriptor lt_optimizer_set_lr$descriptor() {
+        return lt_optimizer_set_lr.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * lt_status lt_optimizer_set_lr(lt_optimizer *opt, double lr)
+     * }
+     */
+    public static MethodHandle lt_optimizer_set_lr$handle() {
+        return lt_optimizer_set_lr.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * lt_status lt_optimizer_set_lr(lt_optimizer *opt, double lr)
+     * }
+     */
+    public static MemorySegment lt_optimizer_set_lr$address() {
+        return lt_optimizer_set_lr.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * lt_status lt_optimizer_set_lr(lt_optimizer *opt, double lr)
+     * }
+     */
+    public static int lt_optimizer_set_lr(MemorySegment opt, double lr) {
+        var mh$ = lt_optimizer_set_lr.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_optimizer_set_lr", opt, lr);
+            }
+            return (int)mh$.invokeExact(opt, lr);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class lt_optimizer_get_lr {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_optimizer_get_lr");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * lt_status lt_optimizer_get_lr(const lt_optimizer *opt, double *out)
+     * }
+     */
+    public static FunctionDescriptor lt_optimizer_get_lr$descriptor() {
+        return lt_optimizer_get_lr.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * lt_status lt_optimizer_get_lr(const lt_optimizer *opt, double *out)
+     * }
+     */
+    public static MethodHandle lt_optimizer_get_lr$handle() {
+        return lt_optimizer_get_lr.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * lt_status lt_optimizer_get_lr(const lt_optimizer *opt, double *out)
+     * }
+     */
+    public static MemorySegment lt_optimizer_get_lr$address() {
+        return lt_optimizer_get_lr.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * lt_status lt_optimizer_get_lr(const lt_optimizer *opt, double *out)
+     * }
+     */
+    public static int lt_optimizer_get_lr(MemorySegment opt, MemorySegment out) {
+        var mh$ = lt_optimizer_get_lr.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_optimizer_get_lr", opt, out);
+            }
+            return (int)mh$.invokeExact(opt, out);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class lt_optimizer_free {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT,
+            LibLora4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_optimizer_free");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * lt_status lt_optimizer_free(lt_optimizer *opt)
+     * }
+     */
+    public static FunctionDescriptor lt_optimizer_free$descriptor() {
+        return lt_optimizer_free.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * lt_status lt_optimizer_free(lt_optimizer *opt)
+     * }
+     */
+    public static MethodHandle lt_optimizer_free$handle() {
+        return lt_optimizer_free.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * lt_status lt_optimizer_free(lt_optimizer *opt)
+     * }
+     */
+    public static MemorySegment lt_optimizer_free$address() {
+        return lt_optimizer_free.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * lt_status lt_optimizer_free(lt_optimizer *opt)
+     * }
+     */
+    public static int lt_optimizer_free(MemorySegment opt) {
+        var mh$ = lt_optimizer_free.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_optimizer_free", opt);
+            }
+            return (int)mh$.invokeExact(opt);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
 }
 

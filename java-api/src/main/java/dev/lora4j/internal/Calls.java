@@ -49,6 +49,8 @@ public final class Calls {
         MemorySegment handle(Tensor t);
 
         Tensor adopt(PerThread thread, long address);
+
+        void own(Tensor t);
     }
 
     private static volatile Access installed;
@@ -93,6 +95,14 @@ public final class Calls {
     /** The handle of an optional operand: NULL when t is null. */
     public static MemorySegment handleOrNull(Tensor t) {
         return t == null ? MemorySegment.NULL : access().handle(t);
+    }
+
+    /**
+     * Takes {@code t} out of every scope for an owner that frees it itself (a module); the
+     * Cleaner safety net still covers it.
+     */
+    public static void own(Tensor t) {
+        access().own(t);
     }
 
     /** Wraps a fresh native handle as a Tensor owned by the current scope (or the caller). */

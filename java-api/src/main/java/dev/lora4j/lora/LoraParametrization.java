@@ -1,0 +1,80 @@
+package dev.lora4j.lora;
+
+import dev.lora4j.Tensor;
+import dev.lora4j.TensorScope;
+import dev.lora4j.Torch;
+import dev.lora4j.nn.Init;
+import dev.lora4j.nn.Module;
+import dev.lora4j.nn.Parametrization;
+import dev.lora4j.nn.Parametrize;
+import java.util.Arrays;
+
+/**
+ * LoRA as a parametrization of a weight (seed 000's {@code LoRAParametrization}): the weight
+ * W (rows, cols...) becomes {@code W + s·(B·A).view(W.shape)} with A (r, cols·...) ~ N(0, 1)
+ * and B (rows, r) zeros, s = α/r. {@link #setEnabled} switches the update off without
+ * removing it. Register it with {@link #register(Module, int, double)} and remove it with
+ * {@link Parametrize#removeParametrizations} (keeping or dropping the update).
+ */
+public class LoraParametrization extends Parametrization {
+
+    private final double scale;
+    private volatile boolean enabled = true;
+
+    /** For a weight of shape {@code weightShape}, rank {@code r} and α {@code alpha}. */
+    public LoraParametrization(long[] weightShape, int r, double alpha) {
+        if (r < 1) throw new IllegalArgumentException("LoRA rank r must be >= 1, got " + r);
+        if (weightShape.length < 2) {
+            throw new IllegalArgumentException("LoRA needs a weight of at least 2 dimensions, got " + Arrays.toString(weightShape));
+        }
+        long rows = weightShape[0];
+        long cols = Arrays.stream(weightShape).skip(1).reduce(1, (a, b) -> a * b);
+        this.scale = alpha / r;
+        registerParameter("lora_A", Init.normal_(Tensor.empty(r, cols), 0, 1).requiresGrad_(true));
+        registerParameter("lora_B", Tensor.zeros(rows, r).requiresGrad_(true));
+    }
+
+    /** Registers a rank-{@code r} LoRA parametrization on {@code layer.weight} and returns it. */
+    public static LoraParametrization register(Module layer, int r, double alpha) {
+        Tensor w = Parametrize.isParametrized(layer, "weight") ? Parametrize.original(layer, "weight") : layer.parameter("weight");
+        if (w == null) throw new IllegalArgumentException(layer.getClass().getSimpleName() + " has no weight");
+        LoraParametrization p = new LoraParametrization(w.shape(), r, alpha);
+        Parametrize.registerParametrization(layer, "weight", p);
+        return p;
+    }
+
+    public Tensor loraA() {
+        return parameter("lora_A");
+    }
+
+    public Tensor loraB() {
+        return parameter("lora_B");
+    }
+
+    public double scale() {
+        return scale;
+    }
+
+    public boolean isEnabled() {
+        return enabled;
+    }
+
+    /** Switches the update on or off (the seed's {@code enabled} flag). */
+    public void setEnabled(boolean enabled) {
+        this.enabled = enabled;
+    }
+
+    @Override
+    public Tensor forward(Tensor original) {
+        if (!enabled) return original.alias();
+        try (TensorScope s = TensorScope.open()) {
+            Tensor delta = loraB().matmul(loraA()).view(original.shape()).mul(scale);
+            return original.add(delta).keep();
+        }
+    }
+
+    @Override
+    protected String extraRepr() {
+        return "r=" + loraA().size(0) + ", scale=" + scale + (enabled ? "" : ", disabled");
+    }
+}

@@ -1,0 +1,54 @@
+package dev.lora4j.nn;
+
+import dev.lora4j.Tensor;
+import java.util.function.UnaryOperator;
+
+/**
+ * Parameter-free elementwise modules: {@link #relu()}, {@link #gelu()}, {@link #tanh()},
+ * {@link #sigmoid()}, printed with PyTorch's names ({@code ReLU()}, {@code GELU()}, ...).
+ */
+public final class Activation extends Module {
+
+    private final String name;
+    private final UnaryOperator<Tensor> fn;
+
+    private Activation(String name, UnaryOperator<Tensor> fn) {
+        this.name = name;
+        this.fn = fn;
+    }
+
+    /** {@code nn.ReLU()}. */
+    public static Activation relu() {
+        return new Activation("ReLU", Tensor::relu);
+    }
+
+    /** {@code nn.GELU()} (exact, erf form). */
+    public static Activation gelu() {
+        return new Activation("GELU", Tensor::gelu);
+    }
+
+    /** {@code nn.Tanh()}. */
+    public static Activation tanh() {
+        return new Activation("Tanh", Tensor::tanh);
+    }
+
+    /** {@code nn.Sigmoid()}. */
+    public static Activation sigmoid() {
+        return new Activation("Sigmoid", Tensor::sigmoid);
+    }
+
+    /** The PyTorch class name this stands for. */
+    public String name() {
+        return name;
+    }
+
+    @Override
+    public Tensor forward(Tensor input) {
+        return fn.apply(input);
+    }
+
+    @Override
+    public String toString() {
+        return name + "()";
+    }
+}

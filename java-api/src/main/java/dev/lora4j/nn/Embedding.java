@@ -1,0 +1,65 @@
+package dev.lora4j.nn;
+
+import dev.lora4j.Tensor;
+import dev.lora4j.Torch;
+
+/**
+ * A lookup table, as {@code nn.Embedding}: weight (num_embeddings, embedding_dim) ~ N(0, 1),
+ * with the row at {@code paddingIdx} (if any) zeroed and left out of gradients.
+ */
+public class Embedding extends Module {
+
+    private final long numEmbeddings;
+    private final long embeddingDim;
+    private final long paddingIdx;
+
+    public Embedding(long numEmbeddings, long embeddingDim) {
+        this(numEmbeddings, embeddingDim, -1);
+    }
+
+    /** {@code paddingIdx} -1 means none; other negative values count from the end. */
+    public Embedding(long numEmbeddings, long embeddingDim, long paddingIdx) {
+        if (numEmbeddings < 1 || embeddingDim < 1) throw new IllegalArgumentException("Embedding needs sizes >= 1");
+        long pad = paddingIdx < -1 ? paddingIdx + numEmbeddings : paddingIdx;
+        if (pad < -1 || pad >= numEmbeddings) {
+            throw new IndexOutOfBoundsException("paddingIdx " + paddingIdx + " is out of range for " + numEmbeddings + " embeddings");
+        }
+        this.numEmbeddings = numEmbeddings;
+        this.embeddingDim = embeddingDim;
+        this.paddingIdx = pad;
+        Tensor w = Init.normal_(Tensor.empty(numEmbeddings, embeddingDim), 0, 1);
+        if (pad >= 0) {
+            try (var ng = Torch.noGrad(); Tensor row = w.narrow(0, pad, 1)) {
+                row.zero_();
+            }
+        }
+        registerParameter("weight", w.requiresGrad_(true));
+    }
+
+    public long numEmbeddings() {
+        return numEmbeddings;
+    }
+
+    public long embeddingDim() {
+        return embeddingDim;
+    }
+
+    /** The padding index, or -1. */
+    public long paddingIdx() {
+        return paddingIdx;
+    }
+
+    public Tensor weight() {
+        return Parametrize.isParametrized(this, "weight") ? Parametrize.original(this, "weight") : parameter("weight");
+    }
+
+    @Override
+    public Tensor forward(Tensor indices) {
+        return withParameter("weight", w -> Functional.embedding(indices, w, paddingIdx));
+    }
+
+    @Override
+    protected String extraRepr() {
+        return numEmbeddings + ", " + embeddingDim + (paddingIdx >= 0 ? ", padding_idx=" + paddingIdx : "");
+    }
+}

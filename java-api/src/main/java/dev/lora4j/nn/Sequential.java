@@ -1,0 +1,42 @@
+package dev.lora4j.nn;
+
+import dev.lora4j.Tensor;
+import java.util.Objects;
+
+/**
+ * Modules applied in order, as {@code nn.Sequential}; children are named "0", "1", ...
+ * Intermediate outputs are freed as soon as the next module has consumed them.
+ */
+public class Sequential extends Module {
+
+    public Sequential(Module... modules) {
+        Objects.requireNonNull(modules, "modules");
+        for (Module m : modules) add(m);
+    }
+
+    /** Appends a module; returns this. */
+    public final Sequential add(Module module) {
+        registerModule(Integer.toString(children().size()), Objects.requireNonNull(module, "module"));
+        return this;
+    }
+
+    /** The i-th module. */
+    public final Module get(int i) {
+        return child(Integer.toString(i));
+    }
+
+    public final int size() {
+        return children().size();
+    }
+
+    @Override
+    public Tensor forward(Tensor input) {
+        Tensor x = input;
+        for (Module m : children().values()) {
+            Tensor next = m.forward(x);
+            if (x != input) x.close();
+            x = next;
+        }
+        return x == input ? input.alias() : x;
+    }
+}
