@@ -168,14 +168,10 @@ public final class Lora {
     public static Module mergeAndUnload(Module model, boolean safe) {
         for (var e : loraLayers(model).entrySet()) {
             String path = e.getKey();
-            LoraLayer layer = e.getValue();
-            layer.merge(safe);
-            if (path.isEmpty()) throw new IllegalArgumentException("the model itself is a LoRA layer: use its baseLayer()");
+            if (path.isEmpty()) throw new IllegalArgumentException("the model itself is a LoRA layer: use its mergeAndUnload");
             int dot = path.lastIndexOf('.');
             Module parent = dot < 0 ? model : model.module(path.substring(0, dot));
-            Module base = layer.detachBase();
-            parent.replaceChild(path.substring(dot + 1), base);
-            layer.close();
+            parent.replaceChild(path.substring(dot + 1), e.getValue().mergeAndUnload(safe));
         }
         return model;
     }

@@ -47,9 +47,24 @@ public abstract class LoraLayer extends Module {
         return config.r();
     }
 
-    /** Takes the base layer out of this wrapper (for merge-and-unload); the caller owns it. */
-    final Module detachBase() {
-        return removeModule("base_layer");
+    /**
+     * Merges the adapter (if not merged yet), closes it and returns the base layer, which the
+     * caller owns from now on (PEFT's {@code merge_and_unload} for one layer).
+     */
+    public final Module mergeAndUnload(boolean safe) {
+        if (!merged) merge(safe);
+        return unload();
+    }
+
+    /**
+     * Closes the adapter without merging it and returns the base layer (unchanged unless it
+     * was merged), which the caller owns from now on (PEFT's {@code unload}).
+     */
+    public final Module unload() {
+        ensureOpen();
+        Module base = removeModule("base_layer");
+        close();
+        return base;
     }
 
     /** The scale s of the update (α/r, or α/√r with rsLoRA). */
