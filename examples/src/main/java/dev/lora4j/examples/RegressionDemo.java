@@ -28,11 +28,11 @@ public final class RegressionDemo {
     private RegressionDemo() {}
 
     public static void main(String[] args) {
-        int n = intFlag(args, "--n", 2000);
-        int dIn = intFlag(args, "--in", 201);
-        int dOut = intFlag(args, "--out", 200);
-        int steps = intFlag(args, "--steps", 300);
-        long seed = intFlag(args, "--seed", 42);
+        int n = Flags.intFlag(args, "--n", 2000);
+        int dIn = Flags.intFlag(args, "--in", 201);
+        int dOut = Flags.intFlag(args, "--out", 200);
+        int steps = Flags.intFlag(args, "--steps", 300);
+        long seed = Flags.intFlag(args, "--seed", 42);
         Torch.setNumThreads(Runtime.getRuntime().availableProcessors());
         System.out.printf(Locale.ROOT, "lora4j regression demo (seed 003) on LibTorch %s, %d threads%n",
                 Torch.version(), Torch.getNumThreads());
@@ -116,12 +116,5 @@ public final class RegressionDemo {
             }
         }
         return last;
-    }
-
-    private static int intFlag(String[] args, String name, int def) {
-        for (int i = 0; i + 1 < args.length; i++) {
-            if (args[i].equals(name)) return Integer.parseInt(args[i + 1]);
-        }
-        return def;
     }
 }

@@ -1,0 +1,58 @@
+package dev.lora4j.examples;
+
+import java.awt.Color;
+import java.awt.Graphics2D;
+import java.awt.image.BufferedImage;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.IntStream;
+import javax.imageio.ImageIO;
+import org.knowm.xchart.BitmapEncoder;
+import org.knowm.xchart.CategoryChart;
+import org.knowm.xchart.CategoryChartBuilder;
+import org.knowm.xchart.XYChart;
+import org.knowm.xchart.XYChartBuilder;
+import org.knowm.xchart.style.Styler;
+
+/** The example programs' charts, drawn with XChart and written as PNG. */
+final class Plots {
+
+    private Plots() {}
+
+    /** The pre-training loss curve beside the per-class errors before and after fine-tuning. */
+    static void fineTune(Path file, List<Double> loss, long[] wrongBefore, long[] wrongAfter, int worst) throws IOException {
+        System.setProperty("java.awt.headless", "true");
+        XYChart curve = new XYChartBuilder().width(640).height(420).title("Pre-training loss (mean of 100 batches)")
+                .xAxisTitle("batch").yAxisTitle("cross-entropy").build();
+        curve.getStyler().setLegendVisible(false).setMarkerSize(0);
+        if (loss.isEmpty()) {
+            curve.setTitle("Pre-training loss (loaded from cache: not recorded)");
+            curve.addSeries("loss", new double[] {0}, new double[] {0});
+        } else {
+            double[] x = IntStream.range(0, loss.size()).mapToDouble(i -> (i + 1) * 100.0).toArray();
+            curve.addSeries("loss", x, loss.stream().mapToDouble(Double::doubleValue).toArray());
+        }
+        CategoryChart bars = new CategoryChartBuilder().width(640).height(420)
+                .title("Test errors per class (fine-tuned on class " + worst + ")").xAxisTitle("class").yAxisTitle("wrong").build();
+        bars.getStyler().setLegendPosition(Styler.LegendPosition.InsideNE);
+        List<String> classes = IntStream.range(0, 10).mapToObj(Integer::toString).toList();
+        bars.addSeries("before", classes, toList(wrongBefore));
+        bars.addSeries("after", classes, toList(wrongAfter));
+        BufferedImage left = BitmapEncoder.getBufferedImage(curve);
+        BufferedImage right = BitmapEncoder.getBufferedImage(bars);
+        BufferedImage both = new BufferedImage(left.getWidth() + right.getWidth(), Math.max(left.getHeight(), right.getHeight()),
+                BufferedImage.TYPE_INT_RGB);
+        Graphics2D g = both.createGraphics();
+        g.setColor(Color.WHITE);
+        g.fillRect(0, 0, both.getWidth(), both.getHeight());
+        g.drawImage(left, 0, 0, null);
+        g.drawImage(right, left.getWidth(), 0, null);
+        g.dispose();
+        ImageIO.write(both, "png", file.toFile());
+    }
+
+    private static List<Long> toList(long[] v) {
+        return java.util.Arrays.stream(v).boxed().toList();
+    }
+}

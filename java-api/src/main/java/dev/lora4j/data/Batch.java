@@ -1,0 +1,18 @@
+package dev.lora4j.data;
+
+import dev.lora4j.Tensor;
+
+/** One batch of inputs and targets; closing frees both. Owned by whoever received it. */
+public record Batch(Tensor inputs, Tensor targets) implements AutoCloseable {
+
+    /** Number of samples in the batch. */
+    public long size() {
+        return inputs.size(0);
+    }
+
+    @Override
+    public void close() {
+        inputs.close();
+        targets.close();
+    }
+}

@@ -1,0 +1,81 @@
+package dev.lora4j.data;
+
+import java.util.Iterator;
+import java.util.NoSuchElementException;
+import java.util.Random;
+
+/**
+ * Batches of a {@link TensorDataset}, as PyTorch's {@code DataLoader}: a fixed batch size,
+ * optional shuffling (a new permutation each pass, reproducible from the seed), and
+ * {@code dropLast} to skip a final short batch. Each batch belongs to the caller: close it
+ * (try-with-resources) after use.
+ *
+ * <p>Each {@link #iterator()} is one pass (epoch); iterators are not thread-safe.
+ */
+public final class DataLoader implements Iterable<Batch> {
+
+    private final TensorDataset dataset;
+    private final int batchSize;
+    private final boolean shuffle;
+    private final boolean dropLast;
+    private final Random random;
+
+    DataLoader(TensorDataset dataset, int batchSize, boolean shuffle, long seed, boolean dropLast) {
+        if (batchSize < 1) throw new IllegalArgumentException("batch size must be >= 1, got " + batchSize);
+        this.dataset = dataset;
+        this.batchSize = batchSize;
+        this.shuffle = shuffle;
+        this.dropLast = dropLast;
+        this.random = new Random(seed);
+    }
+
+    /** Number of batches in one pass. */
+    public long numBatches() {
+        long n = dataset.size();
+        return dropLast ? n / batchSize : (n + batchSize - 1) / batchSize;
+    }
+
+    public int batchSize() {
+        return batchSize;
+    }
+
+    @Override
+    public Iterator<Batch> iterator() {
+        long n = dataset.size();
+        long[] order = shuffle ? permutation(n) : null;
+        long batches = numBatches();
+        return new Iterator<>() {
+            private long next;
+
+            @Override
+            public boolean hasNext() {
+                return next < batches;
+            }
+
+            @Override
+            public Batch next() {
+                if (!hasNext()) throw new NoSuchElementException();
+                long start = next++ * batchSize;
+                long len = Math.min(batchSize, n - start);
+                if (order == null) return dataset.slice(start, len);
+                long[] idx = new long[(int) len];
+                System.arraycopy(order, (int) start, idx, 0, (int) len);
+                return dataset.batch(idx);
+            }
+        };
+    }
+
+    private long[] permutation(long n) {
+        long[] p = new long[Math.toIntExact(n)];
+        for (int i = 0; i < p.length; i++) p[i] = i;
+        synchronized (random) {
+            for (int i = p.length - 1; i > 0; i--) {
+                int j = random.nextInt(i + 1);
+                long t = p[i];
+                p[i] = p[j];
+                p[j] = t;
+            }
+        }
+        return p;
+    }
+}

@@ -1,0 +1,118 @@
+package dev.lora4j.io;
+
+import dev.lora4j.DType;
+import dev.lora4j.Tensor;
+import java.io.BufferedInputStream;
+import java.io.DataInputStream;
+import java.io.EOFException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.zip.GZIPInputStream;
+
+/**
+ * Reads the IDX format of MNIST-style data sets (LeCun's): two zero bytes, a type byte, the
+ * number of dimensions, the sizes as big-endian 32-bit integers, then the elements in
+ * big-endian order. Gzipped files (by content, not by name) are read transparently.
+ *
+ * <p>Types: 0x08 unsigned byte (uint8 tensor), 0x09 signed byte (int8), 0x0B short (int16),
+ * 0x0C int (int32), 0x0D float (float32), 0x0E double (float64). Stateless and thread-safe.
+ */
+public final class Idx {
+
+    private Idx() {}
+
+    /** The tensor stored in {@code file}, shaped as its header says. */
+    public static Tensor read(Path file) throws IOException {
+        try (InputStream raw = new BufferedInputStream(Files.newInputStream(file), 1 << 16)) {
+            raw.mark(2);
+            int b0 = raw.read(), b1 = raw.read();
+            raw.reset();
+            InputStream in = b0 == 0x1f && b1 == 0x8b ? new GZIPInputStream(raw, 1 << 16) : raw;
+            return read(in, file.toString());
+        }
+    }
+
+    /** Reads one IDX tensor from a stream ({@code name} appears in error messages). */
+    public static Tensor read(InputStream stream, String name) throws IOException {
+        DataInputStream in = new DataInputStream(stream);
+        int magic;
+        try {
+            magic = in.readInt();
+        } catch (EOFException e) {
+            throw new IOException(name + ": not an IDX file (shorter than its 4-byte magic number)");
+        }
+        if ((magic >>> 16) != 0) throw new IOException(name + ": not an IDX file (magic " + Integer.toHexString(magic) + ")");
+        int type = (magic >>> 8) & 0xff;
+        int rank = magic & 0xff;
+        DType dtype = switch (type) {
+            case 0x08 -> DType.UINT8;
+            case 0x09 -> DType.INT8;
+            case 0x0B -> DType.INT16;
+            case 0x0C -> DType.INT32;
+            case 0x0D -> DType.FLOAT32;
+            case 0x0E -> DType.FLOAT64;
+            default -> throw new IOException(name + ": unknown IDX element type 0x" + Integer.toHexString(type));
+        };
+        if (rank == 0) throw new IOException(name + ": IDX file with zero dimensions");
+        long[] shape = new long[rank];
+        long count = 1;
+        for (int i = 0; i < rank; i++) {
+            shape[i] = Integer.toUnsignedLong(in.readInt());
+            count = Math.multiplyExact(count, shape[i]);
+        }
+        long bytes = Math.multiplyExact(count, dtype.byteSize());
+        if (bytes > Integer.MAX_VALUE - 16) throw new IOException(name + ": IDX data too large (" + bytes + " bytes)");
+        byte[] data = new byte[(int) bytes];
+        try {
+            in.readFully(data);
+        } catch (EOFException e) {
+            throw new IOException(name + ": truncated IDX file: header " + Arrays.toString(shape) + " needs " + bytes + " data bytes");
+        }
+        if (dtype.byteSize() > 1 && ByteOrder.nativeOrder() != ByteOrder.BIG_ENDIAN) swap(data, dtype.byteSize());
+        return Tensor.copyOf(MemorySegment.ofArray(data), dtype, shape);
+    }
+
+    private static void swap(byte[] d, int width) {
+        for (int i = 0; i < d.length; i += width) {
+            for (int a = i, b = i + width - 1; a < b; a++, b--) {
+                byte t = d[a];
+                d[a] = d[b];
+                d[b] = t;
+            }
+        }
+    }
+
+    /** Writes {@code t} (uint8, int8, int16, int32, float32 or float64) as an uncompressed IDX file. */
+    public static void write(Tensor t, Path file) throws IOException {
+        int type = switch (t.dtype()) {
+            case UINT8 -> 0x08;
+            case INT8 -> 0x09;
+            case INT16 -> 0x0B;
+            case INT32 -> 0x0C;
+            case FLOAT32 -> 0x0D;
+            case FLOAT64 -> 0x0E;
+            default -> throw new IllegalArgumentException("IDX cannot hold " + t.dtype());
+        };
+        long[] shape = t.shape();
+        if (shape.length == 0 || shape.length > 255) throw new IllegalArgumentException("IDX needs 1 to 255 dimensions");
+        byte[] data;
+        try (Tensor c = t.contiguous()) {
+            data = c.data().toArray(ValueLayout.JAVA_BYTE);
+        }
+        if (t.dtype().byteSize() > 1 && ByteOrder.nativeOrder() != ByteOrder.BIG_ENDIAN) swap(data, t.dtype().byteSize());
+        try (var out = new java.io.DataOutputStream(new java.io.BufferedOutputStream(Files.newOutputStream(file)))) {
+            out.writeInt(type << 8 | shape.length);
+            for (long s : shape) {
+                if (s > 0xffffffffL) throw new IllegalArgumentException("IDX sizes are 32-bit");
+                out.writeInt((int) s);
+            }
+            out.write(data);
+        }
+    }
+}

@@ -1,0 +1,269 @@
+package dev.lora4j.io;
+
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.lora4j.DType;
+import dev.lora4j.Tensor;
+import dev.lora4j.TensorScope;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * Reads and writes the safetensors format (Hugging Face): an 8-byte little-endian header
+ * length N, N bytes of JSON mapping each tensor name to {@code dtype}, {@code shape} and
+ * {@code data_offsets} [begin, end) into the byte buffer that follows (plus an optional
+ * {@code __metadata__} map of strings), then the little-endian tensor data.
+ *
+ * <p>Reading maps the file and copies each tensor once, straight from the mapping into its
+ * native tensor. Every malformed file is refused with an {@link IOException} naming the
+ * problem, and nothing is returned half-loaded. Writing goes to a temporary file that is
+ * renamed into place, so readers never see a partial file. Stateless and thread-safe.
+ */
+public final class Safetensors {
+
+    private static final ObjectMapper JSON = new ObjectMapper().enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
+    private static final long MAX_HEADER = 100L << 20;
+
+    private Safetensors() {}
+
+    /** What a file holds: tensors in file order, and the metadata. */
+    public record Contents(Map<String, Tensor> tensors, Map<String, String> metadata) implements AutoCloseable {
+        /** Closes every tensor. */
+        @Override
+        public void close() {
+            tensors.values().forEach(Tensor::close);
+        }
+    }
+
+    static String code(DType d) {
+        return switch (d) {
+            case FLOAT64 -> "F64";
+            case FLOAT32 -> "F32";
+            case FLOAT16 -> "F16";
+            case BFLOAT16 -> "BF16";
+            case INT64 -> "I64";
+            case INT32 -> "I32";
+            case INT16 -> "I16";
+            case INT8 -> "I8";
+            case UINT8 -> "U8";
+            case BOOL -> "BOOL";
+        };
+    }
+
+    static DType dtype(String code) throws IOException {
+        return switch (code) {
+            case "F64" -> DType.FLOAT64;
+            case "F32" -> DType.FLOAT32;
+            case "F16" -> DType.FLOAT16;
+            case "BF16" -> DType.BFLOAT16;
+            case "I64" -> DType.INT64;
+            case "I32" -> DType.INT32;
+            case "I16" -> DType.INT16;
+            case "I8" -> DType.INT8;
+            case "U8" -> DType.UINT8;
+            case "BOOL" -> DType.BOOL;
+            default -> throw new IOException("unknown safetensors dtype '" + code + "'");
+        };
+    }
+
+    /**
+     * Reads every tensor of {@code file}. The tensors belong to the caller (or the current
+     * scope): close the returned contents when done.
+     */
+    public static Contents read(Path file) throws IOException {
+        if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) throw new IOException("safetensors needs a little-endian machine");
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ); Arena arena = Arena.ofConfined()) {
+            long size = ch.size();
+            String where = file.toString();
+            if (size < 8) throw new IOException(where + ": truncated safetensors file (" + size + " bytes, no header length)");
+            MemorySegment map = ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
+            long n = map.get(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0);
+            if (n < 2 || n > MAX_HEADER || n > size - 8) {
+                throw new IOException(where + ": header length " + Long.toUnsignedString(n) + " does not fit a file of " + size + " bytes");
+            }
+            byte[] headerBytes = map.asSlice(8, n).toArray(ValueLayout.JAVA_BYTE);
+            Header header = parse(where, new String(headerBytes, StandardCharsets.UTF_8), size - 8 - n);
+            MemorySegment data = map.asSlice(8 + n);
+            Map<String, Tensor> tensors = new LinkedHashMap<>();
+            try (TensorScope scope = TensorScope.open()) {
+                for (Entry e : header.entries) {
+                    tensors.put(e.name, Tensor.copyOf(data.asSlice(e.begin, e.end - e.begin), e.dtype, e.shape));
+                }
+                tensors.values().forEach(Tensor::keep);
+            }
+            return new Contents(tensors, header.metadata);
+        }
+    }
+
+    private record Entry(String name, DType dtype, long[] shape, long begin, long end) {}
+
+    private record Header(List<Entry> entries, Map<String, String> metadata) {}
+
+    private static Header parse(String where, String text, long dataSize) throws IOException {
+        JsonNode root;
+        try {
+            root = JSON.readTree(text.stripTrailing());
+        } catch (JsonProcessingException e) {
+            throw new IOException(where + ": bad JSON header: " + e.getOriginalMessage());
+        }
+        if (root == null || !root.isObject()) throw new IOException(where + ": the header is not a JSON object");
+        List<Entry> entries = new ArrayList<>();
+        Map<String, String> metadata = new LinkedHashMap<>();
+        for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext(); ) {
+            var f = it.next();
+            String name = f.getKey();
+            JsonNode v = f.getValue();
+            if (name.equals("__metadata__")) {
+                if (!v.isObject()) throw new IOException(where + ": __metadata__ must be an object of strings");
+                for (var m : (Iterable<Map.Entry<String, JsonNode>>) v::fields) {
+                    if (!m.getValue().isTextual()) throw new IOException(where + ": __metadata__['" + m.getKey() + "'] is not a string");
+                    metadata.put(m.getKey(), m.getValue().asText());
+                }
+                continue;
+            }
+            entries.add(entry(where, name, v));
+        }
+        checkLayout(where, entries, dataSize);
+        return new Header(entries, metadata);
+    }
+
+    private static Entry entry(String where, String name, JsonNode v) throws IOException {
+        String at = where + ": tensor '" + name + "'";
+        if (!v.isObject()) throw new IOException(at + " is not an object");
+        JsonNode dt = v.get("dtype"), sh = v.get("shape"), off = v.get("data_offsets");
+        if (dt == null || !dt.isTextual()) throw new IOException(at + " has no dtype");
+        if (sh == null || !sh.isArray()) throw new IOException(at + " has no shape");
+        if (off == null || !off.isArray() || off.size() != 2) throw new IOException(at + " has no [begin, end] data_offsets");
+        DType dtype;
+        try {
+            dtype = dtype(dt.asText());
+        } catch (IOException e) {
+            throw new IOException(at + ": " + e.getMessage());
+        }
+        long[] shape = new long[sh.size()];
+        long numel = 1;
+        for (int i = 0; i < shape.length; i++) {
+            JsonNode s = sh.get(i);
+            if (!s.canConvertToExactIntegral() || !s.canConvertToLong() || s.asLong() < 0) {
+                throw new IOException(at + " has a bad shape " + sh);
+            }
+            shape[i] = s.asLong();
+            try {
+                numel = Math.multiplyExact(numel, shape[i]);
+            } catch (ArithmeticException e) {
+                throw new IOException(at + " has a shape too large: " + sh);
+            }
+        }
+        JsonNode b = off.get(0), e = off.get(1);
+        if (!b.canConvertToExactIntegral() || !e.canConvertToExactIntegral() || !b.canConvertToLong() || !e.canConvertToLong()) {
+            throw new IOException(at + " has bad data_offsets " + off);
+        }
+        long begin = b.asLong(), end = e.asLong();
+        if (begin < 0 || end < begin) throw new IOException(at + " has bad data_offsets " + off);
+        long expected;
+        try {
+            expected = Math.multiplyExact(numel, dtype.byteSize());
+        } catch (ArithmeticException ex) {
+            throw new IOException(at + " is too large");
+        }
+        if (end - begin != expected) {
+            throw new IOException(at + ": shape " + Arrays.toString(shape) + " of " + dt.asText() + " needs " + expected
+                    + " bytes but data_offsets " + off + " hold " + (end - begin));
+        }
+        return new Entry(name, dtype, shape, begin, end);
+    }
+
+    /** Offsets must lie inside the data, not overlap, and cover it without holes. */
+    private static void checkLayout(String where, List<Entry> entries, long dataSize) throws IOException {
+        List<Entry> sorted = new ArrayList<>(entries);
+        sorted.sort((x, y) -> Long.compare(x.begin, y.begin));
+        long pos = 0;
+        for (Entry e : sorted) {
+            if (e.begin < pos) throw new IOException(where + ": tensor '" + e.name + "' overlaps another tensor's bytes");
+            if (e.begin > pos) throw new IOException(where + ": bytes " + pos + ".." + e.begin + " before tensor '" + e.name + "' belong to no tensor");
+            if (e.end > dataSize) {
+                throw new IOException(where + ": tensor '" + e.name + "' ends at byte " + e.end + ", past the data (" + dataSize + " bytes)");
+            }
+            pos = e.end;
+        }
+        if (pos != dataSize) throw new IOException(where + ": " + (dataSize - pos) + " bytes at the end belong to no tensor");
+    }
+
+    /** Writes {@code tensors} (in map order) with no metadata. */
+    public static void write(Path file, Map<String, Tensor> tensors) throws IOException {
+        write(file, tensors, Map.of());
+    }
+
+    /**
+     * Writes {@code tensors} (in map order) and {@code metadata} to {@code file} atomically:
+     * into a temporary file in the same folder, then renamed over {@code file}.
+     */
+    public static void write(Path file, Map<String, Tensor> tensors, Map<String, String> metadata) throws IOException {
+        Objects.requireNonNull(file, "file");
+        Objects.requireNonNull(tensors, "tensors");
+        Objects.requireNonNull(metadata, "metadata");
+        ObjectNode header = JSON.createObjectNode();
+        if (!metadata.isEmpty()) {
+            ObjectNode meta = header.putObject("__metadata__");
+            metadata.forEach(meta::put);
+        }
+        long offset = 0;
+        for (var e : tensors.entrySet()) {
+            if (e.getKey().equals("__metadata__")) throw new IllegalArgumentException("'__metadata__' cannot name a tensor");
+            Tensor t = Objects.requireNonNull(e.getValue(), e.getKey());
+            long bytes = t.numel() * t.dtype().byteSize();
+            ObjectNode node = header.putObject(e.getKey());
+            node.put("dtype", code(t.dtype()));
+            var shape = node.putArray("shape");
+            for (long s : t.shape()) shape.add(s);
+            node.putArray("data_offsets").add(offset).add(offset + bytes);
+            offset += bytes;
+        }
+        byte[] json = JSON.writeValueAsBytes(header);
+        int padded = (json.length + 7) / 8 * 8; // align the data to 8 bytes, padding with spaces
+        byte[] head = Arrays.copyOf(json, padded);
+        Arrays.fill(head, json.length, padded, (byte) ' ');
+        Path dir = file.toAbsolutePath().getParent();
+        Files.createDirectories(dir);
+        Path tmp = Files.createTempFile(dir, file.getFileName().toString(), ".tmp");
+        try {
+            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
+                var len = java.nio.ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(padded).flip();
+                writeFully(ch, len);
+                writeFully(ch, java.nio.ByteBuffer.wrap(head));
+                for (Tensor t : tensors.values()) {
+                    try (Tensor c = t.contiguous()) {
+                        if (c.numel() > 0) writeFully(ch, c.data().asByteBuffer());
+                    }
+                }
+                ch.force(true);
+            }
+            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } finally {
+            Files.deleteIfExists(tmp);
+        }
+    }
+
+    private static void writeFully(FileChannel ch, java.nio.ByteBuffer b) throws IOException {
+        while (b.hasRemaining()) ch.write(b);
+    }
+}
