@@ -23,6 +23,6 @@ public class Dropout extends Module {
 
     @Override
     protected String extraRepr() {
-        return "p=" + p;
+        return "p=" + p + ", inplace=False";
     }
 }

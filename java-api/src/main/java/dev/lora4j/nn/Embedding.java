@@ -17,13 +17,16 @@ public class Embedding extends Module {
         this(numEmbeddings, embeddingDim, -1);
     }
 
-    /** {@code paddingIdx} -1 means none; other negative values count from the end. */
+    /**
+     * {@code paddingIdx} -1 means none; other negative values count from the end (PyTorch
+     * accepts -num_embeddings..num_embeddings-1; -1 here means none, not the last row).
+     */
     public Embedding(long numEmbeddings, long embeddingDim, long paddingIdx) {
         if (numEmbeddings < 1 || embeddingDim < 1) throw new IllegalArgumentException("Embedding needs sizes >= 1");
-        long pad = paddingIdx < -1 ? paddingIdx + numEmbeddings : paddingIdx;
-        if (pad < -1 || pad >= numEmbeddings) {
+        if (paddingIdx < -numEmbeddings && paddingIdx != -1 || paddingIdx >= numEmbeddings) {
             throw new IndexOutOfBoundsException("paddingIdx " + paddingIdx + " is out of range for " + numEmbeddings + " embeddings");
         }
+        long pad = paddingIdx < -1 ? paddingIdx + numEmbeddings : paddingIdx;
         this.numEmbeddings = numEmbeddings;
         this.embeddingDim = embeddingDim;
         this.paddingIdx = pad;

@@ -134,12 +134,10 @@ public final class Functional {
             throw new IllegalArgumentException("embedding: indices must be int64 or int32, got " + indices.dtype());
         }
         long n = weight.size(0);
-        long pad = paddingIdx;
-        if (pad < -1) pad += n;
-        if (pad < -1 || pad >= n) {
+        if (paddingIdx < -n && paddingIdx != -1 || paddingIdx >= n) {
             throw new IndexOutOfBoundsException("embedding: paddingIdx " + paddingIdx + " is out of range for " + n + " embeddings");
         }
-        long p = pad;
+        long p = paddingIdx < -1 ? paddingIdx + n : paddingIdx;
         return Calls.call("embedding", weight, indices, (w, i, o) -> lt_embedding(w, i, p, o));
     }
 

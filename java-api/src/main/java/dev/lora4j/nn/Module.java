@@ -256,7 +256,9 @@ public abstract class Module implements AutoCloseable {
     /**
      * Converts every floating-point parameter and buffer of the tree to {@code dtype}, in place
      * (as {@code module.to(dtype)}, {@code .double()}, {@code .half()}); requires-grad flags are
-     * kept. Returns this.
+     * kept. Returns this. Unlike PyTorch, which swaps the data under the same Parameter
+     * objects, the module gets new parameter tensors and closes the old ones: take parameter
+     * handles, and build optimizers, after converting.
      */
     public final Module to(dev.lora4j.DType dtype) {
         Objects.requireNonNull(dtype, "dtype");

@@ -1,0 +1,87 @@
+package dev.lora4j.data;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import dev.lora4j.Tensor;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** Batching: sizes, drop-last, seeded shuffling that visits every sample once, class filtering. */
+class DataLoaderTest {
+
+    /** Sample i has input [i, i] and target i % 3. */
+    private static TensorDataset dataset(int n) {
+        float[] x = new float[2 * n];
+        long[] y = new long[n];
+        for (int i = 0; i < n; i++) {
+            x[2 * i] = i;
+            x[2 * i + 1] = i;
+            y[i] = i % 3;
+        }
+        return new TensorDataset(Tensor.of(x, n, 2), Tensor.of(y, n));
+    }
+
+    private static List<Long> order(DataLoader loader, List<Long> sizes) {
+        List<Long> seen = new ArrayList<>();
+        for (Batch b : loader) {
+            try (b) {
+                sizes.add(b.size());
+                float[] x = b.inputs().toFloatArray();
+                long[] y = b.targets().toLongArray();
+                for (int i = 0; i < y.length; i++) {
+                    assertEquals(x[2 * i], x[2 * i + 1]);
+                    assertEquals((long) x[2 * i] % 3, y[i], "inputs and targets stay paired");
+                    seen.add((long) x[2 * i]);
+                }
+            }
+        }
+        return seen;
+    }
+
+    @Test
+    void sequentialBatchesAndDropLast() {
+        try (TensorDataset d = dataset(10)) {
+            List<Long> sizes = new ArrayList<>();
+            assertEquals(List.of(0L, 1L, 2L, 3L, 4L, 5L, 6L, 7L, 8L, 9L), order(d.loader(4, false, 0, false), sizes));
+            assertEquals(List.of(4L, 4L, 2L), sizes);
+            sizes.clear();
+            assertEquals(8, order(d.loader(4, false, 0, true), sizes).size());
+            assertEquals(List.of(4L, 4L), sizes);
+            assertEquals(2, d.loader(4, true, 0, true).numBatches());
+        }
+    }
+
+    @Test
+    void shuffleVisitsEverySampleOnceAndIsReproducible() {
+        try (TensorDataset d = dataset(50)) {
+            List<Long> a = order(d.loader(7, true, 42, false), new ArrayList<>());
+            List<Long> b = order(d.loader(7, true, 42, false), new ArrayList<>());
+            assertEquals(a, b, "same seed, same order");
+            assertNotEquals(a, order(d.loader(7, true, 43, false), new ArrayList<>()));
+            assertEquals(50, a.stream().distinct().count());
+            assertNotEquals(a.stream().sorted().toList(), a, "shuffled");
+            DataLoader loader = d.loader(7, true, 1, false);
+            assertNotEquals(order(loader, new ArrayList<>()), order(loader, new ArrayList<>()), "a new order each pass");
+        }
+    }
+
+    @Test
+    void filterClassesAndCounts() {
+        try (TensorDataset d = dataset(10); TensorDataset only = d.filterClasses(1, 2)) {
+            assertEquals(6, only.size());
+            assertArrayEquals(new long[] {4, 3, 3}, d.classCounts(3));
+            assertArrayEquals(new long[] {0, 3, 3}, only.classCounts(3));
+        }
+    }
+
+    @Test
+    void badArguments() {
+        try (Tensor x = Tensor.zeros(3, 2); Tensor y = Tensor.zeros(4)) {
+            assertThrows(IllegalArgumentException.class, () -> new TensorDataset(x, y));
+        }
+        try (TensorDataset d = dataset(3)) {
+            assertThrows(IllegalArgumentException.class, () -> d.loader(0, false, 0, false));
+        }
+    }
+}
