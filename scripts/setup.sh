@@ -3,7 +3,7 @@
 # what is missing and rebuilds only what changed. Source it (". scripts/setup.sh") to get
 # JAVA_HOME and PATH pointing at JDK 25, or run it on its own.
 #
-#   apt packages: libtorch-dev (LibTorch 1.13, CPU), cmake, g++, make, maven,
+#   apt packages: libtorch-dev (LibTorch 1.13, CPU), cmake, g++, make, maven, dataset-fashion-mnist,
 #                 libopenblas0-pthread (LibTorch's BLAS; the reference BLAS is ~16x slower)
 #   JDK 25+:      found in JAVA_HOME, /usr/lib/jvm, or PATH; the script stops if there is none
 #   build:        build/native/liblora4j.so (CMake), then the Maven modules (mvn install)
@@ -30,7 +30,7 @@ lora4j_apt_install() {
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
-lora4j_apt_install libtorch-dev cmake g++ make maven libopenblas0-pthread ca-certificates
+lora4j_apt_install libtorch-dev cmake g++ make maven libopenblas0-pthread ca-certificates dataset-fashion-mnist
 
 blas=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || true)
 case "$blas" in
