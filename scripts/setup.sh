@@ -56,7 +56,7 @@ JAVA_HOME=$(find_jdk) || die "lora4j needs a JDK 25 or newer (FFM API) and none 
   /usr/lib/jvm or PATH. Install one (for example Eclipse Temurin 25) and set JAVA_HOME to it."
 export JAVA_HOME PATH="$JAVA_HOME/bin:$PATH"
 # Maven 3.8's Guava uses sun.misc.Unsafe, which JDK 25 warns about on every run.
-export MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow"
+export MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow -Dstyle.color=never"
 
 # ---------------------------------------------------------------- native shim
 say "building the native shim (CMake, LibTorch $(dpkg-query -W -f='${Version}' libtorch-dev 2>/dev/null | cut -d+ -f1))"

@@ -4,9 +4,8 @@ import static org.junit.jupiter.api.Assertions.*;
 
 import dev.lora4j.nn.Functional;
 import java.util.Random;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * Gradients from {@link Tensor#backward()} checked against central finite differences of the
@@ -20,23 +19,13 @@ import org.junit.jupiter.api.Test;
  * <p>Every loss is a sum of squares or of products with fixed random weights, so each checked
  * gradient is asserted to be non-zero as well: an all-zero backward cannot pass.
  */
+@ExtendWith(ScopePerTest.class)
 class GradientTest {
 
     private static final double EPS = 1e-6;
     private static final double TOL = 1e-6;
 
-    private TensorScope scope;
     private final Random rnd = new Random(7_2024);
-
-    @BeforeEach
-    void open() {
-        scope = TensorScope.open();
-    }
-
-    @AfterEach
-    void close() {
-        scope.close();
-    }
 
     @Test
     void linearGradientsOfInputWeightAndBias() {

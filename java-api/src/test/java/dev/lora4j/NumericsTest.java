@@ -5,9 +5,8 @@ import static org.junit.jupiter.api.Assertions.*;
 import dev.lora4j.nn.Functional;
 import java.util.Arrays;
 import java.util.Random;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * Forward numerics of lora4j checked against independent plain-Java references (double loops)
@@ -21,23 +20,13 @@ import org.junit.jupiter.api.Test;
  * floor); FLOAT32 results to {@value #F32_TOL}, computed by the reference in double from the
  * same float-rounded inputs.
  */
+@ExtendWith(ScopePerTest.class)
 class NumericsTest {
 
     private static final double F64_TOL = 1e-12;
     private static final double F32_TOL = 1e-5;
 
-    private TensorScope scope;
     private final Random rnd = new Random(20240611);
-
-    @BeforeEach
-    void open() {
-        scope = TensorScope.open();
-    }
-
-    @AfterEach
-    void close() {
-        scope.close();
-    }
 
     // ------------------------------------------------------------------ matmul and linear
 

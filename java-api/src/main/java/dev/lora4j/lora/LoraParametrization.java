@@ -36,7 +36,7 @@ public class LoraParametrization extends Parametrization {
 
     /** Registers a rank-{@code r} LoRA parametrization on {@code layer.weight} and returns it. */
     public static LoraParametrization register(Module layer, int r, double alpha) {
-        Tensor w = Parametrize.isParametrized(layer, "weight") ? Parametrize.original(layer, "weight") : layer.parameter("weight");
+        Tensor w = layer.storedParameter("weight");
         if (w == null) throw new IllegalArgumentException(layer.getClass().getSimpleName() + " has no weight");
         LoraParametrization p = new LoraParametrization(w.shape(), r, alpha);
         Parametrize.registerParametrization(layer, "weight", p);

@@ -94,9 +94,9 @@ public abstract class Conv extends Module {
         return groups;
     }
 
-    /** The stored weight (the original when parametrized). */
+    /** The stored weight (the original when parametrized); owned by the layer. */
     public Tensor weight() {
-        return Parametrize.isParametrized(this, "weight") ? Parametrize.original(this, "weight") : parameter("weight");
+        return storedParameter("weight");
     }
 
     public Tensor bias() {

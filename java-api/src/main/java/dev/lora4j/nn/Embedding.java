@@ -52,8 +52,9 @@ public class Embedding extends Module {
         return paddingIdx;
     }
 
+    /** The stored weight (the original when parametrized); owned by the layer. */
     public Tensor weight() {
-        return Parametrize.isParametrized(this, "weight") ? Parametrize.original(this, "weight") : parameter("weight");
+        return storedParameter("weight");
     }
 
     @Override

@@ -36,9 +36,9 @@ public class Linear extends Module {
         return outFeatures;
     }
 
-    /** The weight as layers see it (the stored parameter; parametrized values are computed in forward). */
+    /** The stored weight (the original when parametrized); owned by the layer. */
     public Tensor weight() {
-        return Parametrize.isParametrized(this, "weight") ? Parametrize.original(this, "weight") : parameter("weight");
+        return storedParameter("weight");
     }
 
     /** The bias, or null. */

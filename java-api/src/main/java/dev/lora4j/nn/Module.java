@@ -128,6 +128,14 @@ public abstract class Module implements AutoCloseable {
         return parameters.get(name);
     }
 
+    /**
+     * The tensor stored for parameter {@code name}: the parameter itself, or its original when
+     * it is parametrized (owned by the module; null for an absent one).
+     */
+    public final Tensor storedParameter(String name) {
+        return Parametrize.isParametrized(this, name) ? Parametrize.original(this, name) : parameter(name);
+    }
+
     /** Whether this module has its own parameter (or parametrized parameter) {@code name}. */
     public final boolean hasParameter(String name) {
         return parameters.containsKey(name) || Parametrize.isParametrized(this, name);
