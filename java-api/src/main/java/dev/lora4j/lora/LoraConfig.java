@@ -29,7 +29,7 @@ public record LoraConfig(int r, double loraAlpha, double loraDropout, boolean fa
     public enum Init {
         /** loralib/PEFT default: A kaiming-uniform(a=√5), B zeros (Embedding: A zeros, B N(0,1)). */
         DEFAULT,
-        /** PEFT's "gaussian": A ~ N(0, 1/r), B zeros. */
+        /** PEFT's "gaussian": A ~ N(0, 1/r), B zeros (Embedding: as DEFAULT, like PEFT). */
         GAUSSIAN,
         /** Seed 000's parametrization: A ~ N(0, 1), B zeros. */
         NORMAL

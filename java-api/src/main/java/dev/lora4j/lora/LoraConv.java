@@ -76,14 +76,14 @@ public class LoraConv extends LoraLayer {
     }
 
     @Override
-    protected Tensor deltaWeight32() {
+    protected Tensor deltaWeight(DType dtype) {
         try (var ng = Torch.noGrad(); TensorScope s = TensorScope.open()) {
             Conv base = base();
             long g = base.groups();
             long out = base.outChannels();
             long r = r();
-            Tensor b = loraB().to(DType.FLOAT32).reshape(g, out / g, r / g);
-            Tensor a = loraA().to(DType.FLOAT32).reshape(g, r / g, -1);
+            Tensor b = loraB().to(dtype).reshape(g, out / g, r / g);
+            Tensor a = loraA().to(dtype).reshape(g, r / g, -1);
             return b.matmul(a).reshape(base.weight().shape()).mul(scaling()).keep();
         }
     }

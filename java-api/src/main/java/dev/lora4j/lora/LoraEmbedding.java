@@ -11,7 +11,8 @@ import dev.lora4j.nn.Init;
 /**
  * LoRA around an embedding, as PEFT's: {@code y = base(ids) + s·embedding(ids, Aᵀ)·Bᵀ} with
  * {@code lora_embedding_A} (r, num_embeddings) and {@code lora_embedding_B} (dim, r); the
- * update of the table is ΔW = s·(B·A)ᵀ (num_embeddings, dim). Default init: A zeros, B N(0,1).
+ * update of the table is ΔW = s·(B·A)ᵀ (num_embeddings, dim). Init as PEFT's (default and
+ * gaussian alike): A zeros, B N(0,1); with the seed's NORMAL init, A N(0,1) and B zeros.
  * No dropout (as PEFT). See {@link LoraLayer} for merging.
  */
 public class LoraEmbedding extends LoraLayer {
@@ -22,9 +23,9 @@ public class LoraEmbedding extends LoraLayer {
         Tensor a = registerParameter("lora_embedding_A", Tensor.zeros(r, base.numEmbeddings()).requiresGrad_(true));
         Tensor b = registerParameter("lora_embedding_B", Tensor.zeros(base.embeddingDim(), r).requiresGrad_(true));
         try (var ng = Torch.noGrad()) {
+            // PEFT initialises embedding adapters this way for both its default and "gaussian".
             switch (config.init()) {
-                case DEFAULT -> Init.normal_(b, 0, 1);
-                case GAUSSIAN -> Init.normal_(a, 0, 1.0 / r);
+                case DEFAULT, GAUSSIAN -> Init.normal_(b, 0, 1);
                 case NORMAL -> Init.normal_(a, 0, 1);
             }
         }
@@ -58,9 +59,9 @@ public class LoraEmbedding extends LoraLayer {
     }
 
     @Override
-    protected Tensor deltaWeight32() {
+    protected Tensor deltaWeight(DType dtype) {
         try (var ng = Torch.noGrad(); TensorScope s = TensorScope.open()) {
-            return loraB().to(DType.FLOAT32).matmul(loraA().to(DType.FLOAT32)).t().mul(scaling()).contiguous().keep();
+            return loraB().to(dtype).matmul(loraA().to(dtype)).t().mul(scaling()).contiguous().keep();
         }
     }
 }

@@ -14,7 +14,8 @@ import java.util.Objects;
  * <p>Merging adds ΔW into the base weight ({@code W += ΔW}); merging a merged layer is a
  * no-op that logs a warning, never a second add. A safe merge computes {@code W + ΔW} into a
  * copy and refuses to commit it when it holds NaN or infinity. For float16/bfloat16 weights,
- * the sum is computed in float32 and rounded once. {@link #unmerge()} subtracts ΔW again.
+ * ΔW and the sum are computed in float32 and rounded once; other weights are updated in their
+ * own type. {@link #unmerge()} subtracts ΔW again.
  *
  * <p>Ownership and thread-safety as {@link Module}: forwards in eval mode may run
  * concurrently; merge, unmerge and enabling are single-threaded.
@@ -76,13 +77,19 @@ public abstract class LoraLayer extends Module {
         return merged;
     }
 
-    /** Whether the adapter takes part in forward (it always does once merged). */
+    /** Whether the adapter takes part in forward. */
     public boolean isAdapterEnabled() {
         return enabled;
     }
 
-    /** Switches the adapter off (forward = base layer) or on, without removing it. */
+    /**
+     * Switches the adapter off (forward = the base layer's original computation) or on,
+     * without removing it. Disabling a merged adapter unmerges it first, as PEFT does, so the
+     * base layer really is the original.
+     */
     public void setAdapterEnabled(boolean enabled) {
+        ensureOpen();
+        if (!enabled && merged) unmerge();
         this.enabled = enabled;
     }
 
@@ -92,12 +99,21 @@ public abstract class LoraLayer extends Module {
     /** The adapter's contribution to the output, scale included (merged/enabled handled by forward). */
     protected abstract Tensor loraForward(Tensor input);
 
-    /** ΔW = s·B·A in the base weight's shape and layout, computed in float32; the caller owns it. */
-    protected abstract Tensor deltaWeight32();
+    /** ΔW = s·B·A in the base weight's shape and layout, computed in {@code dtype}; the caller owns it. */
+    protected abstract Tensor deltaWeight(DType dtype);
 
-    /** ΔW in the base weight's dtype; the caller owns it. */
+    /**
+     * The type ΔW is computed in: the weight's own, or float32 for float16/bfloat16 weights
+     * (whose sums are then rounded once).
+     */
+    private DType computeType() {
+        DType d = baseWeight().dtype();
+        return d == DType.FLOAT16 || d == DType.BFLOAT16 ? DType.FLOAT32 : d;
+    }
+
+    /** ΔW in the base weight's dtype (computed as merging computes it); the caller owns it. */
     public final Tensor deltaWeight() {
-        try (var ng = Torch.noGrad(); Tensor d = deltaWeight32()) {
+        try (var ng = Torch.noGrad(); Tensor d = deltaWeight(computeType())) {
             return d.to(baseWeight().dtype());
         }
     }
@@ -132,6 +148,7 @@ public abstract class LoraLayer extends Module {
         }
         apply(1.0, safe);
         merged = true;
+        enabled = true;
         return true;
     }
 
@@ -150,14 +167,13 @@ public abstract class LoraLayer extends Module {
     private void apply(double sign, boolean safe) {
         Tensor w = baseWeight();
         try (var ng = Torch.noGrad(); TensorScope scope = TensorScope.open()) {
-            Tensor delta = deltaWeight32();
-            DType dtype = w.dtype();
-            boolean half = dtype == DType.FLOAT16 || dtype == DType.BFLOAT16;
-            if (!safe && !half) {
-                w.add_(delta.to(dtype), sign);
+            DType compute = computeType();
+            Tensor delta = deltaWeight(compute);
+            if (!safe && compute == w.dtype()) {
+                w.add_(delta, sign);
                 return;
             }
-            Tensor updated = w.to(DType.FLOAT32).add(delta, sign);
+            Tensor updated = w.to(compute).add(delta, sign);
             if (safe && !updated.allFinite()) {
                 throw new IllegalStateException("safe merge refused: the merged weight of " + getClass().getSimpleName()
                         + " would hold NaN or infinity (the adapter is probably broken)");

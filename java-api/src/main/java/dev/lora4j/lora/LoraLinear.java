@@ -1,5 +1,6 @@
 package dev.lora4j.lora;
 
+import dev.lora4j.DType;
 import dev.lora4j.Tensor;
 import dev.lora4j.Torch;
 import dev.lora4j.nn.Dropout;
@@ -81,9 +82,9 @@ public class LoraLinear extends LoraLayer {
     }
 
     @Override
-    protected Tensor deltaWeight32() {
+    protected Tensor deltaWeight(DType dtype) {
         try (var ng = Torch.noGrad(); var scope = dev.lora4j.TensorScope.open()) {
-            Tensor d = loraB().to(dev.lora4j.DType.FLOAT32).matmul(loraA().to(dev.lora4j.DType.FLOAT32)).mul(scaling());
+            Tensor d = loraB().to(dtype).matmul(loraA().to(dtype)).mul(scaling());
             return maybeTranspose(d).contiguous().keep();
         }
     }

@@ -98,11 +98,11 @@ public class MergedLoraLinear extends LoraLayer {
     }
 
     @Override
-    protected Tensor deltaWeight32() {
+    protected Tensor deltaWeight(DType dtype) {
         int r = config().r();
         try (var ng = Torch.noGrad(); TensorScope s = TensorScope.open()) {
-            Tensor a = loraA().to(DType.FLOAT32);
-            Tensor b = loraB().to(DType.FLOAT32);
+            Tensor a = loraA().to(dtype);
+            Tensor b = loraB().to(dtype);
             Tensor delta = assemble(new long[] {partSize, inFeatures}, 0,
                     j -> b.narrow(0, j * partSize, partSize).matmul(a.narrow(0, (long) j * r, r)));
             return maybeTranspose(delta.mul(scaling())).contiguous().keep();

@@ -125,6 +125,30 @@ class LoraSurgeryTest {
     }
 
     @Test
+    void disablingAMergedAdapterUnmergesItSoTheBaseIsTheOriginal() {
+        Torch.manualSeed(12);
+        try (Linear base = new Linear(4, 3); TensorScope s = TensorScope.open()) {
+            Tensor x = Tensor.randn(2, 4);
+            Tensor original = base.forward(x);
+            Tensor w0 = base.weight().clone();
+            LoraLinear l = new LoraLinear(base, LoraConfig.of(2));
+            try (var ng = Torch.noGrad()) {
+                l.loraB().fill_(0.3);
+            }
+            Tensor adapted = l.forward(x);
+            assertTrue(l.merge());
+            assertTrue(l.forward(x).allclose(adapted, 1e-5, 1e-6));
+            l.setAdapterEnabled(false);
+            assertFalse(l.isMerged());
+            assertTrue(l.forward(x).allclose(original, 1e-6, 1e-6));
+            assertTrue(base.weight().allclose(w0, 0, 1e-6));
+            assertTrue(l.merge(), "merging re-enables");
+            assertTrue(l.isAdapterEnabled());
+            l.unload();
+        }
+    }
+
+    @Test
     void mergingAClosedModelIsAClearError() {
         Block b = new Block();
         Lora.wrap(b, LoraConfig.of(2));
