@@ -83,28 +83,8 @@ public final class FineTune {
             say(s, "model: %s%nparameters: %,d%n%n", model, baseParams);
 
             // 1. Pre-train (or load the cached pre-trained weights).
-            Path cached = s.cache().resolve(String.format(Locale.ROOT, "fashion-mlp-seed%d-e%d-b%d-lr%s-n%d.safetensors",
-                    s.seed(), s.epochs(), s.batch(), s.lr(), trainSet.size()));
             List<Double> lossCurve = new ArrayList<>();
-            boolean usedCache = Files.isRegularFile(cached);
-            if (usedCache) {
-                try (Safetensors.Contents c = Safetensors.read(cached)) {
-                    model.loadStateDict(c.tensors(), true);
-                }
-                say(s, "pre-trained model loaded from %s (delete it to train again)%n", cached);
-            } else {
-                long t0 = System.nanoTime();
-                try (Adam opt = new Adam(model.trainableParameters(), s.lr())) {
-                    for (int epoch = 1; epoch <= s.epochs(); epoch++) {
-                        train(s, model, opt, trainSet, trainSet.size(), "pre-train " + epoch + "/" + s.epochs(), lossCurve);
-                    }
-                }
-                say(s, "pre-trained in %.1f s%n", (System.nanoTime() - t0) / 1e9);
-                try (TensorScope scope = TensorScope.open()) {
-                    Safetensors.write(cached, model.stateDict(), Map.of("format", "pt", "lora4j", "fine-tune base"));
-                }
-                say(s, "cached the pre-trained model in %s%n", cached);
-            }
+            boolean usedCache = pretrain(s, model, trainSet, lossCurve);
 
             // 2. Evaluate; pick the worst class.
             long[] wrongBefore = wrongPerClass(model, test);
@@ -165,6 +145,35 @@ public final class FineTune {
         }
     }
 
+    /**
+     * Pre-trains {@code model} on {@code trainSet} as the settings say, or loads the weights
+     * cached by an earlier run with the same settings; returns whether the cache was used.
+     * The loss curve (mean of every 100 batches) goes into {@code lossCurve} when training.
+     */
+    static boolean pretrain(Settings s, Sequential model, TensorDataset trainSet, List<Double> lossCurve) throws IOException {
+        Path cached = s.cache().resolve(String.format(Locale.ROOT, "fashion-mlp-seed%d-e%d-b%d-lr%s-n%d.safetensors",
+                s.seed(), s.epochs(), s.batch(), s.lr(), trainSet.size()));
+        if (Files.isRegularFile(cached)) {
+            try (Safetensors.Contents c = Safetensors.read(cached)) {
+                model.loadStateDict(c.tensors(), true);
+            }
+            say(s, "pre-trained model loaded from %s (delete it to train again)%n", cached);
+            return true;
+        }
+        long t0 = System.nanoTime();
+        try (Adam opt = new Adam(model.trainableParameters(), s.lr())) {
+            for (int epoch = 1; epoch <= s.epochs(); epoch++) {
+                train(s, model, opt, trainSet, trainSet.size(), "pre-train " + epoch + "/" + s.epochs(), lossCurve);
+            }
+        }
+        say(s, "pre-trained in %.1f s%n", (System.nanoTime() - t0) / 1e9);
+        try (TensorScope scope = TensorScope.open()) {
+            Safetensors.write(cached, model.stateDict(), Map.of("format", "pt", "lora4j", "fine-tune base"));
+        }
+        say(s, "cached the pre-trained model in %s%n", cached);
+        return false;
+    }
+
     private static TensorDataset firstN(TensorDataset d, long n) {
         try (Batch b = d.slice(0, n)) {
             return new TensorDataset(b.inputs().clone(), b.targets().clone());
@@ -172,8 +181,14 @@ public final class FineTune {
     }
 
     /** Trains on {@code items} samples of {@code data} (cycling, shuffled) with a progress bar. */
-    private static void train(Settings s, Module model, Adam opt, TensorDataset data, long items, String task,
-                              List<Double> curve) {
+    static void train(Settings s, Module model, dev.lora4j.optim.Optimizer opt, TensorDataset data, long items, String task,
+                      List<Double> curve) {
+        train(s, model, opt, data, items, task, curve, dev.lora4j.optim.Optimizer::step);
+    }
+
+    /** As above, with {@code stepper} making each update (a DyLoRA controller's step, say). */
+    static void train(Settings s, Module model, dev.lora4j.optim.Optimizer opt, TensorDataset data, long items, String task,
+                      List<Double> curve, java.util.function.Consumer<dev.lora4j.optim.Optimizer> stepper) {
         model.train();
         long batches = Math.max(1, items / s.batch());
         double running = Double.NaN;
@@ -194,7 +209,7 @@ public final class FineTune {
                         opt.zeroGrad();
                         Tensor loss = crossEntropy(model.forward(b.inputs()), b.targets());
                         loss.backward();
-                        opt.step();
+                        stepper.accept(opt);
                         double l = loss.item();
                         running = Double.isNaN(running) ? l : 0.98 * running + 0.02 * l;
                         window += l;
@@ -247,7 +262,7 @@ public final class FineTune {
         return 100.0 * good / total;
     }
 
-    private static void say(Settings s, String format, Object... args) {
+    static void say(Settings s, String format, Object... args) {
         if (s.verbose()) System.out.printf(Locale.ROOT, format, args);
     }
 }

@@ -52,6 +52,23 @@ final class Plots {
         ImageIO.write(both, "png", file.toFile());
     }
 
+    /** Accuracy against rank: a LoRA per rank beside one DyLoRA evaluated at every rank. */
+    static void accuracyByRank(Path file, double[] lora, List<String> names, List<double[]> dylora, double base) throws IOException {
+        System.setProperty("java.awt.headless", "true");
+        XYChart chart = new XYChartBuilder().width(720).height(460).title("Inverted Fashion-MNIST: accuracy by rank")
+                .xAxisTitle("rank").yAxisTitle("test accuracy (%)").build();
+        chart.getStyler().setLegendPosition(Styler.LegendPosition.InsideSE);
+        double[] ranks = IntStream.rangeClosed(1, lora.length).asDoubleStream().toArray();
+        chart.addSeries("LoRA, one run per rank", ranks, java.util.Arrays.stream(lora).map(a -> 100 * a).toArray());
+        for (int i = 0; i < names.size(); i++) {
+            chart.addSeries("DyLoRA " + names.get(i) + ", one run for all ranks", ranks,
+                    java.util.Arrays.stream(dylora.get(i)).map(a -> 100 * a).toArray());
+        }
+        chart.addSeries("base model, no adapter", ranks, java.util.Arrays.stream(lora).map(a -> 100 * base).toArray())
+                .setMarker(org.knowm.xchart.style.markers.SeriesMarkers.NONE);
+        BitmapEncoder.saveBitmap(chart, file.toString(), BitmapEncoder.BitmapFormat.PNG);
+    }
+
     private static List<Long> toList(long[] v) {
         return java.util.Arrays.stream(v).boxed().toList();
     }

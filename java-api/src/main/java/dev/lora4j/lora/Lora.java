@@ -36,7 +36,22 @@ public final class Lora {
      * @throws IllegalArgumentException when the config names targets and none matched
      */
     public static WrapReport wrap(Module model, LoraConfig config) {
+        return wrap(model, config, Lora::wrapper);
+    }
+
+    /** Builds the adapter layer for one selected base layer (Linear, Embedding or Conv). */
+    @FunctionalInterface
+    public interface Wrapper {
+        LoraLayer wrap(Module layer, LoraConfig config);
+    }
+
+    /**
+     * As {@link #wrap(Module, LoraConfig)}, with {@code wrapper} building each adapter layer
+     * (for example {@code DyLora::wrapper} for DyLoRA layers).
+     */
+    public static WrapReport wrap(Module model, LoraConfig config, Wrapper wrapper) {
         Objects.requireNonNull(model, "model");
+        Objects.requireNonNull(wrapper, "wrapper");
         Objects.requireNonNull(config, "config");
         List<String> wrapped = new ArrayList<>();
         List<String> excluded = new ArrayList<>();
@@ -50,7 +65,7 @@ public final class Lora {
             }
             int dot = path.lastIndexOf('.');
             Module parent = dot < 0 ? model : model.module(path.substring(0, dot));
-            parent.replaceChild(path.substring(dot + 1), wrapper(m, config));
+            parent.replaceChild(path.substring(dot + 1), wrapper.wrap(m, config));
             wrapped.add(path);
         }
         boolean named = !config.targetModules().isEmpty() || config.targetRegex() != null;
@@ -79,7 +94,8 @@ public final class Lora {
         return path.equals(name) || path.endsWith("." + name);
     }
 
-    private static LoraLayer wrapper(Module m, LoraConfig config) {
+    /** The plain LoRA wrapper of a Linear, Embedding or Conv layer. */
+    public static LoraLayer wrapper(Module m, LoraConfig config) {
         if (m instanceof Linear l) return new LoraLinear(l, config);
         if (m instanceof Embedding e) return new LoraEmbedding(e, config);
         return new LoraConv((Conv) m, config);

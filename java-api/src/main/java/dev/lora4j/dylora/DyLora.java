@@ -1,0 +1,46 @@
+package dev.lora4j.dylora;
+
+import dev.lora4j.lora.Lora;
+import dev.lora4j.lora.LoraConfig;
+import dev.lora4j.lora.LoraLayer;
+import dev.lora4j.nn.Conv;
+import dev.lora4j.nn.Embedding;
+import dev.lora4j.nn.Linear;
+import dev.lora4j.nn.Module;
+
+/**
+ * Model-level DyLoRA: surgery with DyLoRA layers (r_max = {@code config.r()}), selected as
+ * {@link Lora#wrap} selects, and setting one rank on every DyLoRA layer of a model. The
+ * merge, unmerge and trainable-marking operations of {@link Lora} apply to DyLoRA layers
+ * too (merging at the rank each layer is set to). Changes the model: one thread, no
+ * concurrent forwards.
+ */
+public final class DyLora {
+
+    private DyLora() {}
+
+    /** Wraps the selected Linear, Embedding and (ungrouped) Conv layers with DyLoRA layers. */
+    public static Lora.WrapReport wrap(Module model, LoraConfig config) {
+        return Lora.wrap(model, config, DyLora::wrapper);
+    }
+
+    /** The DyLoRA wrapper of one layer. */
+    public static LoraLayer wrapper(Module m, LoraConfig config) {
+        if (m instanceof Linear l) return new DyLoraLinear(l, config);
+        if (m instanceof Embedding e) return new DyLoraEmbedding(e, config);
+        if (m instanceof Conv c) return new DyLoraConv(c, config);
+        throw new IllegalArgumentException("DyLoRA cannot wrap " + m.getClass().getSimpleName());
+    }
+
+    /** Sets rank {@code b} on every DyLoRA layer of {@code model}; returns how many layers. */
+    public static int setRank(Module model, int b) {
+        int n = 0;
+        for (Module m : model.namedModules().values()) {
+            if (m instanceof DyLoraLayer d) {
+                d.setRank(b);
+                n++;
+            }
+        }
+        return n;
+    }
+}

@@ -1,0 +1,62 @@
+package dev.lora4j.dylora;
+
+import dev.lora4j.Tensor;
+import dev.lora4j.Torch;
+import dev.lora4j.lora.LoraConfig;
+import dev.lora4j.nn.Embedding;
+import dev.lora4j.nn.Functional;
+import dev.lora4j.nn.Init;
+
+/**
+ * DyLoRA around an embedding: at rank b, {@code y = base(ids) + (α/b)·embedding(ids, A[:b]ᵀ)·B[:, :b]ᵀ}
+ * with {@code lora_A} (r_max, num_embeddings) zeros and {@code lora_B} (dim, r_max) ~ N(0, 1),
+ * as PEFT initialises embedding adapters. See {@link DyLoraLayer}.
+ */
+public class DyLoraEmbedding extends DyLoraLayer {
+
+    public DyLoraEmbedding(Embedding base, LoraConfig config) {
+        super(base, config);
+        registerParameter("lora_A", Tensor.zeros(config.r(), base.numEmbeddings()).requiresGrad_(true));
+        Tensor b = Tensor.zeros(base.embeddingDim(), config.r());
+        try (var ng = Torch.noGrad()) {
+            Init.normal_(b, 0, 1);
+        }
+        registerParameter("lora_B", b.requiresGrad_(true));
+    }
+
+    @Override
+    public Tensor loraA() {
+        return parameter("lora_A");
+    }
+
+    @Override
+    public Tensor loraB() {
+        return parameter("lora_B");
+    }
+
+    @Override
+    protected void replaceFactors(Tensor a, Tensor b) {
+        registerParameter("lora_A", a);
+        registerParameter("lora_B", b);
+    }
+
+    @Override
+    protected Tensor baseWeight() {
+        return ((Embedding) baseLayer()).weight();
+    }
+
+    @Override
+    protected Tensor forwardWith(Tensor ids, Tensor a, Tensor b) {
+        try (Tensor at = a.t(); Tensor rows = Functional.embedding(ids, at, ((Embedding) baseLayer()).paddingIdx());
+             Tensor bt = b.t()) {
+            return rows.matmul(bt);
+        }
+    }
+
+    @Override
+    protected Tensor deltaWith(Tensor a, Tensor b) {
+        try (Tensor ba = b.matmul(a)) {
+            return ba.t();
+        }
+    }
+}

@@ -1,0 +1,233 @@
+package dev.lora4j.dylora;
+
+import dev.lora4j.DType;
+import dev.lora4j.Tensor;
+import dev.lora4j.TensorScope;
+import dev.lora4j.Torch;
+import dev.lora4j.lora.LoraConfig;
+import dev.lora4j.lora.LoraLayer;
+import dev.lora4j.nn.Init;
+import dev.lora4j.nn.Module;
+import java.util.List;
+
+/**
+ * A DyLoRA layer (Valipour et al., EACL 2023): one adapter of rank r_max = {@code config.r()}
+ * usable at every rank b in 1..r_max. At rank b the forward uses the first b rows of
+ * {@code lora_A} and the first b columns of {@code lora_B}, scaled by α/b (α/√b with rsLoRA).
+ *
+ * <p>During training a {@link DyLoraController} sets one rank per step for every DyLoRA layer
+ * of a model. In {@linkplain Mode#FROZEN frozen} mode (the paper's) only row b of A and column
+ * b of B receive gradients that step; in {@linkplain Mode#NESTED nested} mode all of the first b
+ * do. After training, {@link #setRank} picks any rank for evaluation, merging or serving.
+ *
+ * <p>Factor layout (rank along A's dimension 0 and B's dimension 1): Linear A (r, in),
+ * B (out, r); Embedding A (r, num_embeddings), B (dim, r); Conv A (r, in, *k), B (out, r, 1…).
+ *
+ * <p>Changing the rank range at run time: {@link #truncateRank}, {@link #padRank},
+ * {@link #reinitialize}, and {@link #setAlpha}; each replaces or rescales the factors, so an
+ * optimizer built before must be rebuilt. Threads: as {@link LoraLayer}; the current rank is
+ * a per-layer setting, so concurrent forwards must agree on it.
+ */
+public abstract class DyLoraLayer extends LoraLayer {
+
+    /** Which rows train at rank b. */
+    public enum Mode {
+        /** The paper's: only row b of A and column b of B get gradients (rows below are detached). */
+        FROZEN,
+        /** Every row up to b gets gradients (nested-dropout style). */
+        NESTED
+    }
+
+    private volatile int rank;
+    private double alpha;
+    private Mode mode = Mode.FROZEN;
+
+    protected DyLoraLayer(Module base, LoraConfig config) {
+        super(base, config);
+        this.rank = config.r();
+        this.alpha = config.loraAlpha();
+    }
+
+    /** r_max: the largest rank the factors hold. */
+    public int rMax() {
+        return (int) loraA().size(0);
+    }
+
+    /** The rank used by forward and merge now. */
+    public int rank() {
+        return rank;
+    }
+
+    /** Sets the rank used by forward and merge (1..r_max). Not allowed while merged. */
+    public void setRank(int b) {
+        if (b < 1 || b > rMax()) throw new IllegalArgumentException("rank must be in 1.." + rMax() + ", got " + b);
+        if (isMerged() && b != rank) throw new IllegalStateException("unmerge before changing the rank of a merged DyLoRA layer");
+        rank = b;
+    }
+
+    public Mode mode() {
+        return mode;
+    }
+
+    public void setMode(Mode mode) {
+        this.mode = java.util.Objects.requireNonNull(mode, "mode");
+    }
+
+    public double alpha() {
+        return alpha;
+    }
+
+    /** Changes α (the scale becomes α/b). Not allowed while merged. */
+    public void setAlpha(double alpha) {
+        if (!(alpha > 0)) throw new IllegalArgumentException("alpha must be > 0, got " + alpha);
+        if (isMerged()) throw new IllegalStateException("unmerge before changing alpha");
+        this.alpha = alpha;
+    }
+
+    /** α/b at the current rank b (α/√b with rsLoRA). */
+    @Override
+    public double scaling() {
+        return config().useRslora() ? alpha / Math.sqrt(rank) : alpha / rank;
+    }
+
+    /** The full factor A (r_max along dimension 0). */
+    public abstract Tensor loraA();
+
+    /** The full factor B (r_max along dimension 1). */
+    public abstract Tensor loraB();
+
+    /** Replaces both factors (same layout, any r_max); used by the rank-changing operations. */
+    protected abstract void replaceFactors(Tensor a, Tensor b);
+
+    /** The layer's adapter output for factors already cut to rank b, before scaling. */
+    protected abstract Tensor forwardWith(Tensor input, Tensor a, Tensor b);
+
+    /** ΔW before scaling, in the base weight's layout, from factors cut to rank b. */
+    protected abstract Tensor deltaWith(Tensor a, Tensor b);
+
+    /** A cut to rank b; in frozen training only its last row keeps its graph. */
+    private Tensor cutA(int b, boolean train) {
+        Tensor a = loraA();
+        if (train && mode == Mode.FROZEN && b > 1) {
+            return Tensor.cat(List.of(a.narrow(0, 0, b - 1).detach(), a.narrow(0, b - 1, 1)), 0);
+        }
+        return a.narrow(0, 0, b);
+    }
+
+    private Tensor cutB(int b, boolean train) {
+        Tensor w = loraB();
+        if (train && mode == Mode.FROZEN && b > 1) {
+            return Tensor.cat(List.of(w.narrow(1, 0, b - 1).detach(), w.narrow(1, b - 1, 1)), 1);
+        }
+        return w.narrow(1, 0, b);
+    }
+
+    @Override
+    protected final Tensor loraForward(Tensor input) {
+        int b = rank;
+        boolean train = isTraining() && Torch.isGradEnabled();
+        try (TensorScope s = TensorScope.open()) {
+            Module dropout = children().get("lora_dropout");
+            Tensor x = dropout == null ? input : dropout.forward(input);
+            return forwardWith(x, cutA(b, train), cutB(b, train)).mul(scaling()).keep();
+        }
+    }
+
+    @Override
+    protected final Tensor deltaWeight(DType dtype) {
+        int b = rank;
+        try (var ng = Torch.noGrad(); TensorScope s = TensorScope.open()) {
+            Tensor a = loraA().narrow(0, 0, b).to(dtype);
+            Tensor w = loraB().narrow(1, 0, b).to(dtype);
+            return deltaWith(a, w).mul(scaling()).contiguous().keep();
+        }
+    }
+
+    /**
+     * The rows of A (and columns of B) that an optimizer step at the current rank must leave
+     * alone in strict mode: every row but b-1 in frozen mode, rows b.. in nested mode.
+     */
+    boolean[] inactiveRows() {
+        boolean[] inactive = new boolean[rMax()];
+        for (int i = 0; i < inactive.length; i++) {
+            inactive[i] = mode == Mode.FROZEN ? i != rank - 1 : i >= rank;
+        }
+        return inactive;
+    }
+
+    // ------------------------------------------------------------------ changing the rank range
+
+    /** Keeps the first {@code newRMax} ranks and drops the rest (ΔW at ranks ≤ newRMax unchanged). */
+    public void truncateRank(int newRMax) {
+        int r = rMax();
+        if (newRMax < 1 || newRMax > r) throw new IllegalArgumentException("truncateRank needs 1.." + r + ", got " + newRMax);
+        changeFactors(a -> a.narrow(0, 0, newRMax).clone(), w -> w.narrow(1, 0, newRMax).clone());
+        if (rank > newRMax) rank = newRMax;
+    }
+
+    /**
+     * Grows r_max to {@code newRMax}: the new columns of B are zeros and the new rows of A are
+     * drawn as the config's init draws A, so ΔW at every old rank is unchanged and the new
+     * ranks can train.
+     */
+    public void padRank(int newRMax) {
+        int r = rMax();
+        if (newRMax < r) throw new IllegalArgumentException("padRank needs a rank >= " + r + ", got " + newRMax + " (use truncateRank)");
+        if (newRMax == r) return;
+        changeFactors(a -> {
+            long[] shape = a.shape();
+            shape[0] = newRMax - r;
+            Tensor extra = initA(Tensor.empty(a.dtype(), shape));
+            return Tensor.cat(List.of(a, extra), 0);
+        }, w -> {
+            long[] shape = w.shape();
+            shape[1] = newRMax - r;
+            return Tensor.cat(List.of(w, Tensor.zeros(w.dtype(), shape)), 1);
+        });
+    }
+
+    /**
+     * The seed's {@code adjust_rank_and_alpha}: new factors of rank {@code newRMax}, freshly
+     * initialised (B zeros, so ΔW = 0), and α = {@code newAlpha}. Everything learned is lost.
+     */
+    public void reinitialize(int newRMax, double newAlpha) {
+        if (newRMax < 1) throw new IllegalArgumentException("rank must be >= 1, got " + newRMax);
+        changeFactors(a -> {
+            long[] shape = a.shape();
+            shape[0] = newRMax;
+            return initA(Tensor.empty(a.dtype(), shape));
+        }, w -> {
+            long[] shape = w.shape();
+            shape[1] = newRMax;
+            return Tensor.zeros(w.dtype(), shape);
+        });
+        rank = newRMax;
+        setAlpha(newAlpha);
+    }
+
+    private Tensor initA(Tensor a) {
+        try (var ng = Torch.noGrad()) {
+            switch (config().init()) {
+                case DEFAULT -> Init.kaimingUniform_(a, Math.sqrt(5));
+                case GAUSSIAN -> Init.normal_(a, 0, 1.0 / config().r());
+                case NORMAL -> Init.normal_(a, 0, 1);
+            }
+        }
+        return a;
+    }
+
+    private void changeFactors(java.util.function.UnaryOperator<Tensor> fa, java.util.function.UnaryOperator<Tensor> fb) {
+        ensureOpen();
+        if (isMerged()) throw new IllegalStateException("unmerge before changing the rank range");
+        try (var ng = Torch.noGrad(); TensorScope s = TensorScope.open()) {
+            Tensor a = fa.apply(loraA()).contiguous().keep();
+            Tensor b = fb.apply(loraB()).contiguous().keep();
+            replaceFactors(a.requiresGrad_(true), b.requiresGrad_(true));
+        }
+    }
+
+    @Override
+    protected String extraRepr() {
+        return "r_max=" + rMax() + ", rank=" + rank + ", lora_alpha=" + alpha + ", mode=" + mode + (isMerged() ? ", merged" : "");
+    }
+}
