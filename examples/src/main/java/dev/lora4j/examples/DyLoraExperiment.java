@@ -25,14 +25,16 @@ import java.util.Map;
  *
  * <p>The task: the seed-000 MLP, pre-trained on Fashion-MNIST (cached as in {@link FineTune}),
  * must adapt to inverted images (1 − x), where it starts near chance. Every run adapts the
- * same three layers with the same steps, batch, optimizer (AdamW) and α (scale α/rank); the
+ * same three layers with the same steps, batch, optimizer (AdamW, learning rate decaying
+ * linearly to 0) and α (scale α/rank); the
  * DyLoRA runs draw one rank per step uniformly from 1..8 and are evaluated at every rank:
  * nested mode (all rows up to b train; strict updates), the paper's frozen mode (only row b
  * trains; AdamW still moves the others, as in the official code) and frozen with strict
  * updates. Each is
  * then evaluated at every rank. Prints the table and writes a PNG of accuracy against rank.
  *
- * <p>Flags: {@code --steps N --batch B --lr LR --alpha A --rmax R --seed S --out DIR --cache DIR}.
+ * <p>Flags: {@code --steps N} (each LoRA run) {@code --dylora-steps N} (each DyLoRA run, default
+ * the same) {@code --batch B --lr LR --alpha A --rmax R --seed S --out DIR --cache DIR}.
  */
 public final class DyLoraExperiment {
 
@@ -48,7 +50,8 @@ public final class DyLoraExperiment {
     public static void main(String[] args) throws IOException {
         Torch.setNumThreads(Runtime.getRuntime().availableProcessors());
         Path home = Path.of(System.getProperty("user.home"));
-        Result r = run(Flags.intFlag(args, "--steps", 600), Flags.intFlag(args, "--batch", 64),
+        int steps = Flags.intFlag(args, "--steps", 600);
+        Result r = run(steps, Flags.intFlag(args, "--dylora-steps", steps), Flags.intFlag(args, "--batch", 64),
                 Flags.doubleFlag(args, "--lr", 2e-3), Flags.doubleFlag(args, "--alpha", 8), Flags.intFlag(args, "--rmax", 8),
                 Flags.intFlag(args, "--seed", 0), Flags.intFlag(args, "--limit", 60_000),
                 Path.of(orElse(Flags.flag(args, "--out"), "target/dylora")),
@@ -60,7 +63,7 @@ public final class DyLoraExperiment {
         return v != null ? v : def;
     }
 
-    public static Result run(int steps, int batch, double lr, double alpha, int rMax, long seed,
+    public static Result run(int steps, int dyloraSteps, int batch, double lr, double alpha, int rMax, long seed,
                              int limit, Path out, Path cache, boolean verbose) throws IOException {
         Files.createDirectories(out);
         FineTune.Settings s = new FineTune.Settings(1, 10, 1e-3, 0, 1, 1, seed, limit, out, cache, verbose);
@@ -80,8 +83,8 @@ public final class DyLoraExperiment {
                     baseAcc = accuracy(model, invTest);
                 }
                 say(verbose, "%nthe pre-trained model on inverted test images: accuracy %.4f%n", baseAcc);
-                say(verbose, "each run: %d AdamW steps of %d inverted images, lr %s, alpha %s (scale alpha/rank)%n%n",
-                        steps, batch, lr, alpha);
+                say(verbose, "each LoRA run: %d AdamW steps of %d inverted images, lr %s decaying linearly to 0, alpha %s (scale alpha/rank);"
+                        + " each DyLoRA run: %d steps%n%n", steps, batch, lr, alpha, dyloraSteps);
                 long items = (long) steps * batch;
 
                 double[] lora = new double[rMax];
@@ -93,7 +96,7 @@ public final class DyLoraExperiment {
                         Torch.manualSeed(seed + r);
                         long t0 = System.nanoTime();
                         try (AdamW opt = new AdamW(model.trainableParameters(), lr)) {
-                            FineTune.train(adapt, model, opt, invTrain, items, "LoRA r=" + r, null);
+                            FineTune.train(adapt, model, opt, invTrain, items, "LoRA r=" + r, null, linearDecay(lr, steps, o -> o.step()));
                         }
                         loraSeconds += (System.nanoTime() - t0) / 1e9;
                         lora[r - 1] = accuracy(model, invTest);
@@ -113,7 +116,8 @@ public final class DyLoraExperiment {
                         Torch.manualSeed(seed);
                         long t0 = System.nanoTime();
                         try (AdamW opt = new AdamW(model.trainableParameters(), lr)) {
-                            FineTune.train(adapt, model, opt, invTrain, items, "DyLoRA " + v.name(), null, ctl::step);
+                            FineTune.train(adapt, model, opt, invTrain, (long) dyloraSteps * batch, "DyLoRA " + v.name(), null,
+                                    linearDecay(lr, dyloraSteps, ctl::step));
                         }
                         dySeconds.add((System.nanoTime() - t0) / 1e9);
                         for (int r = 1; r <= rMax; r++) {
@@ -142,6 +146,16 @@ public final class DyLoraExperiment {
                 return new Result(baseAcc, lora, dyAcc.get(0), loraSeconds, dySeconds.get(0), dyAcc, dySeconds, plot);
             }
         }
+    }
+
+    /** Each update at a learning rate falling linearly from {@code lr} to 0 over {@code steps}. */
+    private static java.util.function.Consumer<dev.lora4j.optim.Optimizer> linearDecay(
+            double lr, int steps, java.util.function.Consumer<dev.lora4j.optim.Optimizer> step) {
+        int[] t = {0};
+        return opt -> {
+            opt.setLr(lr * Math.max(0.0, 1.0 - (double) t[0]++ / steps));
+            step.accept(opt);
+        };
     }
 
     private static Map<String, Tensor> keepAll(Map<String, Tensor> m) {

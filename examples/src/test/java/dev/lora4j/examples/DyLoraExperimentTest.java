@@ -19,7 +19,7 @@ class DyLoraExperimentTest {
 
     @Test
     void everyRankOfEveryApproachAdaptsAndDyLoraTrainsOnce() throws Exception {
-        DyLoraExperiment.Result r = DyLoraExperiment.run(150, 64, 2e-3, 4, 3, 0, 3000, dir.resolve("out"), dir.resolve("cache"), false);
+        DyLoraExperiment.Result r = DyLoraExperiment.run(150, 150, 64, 2e-3, 4, 3, 0, 3000, dir.resolve("out"), dir.resolve("cache"), false);
         assertTrue(r.baseAccuracy() < 0.3, "inverted images fool the base model: " + r.baseAccuracy());
         for (int i = 0; i < 3; i++) {
             assertTrue(r.loraAccuracy()[i] > r.baseAccuracy() + 0.15, "LoRA rank " + (i + 1) + ": " + r.loraAccuracy()[i]);
