@@ -19,10 +19,10 @@ class DyLoraExperimentTest {
 
     @Test
     void everyRankOfEveryApproachAdaptsAndDyLoraTrainsOnce() throws Exception {
-        DyLoraExperiment.Result r = DyLoraExperiment.run(150, 150, 64, 2e-3, 4, 3, 0, 3000, dir.resolve("out"), dir.resolve("cache"), false);
-        assertTrue(r.baseAccuracy() < 0.3, "inverted images fool the base model: " + r.baseAccuracy());
+        DyLoraExperiment.Result r = DyLoraExperiment.run(300, 300, 64, 1e-2, 4, 3, 0, 3000, dir.resolve("out"), dir.resolve("cache"), false);
+        assertTrue(r.baseAccuracy() < 0.2, "inverted images fool the base model: " + r.baseAccuracy());
         for (int i = 0; i < 3; i++) {
-            assertTrue(r.loraAccuracy()[i] > r.baseAccuracy() + 0.15, "LoRA rank " + (i + 1) + ": " + r.loraAccuracy()[i]);
+            assertTrue(r.loraAccuracy()[i] > r.baseAccuracy() + 0.25, "LoRA rank " + (i + 1) + ": " + r.loraAccuracy()[i]);
             for (double[] v : r.variantAccuracy()) {
                 assertTrue(v[i] > r.baseAccuracy() + 0.1, "DyLoRA rank " + (i + 1) + ": " + v[i]);
             }

@@ -50,11 +50,14 @@ public final class DyLoraController {
         draw();
     }
 
-    /** A controller for every DyLoRA layer of {@code model}, ranks uniform over 1..r_max. */
+    /**
+     * A controller for every DyLoRA layer of {@code model}, ranks uniform over 1..r_max (the
+     * smallest r_max of the layers at each draw, so it follows truncation and padding).
+     */
     public static DyLoraController of(Module model, long seed) {
         List<DyLoraLayer> layers = layers(model);
-        int rMax = layers.stream().mapToInt(DyLoraLayer::rMax).min().orElse(1);
-        return new DyLoraController(layers, RankSampler.uniform(1, rMax), seed);
+        RankSampler current = r -> 1 + r.nextInt(layers.stream().mapToInt(DyLoraLayer::rMax).min().orElse(1));
+        return new DyLoraController(layers, current, seed);
     }
 
     /** A controller with a given sampler (its ranks must fit every layer's r_max). */

@@ -53,6 +53,12 @@ public abstract class DyLoraLayer extends LoraLayer {
         return (int) loraA().size(0);
     }
 
+    /** r_max (which the rank-changing operations may have changed since construction). */
+    @Override
+    public int r() {
+        return rMax();
+    }
+
     /** The rank used by forward and merge now. */
     public int rank() {
         return rank;
@@ -177,7 +183,7 @@ public abstract class DyLoraLayer extends LoraLayer {
         changeFactors(a -> {
             long[] shape = a.shape();
             shape[0] = newRMax - r;
-            Tensor extra = initA(Tensor.empty(a.dtype(), shape));
+            Tensor extra = initA(Tensor.empty(a.dtype(), shape), newRMax);
             return Tensor.cat(List.of(a, extra), 0);
         }, w -> {
             long[] shape = w.shape();
@@ -192,10 +198,11 @@ public abstract class DyLoraLayer extends LoraLayer {
      */
     public void reinitialize(int newRMax, double newAlpha) {
         if (newRMax < 1) throw new IllegalArgumentException("rank must be >= 1, got " + newRMax);
+        if (!(newAlpha > 0)) throw new IllegalArgumentException("alpha must be > 0, got " + newAlpha);
         changeFactors(a -> {
             long[] shape = a.shape();
             shape[0] = newRMax;
-            return initA(Tensor.empty(a.dtype(), shape));
+            return initA(Tensor.empty(a.dtype(), shape), newRMax);
         }, w -> {
             long[] shape = w.shape();
             shape[1] = newRMax;
@@ -205,11 +212,12 @@ public abstract class DyLoraLayer extends LoraLayer {
         setAlpha(newAlpha);
     }
 
-    private Tensor initA(Tensor a) {
+    /** Draws A's rows as the config's init does, for an adapter of rank {@code r}. */
+    private Tensor initA(Tensor a, int r) {
         try (var ng = Torch.noGrad()) {
             switch (config().init()) {
                 case DEFAULT -> Init.kaimingUniform_(a, Math.sqrt(5));
-                case GAUSSIAN -> Init.normal_(a, 0, 1.0 / config().r());
+                case GAUSSIAN -> Init.normal_(a, 0, 1.0 / r);
                 case NORMAL -> Init.normal_(a, 0, 1);
             }
         }
