@@ -1,12 +1,10 @@
 package dev.lora4j.dylora;
 
 import dev.lora4j.Tensor;
-import dev.lora4j.Torch;
 import dev.lora4j.lora.LoraConfig;
 import dev.lora4j.nn.Conv;
 import dev.lora4j.nn.Dropout;
 import dev.lora4j.nn.Functional;
-import dev.lora4j.nn.Init;
 
 /**
  * DyLoRA around an ungrouped 1-, 2- or 3-d convolution, in PEFT's layout: {@code lora_A}
@@ -31,37 +29,12 @@ public class DyLoraConv extends DyLoraLayer {
         java.util.Arrays.fill(bShape, 1);
         bShape[0] = base.outChannels();
         bShape[1] = config.r();
-        Tensor a = Tensor.empty(aShape);
-        try (var ng = Torch.noGrad()) {
-            switch (config.init()) {
-                case DEFAULT -> Init.kaimingUniform_(a, Math.sqrt(5));
-                case GAUSSIAN -> Init.normal_(a, 0, 1.0 / config.r());
-                case NORMAL -> Init.normal_(a, 0, 1);
-            }
-        }
-        registerParameter("lora_A", a.requiresGrad_(true));
-        registerParameter("lora_B", Tensor.zeros(bShape).requiresGrad_(true));
+        setFactors(initA(Tensor.empty(aShape), config.r()), Tensor.zeros(bShape));
         if (config.loraDropout() > 0) registerModule("lora_dropout", new Dropout(config.loraDropout()));
     }
 
     private Conv base() {
         return (Conv) baseLayer();
-    }
-
-    @Override
-    public Tensor loraA() {
-        return parameter("lora_A");
-    }
-
-    @Override
-    public Tensor loraB() {
-        return parameter("lora_B");
-    }
-
-    @Override
-    protected void replaceFactors(Tensor a, Tensor b) {
-        registerParameter("lora_A", a);
-        registerParameter("lora_B", b);
     }
 
     @Override

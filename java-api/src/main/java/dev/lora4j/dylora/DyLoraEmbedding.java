@@ -1,7 +1,6 @@
 package dev.lora4j.dylora;
 
 import dev.lora4j.Tensor;
-import dev.lora4j.Torch;
 import dev.lora4j.lora.LoraConfig;
 import dev.lora4j.nn.Embedding;
 import dev.lora4j.nn.Functional;
@@ -16,28 +15,7 @@ public class DyLoraEmbedding extends DyLoraLayer {
 
     public DyLoraEmbedding(Embedding base, LoraConfig config) {
         super(base, config);
-        registerParameter("lora_A", Tensor.zeros(config.r(), base.numEmbeddings()).requiresGrad_(true));
-        Tensor b = Tensor.zeros(base.embeddingDim(), config.r());
-        try (var ng = Torch.noGrad()) {
-            Init.normal_(b, 0, 1);
-        }
-        registerParameter("lora_B", b.requiresGrad_(true));
-    }
-
-    @Override
-    public Tensor loraA() {
-        return parameter("lora_A");
-    }
-
-    @Override
-    public Tensor loraB() {
-        return parameter("lora_B");
-    }
-
-    @Override
-    protected void replaceFactors(Tensor a, Tensor b) {
-        registerParameter("lora_A", a);
-        registerParameter("lora_B", b);
+        setFactors(Tensor.zeros(config.r(), base.numEmbeddings()), Init.normal_(Tensor.empty(base.embeddingDim(), config.r()), 0, 1));
     }
 
     @Override

@@ -96,14 +96,21 @@ public abstract class DyLoraLayer extends LoraLayer {
         return config().useRslora() ? alpha / Math.sqrt(rank) : alpha / rank;
     }
 
-    /** The full factor A (r_max along dimension 0). */
-    public abstract Tensor loraA();
+    /** The full factor A, parameter {@code lora_A} (r_max along dimension 0). */
+    public final Tensor loraA() {
+        return parameter("lora_A");
+    }
 
-    /** The full factor B (r_max along dimension 1). */
-    public abstract Tensor loraB();
+    /** The full factor B, parameter {@code lora_B} (r_max along dimension 1). */
+    public final Tensor loraB() {
+        return parameter("lora_B");
+    }
 
-    /** Replaces both factors (same layout, any r_max); used by the rank-changing operations. */
-    protected abstract void replaceFactors(Tensor a, Tensor b);
+    /** Registers (or replaces) both factors as trainable parameters {@code lora_A}, {@code lora_B}. */
+    protected final void setFactors(Tensor a, Tensor b) {
+        registerParameter("lora_A", a.requiresGrad_(true));
+        registerParameter("lora_B", b.requiresGrad_(true));
+    }
 
     /** The layer's adapter output for factors already cut to rank b, before scaling. */
     protected abstract Tensor forwardWith(Tensor input, Tensor a, Tensor b);
@@ -212,8 +219,8 @@ public abstract class DyLoraLayer extends LoraLayer {
         setAlpha(newAlpha);
     }
 
-    /** Draws A's rows as the config's init does, for an adapter of rank {@code r}. */
-    private Tensor initA(Tensor a, int r) {
+    /** Draws A's rows as the config's init does, for an adapter of rank {@code r}; returns a. */
+    protected final Tensor initA(Tensor a, int r) {
         try (var ng = Torch.noGrad()) {
             switch (config().init()) {
                 case DEFAULT -> Init.kaimingUniform_(a, Math.sqrt(5));
@@ -230,7 +237,7 @@ public abstract class DyLoraLayer extends LoraLayer {
         try (var ng = Torch.noGrad(); TensorScope s = TensorScope.open()) {
             Tensor a = fa.apply(loraA()).contiguous().keep();
             Tensor b = fb.apply(loraB()).contiguous().keep();
-            replaceFactors(a.requiresGrad_(true), b.requiresGrad_(true));
+            setFactors(a, b);
         }
     }
 

@@ -1,11 +1,9 @@
 package dev.lora4j.dylora;
 
 import dev.lora4j.Tensor;
-import dev.lora4j.Torch;
 import dev.lora4j.lora.LoraConfig;
 import dev.lora4j.nn.Dropout;
 import dev.lora4j.nn.Functional;
-import dev.lora4j.nn.Init;
 import dev.lora4j.nn.Module;
 import java.util.Arrays;
 
@@ -26,33 +24,8 @@ public class DyLoraLinear extends DyLoraLayer {
         }
         long in = config.fanInFanOut() ? w.size(0) : w.size(1);
         long out = config.fanInFanOut() ? w.size(1) : w.size(0);
-        Tensor a = Tensor.empty(config.r(), in);
-        try (var ng = Torch.noGrad()) {
-            switch (config.init()) {
-                case DEFAULT -> Init.kaimingUniform_(a, Math.sqrt(5));
-                case GAUSSIAN -> Init.normal_(a, 0, 1.0 / config.r());
-                case NORMAL -> Init.normal_(a, 0, 1);
-            }
-        }
-        registerParameter("lora_A", a.requiresGrad_(true));
-        registerParameter("lora_B", Tensor.zeros(out, config.r()).requiresGrad_(true));
+        setFactors(initA(Tensor.empty(config.r(), in), config.r()), Tensor.zeros(out, config.r()));
         if (config.loraDropout() > 0) registerModule("lora_dropout", new Dropout(config.loraDropout()));
-    }
-
-    @Override
-    public Tensor loraA() {
-        return parameter("lora_A");
-    }
-
-    @Override
-    public Tensor loraB() {
-        return parameter("lora_B");
-    }
-
-    @Override
-    protected void replaceFactors(Tensor a, Tensor b) {
-        registerParameter("lora_A", a);
-        registerParameter("lora_B", b);
     }
 
     @Override
