@@ -7,6 +7,7 @@ import dev.lora4j.Tensor;
 import dev.lora4j.TensorScope;
 import dev.lora4j.Torch;
 import dev.lora4j.lora.Lora;
+import dev.lora4j.lora.LoraLayerTest.TransposedLinear;
 import dev.lora4j.lora.LoraConfig;
 import dev.lora4j.lora.LoraConv;
 import dev.lora4j.lora.LoraEmbedding;
@@ -747,20 +748,6 @@ class DyLoraTest {
         }
     }
 
-    /** A GPT-2 Conv1D-style layer whose weight is stored (in, out): y = x·W + b. */
-    static final class TransposedLinear extends Module {
-        TransposedLinear(long in, long out) {
-            registerParameter("weight", Init.uniform_(Tensor.empty(in, out), -0.5, 0.5).requiresGrad_(true));
-            registerParameter("bias", Init.uniform_(Tensor.empty(out), -0.5, 0.5).requiresGrad_(true));
-        }
-
-        @Override
-        public Tensor forward(Tensor x) {
-            try (TensorScope s = TensorScope.open()) {
-                return x.matmul(parameter("weight")).add(parameter("bias")).keep();
-            }
-        }
-    }
 
     /** Merge at rank 2 for a fan_in_fan_out base, a Conv1d and a Conv3d: merged = unmerged, ΔW layout right. */
     @Test

@@ -32,7 +32,7 @@ import org.junit.jupiter.params.provider.MethodSource;
  * differences in float64, merge/unmerge equivalence, the grouped-conv delta layout, safe merge,
  * half-precision merge, the disable switch, bad configurations and the init modes.
  */
-class LoraLayerTest {
+public class LoraLayerTest {
 
     // ------------------------------------------------------------------ helpers
 
@@ -40,8 +40,8 @@ class LoraLayerTest {
      * A GPT-2 Conv1D-style linear layer whose weight is stored (in, out): {@code y = x·W + b}.
      * The base for fan_in_fan_out adapters.
      */
-    static final class TransposedLinear extends Module {
-        TransposedLinear(long in, long out) {
+    public static final class TransposedLinear extends Module {
+        public TransposedLinear(long in, long out) {
             registerParameter("weight", Init.uniform_(Tensor.empty(in, out), -0.5, 0.5).requiresGrad_(true));
             registerParameter("bias", Init.uniform_(Tensor.empty(out), -0.5, 0.5).requiresGrad_(true));
         }
