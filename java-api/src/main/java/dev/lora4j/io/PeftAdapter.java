@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.lora4j.Tensor;
 import dev.lora4j.TensorScope;
 import dev.lora4j.Torch;
+import dev.lora4j.lora.Lora;
 import dev.lora4j.lora.LoraConfig;
 import dev.lora4j.lora.LoraConv;
 import dev.lora4j.lora.LoraEmbedding;
@@ -213,12 +214,7 @@ public final class PeftAdapter {
             for (Plan p : plans) {
                 int dot = p.path.lastIndexOf('.');
                 Module parent = dot < 0 ? model : model.module(p.path.substring(0, dot));
-                LoraLayer layer = switch (p.module) {
-                    case Linear l -> new LoraLinear(l, p.config);
-                    case Embedding em -> new LoraEmbedding(em, p.config);
-                    case Conv c -> new LoraConv(c, p.config);
-                    default -> throw new IllegalStateException();
-                };
+                LoraLayer layer = Lora.wrapper(p.module, p.config);
                 try (var ng = Torch.noGrad()) {
                     if (layer instanceof LoraLinear l) {
                         l.loraA().copy_(p.a);
@@ -234,7 +230,7 @@ public final class PeftAdapter {
                 parent.replaceChild(p.path.substring(dot + 1), layer);
                 wrapped.add(p.path);
             }
-            dev.lora4j.lora.Lora.markOnlyLoraAsTrainable(model, base.bias());
+            Lora.markOnlyLoraAsTrainable(model, base.bias());
             return new LoadReport(List.copyOf(wrapped), List.copyOf(unknown), List.copyOf(ignored), base);
         }
     }

@@ -28,7 +28,8 @@ public final class Lora {
 
     /**
      * Replaces every selected layer of {@code model} by its LoRA wrapper (Linear →
-     * {@link LoraLinear}, Embedding → {@link LoraEmbedding}, Conv1d/2d/3d → {@link LoraConv}),
+     * {@link LoraLinear}, Embedding → {@link LoraEmbedding}, Conv1d/2d/3d → {@link LoraConv1d},
+     * {@link LoraConv2d}, {@link LoraConv3d}),
      * then marks only the adapters (and the biases {@code config.bias()} names) trainable.
      * Selection follows {@link LoraConfig}'s {@code targetModules}, {@code targetRegex} and
      * {@code excludeModules}.
@@ -98,6 +99,9 @@ public final class Lora {
     public static LoraLayer wrapper(Module m, LoraConfig config) {
         if (m instanceof Linear l) return new LoraLinear(l, config);
         if (m instanceof Embedding e) return new LoraEmbedding(e, config);
+        if (m instanceof dev.lora4j.nn.Conv1d c) return new LoraConv1d(c, config);
+        if (m instanceof dev.lora4j.nn.Conv2d c) return new LoraConv2d(c, config);
+        if (m instanceof dev.lora4j.nn.Conv3d c) return new LoraConv3d(c, config);
         return new LoraConv((Conv) m, config);
     }
 

@@ -76,7 +76,7 @@ class LoraSurgeryTest {
         try (Sequential m = new Sequential(new Conv2d(1, 4, 3), new Flatten(), new Linear(4 * 4 * 4, 5));
              Embedding e = new Embedding(10, 4)) {
             assertEquals(List.of("0", "2"), Lora.wrap(m, LoraConfig.of(2)).wrapped());
-            assertInstanceOf(LoraConv.class, m.get(0));
+            assertInstanceOf(LoraConv2d.class, m.get(0), "PEFT's class name for a Conv2d adapter");
             try (TensorScope s = TensorScope.open()) {
                 assertArrayEquals(new long[] {2, 5}, m.forward(Tensor.randn(2, 1, 6, 6)).shape());
             }

@@ -1,0 +1,11 @@
+package dev.lora4j.lora;
+
+import dev.lora4j.nn.Conv3d;
+
+/** LoRA around a {@link Conv3d}, as PEFT's {@code lora.Conv3d}; see {@link LoraConv} for the layout and merging. */
+public class LoraConv3d extends LoraConv {
+
+    public LoraConv3d(Conv3d base, LoraConfig config) {
+        super(base, config);
+    }
+}
