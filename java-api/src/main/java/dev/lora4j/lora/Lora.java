@@ -182,6 +182,38 @@ public final class Lora {
     }
 
     /**
+     * Switches every LoRA adapter of the model off until the returned scope closes, then back to
+     * what it was, even when the block throws (PEFT's {@code with model.disable_adapter():}).
+     * Merged adapters are unmerged while disabled and stay unmerged afterwards. Open and close it
+     * on the thread that trains or serves the model, with no concurrent forwards.
+     */
+    public static AdapterScope disableAdapters(Module model) {
+        Map<LoraLayer, Boolean> before = new LinkedHashMap<>();
+        loraLayers(model).values().forEach(l -> before.put(l, l.isAdapterEnabled()));
+        before.keySet().forEach(l -> l.setAdapterEnabled(false));
+        return new AdapterScope(before);
+    }
+
+    /** Restores the adapters' enabled flags when closed; see {@link #disableAdapters}. Idempotent. */
+    public static final class AdapterScope implements AutoCloseable {
+        private final Map<LoraLayer, Boolean> before;
+        private boolean closed;
+
+        private AdapterScope(Map<LoraLayer, Boolean> before) {
+            this.before = before;
+        }
+
+        @Override
+        public void close() {
+            if (closed) return;
+            closed = true;
+            before.forEach((l, enabled) -> {
+                if (!l.isClosed()) l.setAdapterEnabled(enabled);
+            });
+        }
+    }
+
+    /**
      * Merges every LoRA layer and puts its base layer back in its place (PEFT's
      * {@code merge_and_unload}); the adapters are closed. Returns the model.
      */

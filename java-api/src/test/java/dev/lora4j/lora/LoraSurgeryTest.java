@@ -149,6 +149,36 @@ class LoraSurgeryTest {
     }
 
     @Test
+    void disableAdaptersScopeRestoresEvenWhenTheBlockThrows() {
+        Torch.manualSeed(13);
+        try (Block b = new Block(); TensorScope s = TensorScope.open()) {
+            Tensor x = Tensor.randn(3, 8);
+            Tensor base = b.forward(x);
+            Lora.wrap(b, LoraConfig.of(2).withTargetModules("q_proj", "out"));
+            try (var ng = Torch.noGrad()) {
+                for (LoraLayer l : Lora.loraLayers(b).values()) ((LoraLinear) l).loraB().fill_(0.2);
+            }
+            ((LoraLayer) b.child("out")).setAdapterEnabled(false); // one adapter already off
+            Tensor adapted = b.forward(x);
+            assertFalse(adapted.allclose(base, 1e-4, 1e-4));
+            try (Lora.AdapterScope off = Lora.disableAdapters(b)) {
+                assertTrue(b.forward(x).allclose(base, 1e-6, 1e-6), "adapters off = the base model");
+            }
+            assertTrue(b.forward(x).allclose(adapted, 1e-6, 1e-6));
+            assertFalse(((LoraLayer) b.child("out")).isAdapterEnabled(), "the earlier state comes back, not 'all on'");
+            RuntimeException boom = new RuntimeException("boom");
+            var e = assertThrows(RuntimeException.class, () -> {
+                try (Lora.AdapterScope off = Lora.disableAdapters(b)) {
+                    throw boom;
+                }
+            });
+            assertSame(boom, e);
+            assertTrue(((LoraLayer) b.child("q_proj")).isAdapterEnabled());
+            assertTrue(b.forward(x).allclose(adapted, 1e-6, 1e-6));
+        }
+    }
+
+    @Test
     void mergingAClosedModelIsAClearError() {
         Block b = new Block();
         Lora.wrap(b, LoraConfig.of(2));
