@@ -264,6 +264,16 @@ lt_status lt_zeros_(lt_tensor* t);
 /* Reduced SVD of a matrix: a = u·diag(s)·vh (torch.linalg.svd with full_matrices=false). */
 lt_status lt_svd(const lt_tensor* a, lt_tensor** u, lt_tensor** s, lt_tensor** vh);
 
+/* ------------------------------------------------------------------ fused LoRA kernels */
+
+/* Mixed-batch LoRA update for inference (no autograd): for every row i of x (N, in),
+ * out[i] = scale[k] · B[k] · (A[k] · x[i]) with k = index[i], or zeros when index[i] < 0.
+ * a (n, R, in), bt (n, R, out) = B transposed, scale (n), all float32; adapters of smaller
+ * rank are zero-padded to R. One native pass: rows grouped by adapter, parallel over
+ * adapters with LibTorch's intra-op threads. */
+lt_status lt_lora_mixed(const lt_tensor* x, const lt_tensor* a, const lt_tensor* bt, const lt_tensor* scale,
+                        const int64_t* index, int64_t count, lt_tensor** out);
+
 /* ------------------------------------------------------------------ optimizers */
 
 /* An optimizer from torch::optim over a list of parameters. It holds its own references

@@ -6506,6 +6506,72 @@ public class LibLora4j extends LibLora4j$shared {
         }
     }
 
+    private static class lt_lora_mixed {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_LONG,
+            LibLora4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_lora_mixed");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * lt_status lt_lora_mixed(const lt_tensor *x, const lt_tensor *a, const lt_tensor *bt, const lt_tensor *scale, const int64_t *index, int64_t count, lt_tensor **out)
+     * }
+     */
+    public static FunctionDescriptor lt_lora_mixed$descriptor() {
+        return lt_lora_mixed.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * lt_status lt_lora_mixed(const lt_tensor *x, const lt_tensor *a, const lt_tensor *bt, const lt_tensor *scale, const int64_t *index, int64_t count, lt_tensor **out)
+     * }
+     */
+    public static MethodHandle lt_lora_mixed$handle() {
+        return lt_lora_mixed.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * lt_status lt_lora_mixed(const lt_tensor *x, const lt_tensor *a, const lt_tensor *bt, const lt_tensor *scale, const int64_t *index, int64_t count, lt_tensor **out)
+     * }
+     */
+    public static MemorySegment lt_lora_mixed$address() {
+        return lt_lora_mixed.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * lt_status lt_lora_mixed(const lt_tensor *x, const lt_tensor *a, const lt_tensor *bt, const lt_tensor *scale, const int64_t *index, int64_t count, lt_tensor **out)
+     * }
+     */
+    public static int lt_lora_mixed(MemorySegment x, MemorySegment a, MemorySegment bt, MemorySegment scale, MemorySegment index, long count, MemorySegment out) {
+        var mh$ = lt_lora_mixed.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_lora_mixed", x, a, bt, scale, index, count, out);
+            }
+            return (int)mh$.invokeExact(x, a, bt, scale, index, count, out);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class lt_sgd_new {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             LibLora4j.C_INT,
