@@ -93,7 +93,7 @@ public abstract class DyLoraLayer extends LoraLayer {
     /** α/b at the current rank b (α/√b with rsLoRA). */
     @Override
     public double scaling() {
-        return config().useRslora() ? alpha / Math.sqrt(rank) : alpha / rank;
+        return scalingAt(rank);
     }
 
     /** The full factor A, parameter {@code lora_A} (r_max along dimension 0). */
@@ -137,12 +137,37 @@ public abstract class DyLoraLayer extends LoraLayer {
 
     @Override
     protected final Tensor loraForward(Tensor input) {
-        int b = rank;
+        return loraForward(input, rank);
+    }
+
+    private Tensor loraForward(Tensor input, int b) {
         boolean train = isTraining() && Torch.isGradEnabled();
         try (TensorScope s = TensorScope.open()) {
             Module dropout = children().get("lora_dropout");
             Tensor x = dropout == null ? input : dropout.forward(input);
-            return forwardWith(x, cutA(b, train), cutB(b, train)).mul(scaling()).keep();
+            return forwardWith(x, cutA(b, train), cutB(b, train)).mul(scalingAt(b)).keep();
+        }
+    }
+
+    private double scalingAt(int b) {
+        return config().useRslora() ? alpha / Math.sqrt(b) : alpha / b;
+    }
+
+    /**
+     * The layer's output at rank {@code b} for this call only, without changing the layer's
+     * rank: serving threads can each ask for their own rank at the same time (eval mode).
+     * Not for a merged layer (its weight holds one rank's update).
+     */
+    public Tensor forward(Tensor input, int b) {
+        ensureOpen();
+        if (b < 1 || b > rMax()) throw new IllegalArgumentException("rank must be in 1.." + rMax() + ", got " + b);
+        if (isMerged()) throw new IllegalStateException("a merged DyLoRA layer serves its merged rank only: unmerge first");
+        Tensor base = baseLayer().forward(input);
+        if (!isAdapterEnabled()) return base;
+        try (Tensor lora = loraForward(input, b)) {
+            Tensor sum = base.add(lora);
+            base.close();
+            return sum;
         }
     }
 

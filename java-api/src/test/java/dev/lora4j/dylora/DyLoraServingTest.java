@@ -1,0 +1,60 @@
+package dev.lora4j.dylora;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import dev.lora4j.Tensor;
+import dev.lora4j.TensorScope;
+import dev.lora4j.Torch;
+import dev.lora4j.lora.LoraConfig;
+import dev.lora4j.nn.Linear;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.junit.jupiter.api.Test;
+
+/** A DyLoRA adapter served at a rank chosen per call, by many threads at once. */
+class DyLoraServingTest {
+
+    @Test
+    void eachCallChoosesItsRankWithoutChangingTheLayer() throws Exception {
+        Torch.manualSeed(31);
+        try (DyLoraLinear layer = new DyLoraLinear(new Linear(10, 6), LoraConfig.of(5, 5)); TensorScope s = TensorScope.open()) {
+            try (var ng = Torch.noGrad()) {
+                layer.loraB().copy_(Tensor.randn(6, 5));
+            }
+            layer.eval();
+            Tensor x = Tensor.randn(3, 10);
+            List<float[]> expected = new ArrayList<>();
+            for (int b = 1; b <= 5; b++) {
+                layer.setRank(b);
+                expected.add(layer.forward(x).toFloatArray());
+            }
+            layer.setRank(2);
+            ExecutorService pool = Executors.newFixedThreadPool(5);
+            try {
+                List<Future<Boolean>> results = new ArrayList<>();
+                for (int t = 0; t < 5; t++) {
+                    int b = t + 1;
+                    results.add(pool.submit(() -> {
+                        boolean ok = true;
+                        for (int i = 0; i < 50; i++) {
+                            try (TensorScope ts = TensorScope.open(); var ng = Torch.noGrad()) {
+                                ok &= java.util.Arrays.equals(expected.get(b - 1), layer.forward(x, b).toFloatArray());
+                            }
+                        }
+                        return ok;
+                    }));
+                }
+                for (Future<Boolean> f : results) assertTrue(f.get());
+            } finally {
+                pool.shutdown();
+            }
+            assertEquals(2, layer.rank(), "per-call ranks leave the layer's rank alone");
+            assertThrows(IllegalArgumentException.class, () -> layer.forward(x, 6));
+            layer.merge();
+            assertThrows(IllegalStateException.class, () -> layer.forward(x, 3));
+        }
+    }
+}
