@@ -3,6 +3,8 @@ package dev.lora4j;
 /**
  * Element types of tensors, with PyTorch's names ({@code torch.float32} is {@link #FLOAT32}).
  * The codes match the shim's {@code LT_*} dtype constants.
+ *
+ * <p>Immutable and thread-safe.
  */
 public enum DType {
     FLOAT32(0, 4, true),

@@ -8,6 +8,8 @@ import java.util.Objects;
  *
  * @param type the device kind
  * @param index the device number for CUDA (-1 means the current device); -1 for the CPU
+ *
+ * <p>Immutable and thread-safe.
  */
 public record Device(Type type, int index) {
 

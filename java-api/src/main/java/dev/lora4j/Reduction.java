@@ -1,6 +1,10 @@
 package dev.lora4j;
 
-/** How a loss reduces over the batch, as PyTorch's {@code reduction=} argument. */
+/**
+ * How a loss reduces over the batch, as PyTorch's {@code reduction=} argument.
+ *
+ * <p>Immutable and thread-safe.
+ */
 public enum Reduction {
     /** One loss per element. */
     NONE,

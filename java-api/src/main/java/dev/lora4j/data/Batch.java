@@ -2,7 +2,10 @@ package dev.lora4j.data;
 
 import dev.lora4j.Tensor;
 
-/** One batch of inputs and targets; closing frees both. Owned by whoever received it. */
+/**
+ * One batch of inputs and targets; closing frees both. Owned by whoever received it; reading
+ * it from several threads is safe, closing it while another thread reads it is not.
+ */
 public record Batch(Tensor inputs, Tensor targets) implements AutoCloseable {
 
     /** Number of samples in the batch. */

@@ -11,6 +11,9 @@ import dev.lora4j.nn.Functional;
  * (r_max, in, *kernel) is applied with the base's stride, padding and dilation, then
  * {@code lora_B} (out, r_max, 1, …) as a pointwise convolution; at rank b both are cut to b.
  * Grouped convolutions are refused: their rank cannot be cut one row at a time.
+ *
+ * <p>Ownership and threads: as every {@link dev.lora4j.nn.Module}: it owns its parameters and
+ * frees them on close; eval-mode forwards may run on many threads, changes are single-threaded.
  */
 public class DyLoraConv extends DyLoraLayer {
 

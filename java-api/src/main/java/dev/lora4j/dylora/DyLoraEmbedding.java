@@ -10,6 +10,9 @@ import dev.lora4j.nn.Init;
  * DyLoRA around an embedding: at rank b, {@code y = base(ids) + (α/b)·embedding(ids, A[:b]ᵀ)·B[:, :b]ᵀ}
  * with {@code lora_A} (r_max, num_embeddings) zeros and {@code lora_B} (dim, r_max) ~ N(0, 1),
  * as PEFT initialises embedding adapters. See {@link DyLoraLayer}.
+ *
+ * <p>Ownership and threads: as every {@link dev.lora4j.nn.Module}: it owns its parameters and
+ * frees them on close; eval-mode forwards may run on many threads, changes are single-threaded.
  */
 public class DyLoraEmbedding extends DyLoraLayer {
 

@@ -12,6 +12,9 @@ import java.util.Arrays;
  * with {@code lora_A} (r_max, in) and {@code lora_B} (out, r_max). The base is a
  * {@link dev.lora4j.nn.Linear} or any module with a 2-d weight ((in, out) with fan_in_fan_out).
  * See {@link DyLoraLayer}.
+ *
+ * <p>Ownership and threads: as every {@link dev.lora4j.nn.Module}: it owns its parameters and
+ * frees them on close; eval-mode forwards may run on many threads, changes are single-threaded.
  */
 public class DyLoraLinear extends DyLoraLayer {
 

@@ -5,7 +5,8 @@ import java.util.Objects;
 
 /**
  * The settings of a LoRA adapter, with PEFT's {@code LoraConfig} names and defaults
- * (r 8, lora_alpha 8, no dropout). Immutable; derive variants with the {@code with} methods.
+ * (r 8, lora_alpha 8, no dropout). Immutable and thread-safe; derive variants with the
+ * {@code with} methods.
  *
  * @param r rank of the update (≥ 1)
  * @param loraAlpha α; the update is scaled by α/r (α/√r with rsLoRA)

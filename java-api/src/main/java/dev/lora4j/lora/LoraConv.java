@@ -19,6 +19,9 @@ import dev.lora4j.nn.Module;
  * <p>With groups g (g must divide r) the update is block-diagonal like the base weight, so
  * grouped convolutions merge exactly: ΔW[group] = s·B[group]·A[group], reshaped to
  * (out, in/g, *kernel). For g = 1 the shapes are PEFT's: A (r, in, *k), B (out, r, 1, ...).
+ *
+ * <p>Ownership and threads: as every {@link dev.lora4j.nn.Module}: it owns its parameters and
+ * frees them on close; eval-mode forwards may run on many threads, changes are single-threaded.
  */
 public class LoraConv extends LoraLayer {
 

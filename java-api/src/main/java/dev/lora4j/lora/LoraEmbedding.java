@@ -14,6 +14,9 @@ import dev.lora4j.nn.Init;
  * update of the table is ΔW = s·(B·A)ᵀ (num_embeddings, dim). Init as PEFT's (default and
  * gaussian alike): A zeros, B N(0,1); with the seed's NORMAL init, A N(0,1) and B zeros.
  * No dropout (as PEFT). See {@link LoraLayer} for merging.
+ *
+ * <p>Ownership and threads: as every {@link dev.lora4j.nn.Module}: it owns its parameters and
+ * frees them on close; eval-mode forwards may run on many threads, changes are single-threaded.
  */
 public class LoraEmbedding extends LoraLayer {
 

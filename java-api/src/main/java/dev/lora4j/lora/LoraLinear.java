@@ -14,6 +14,9 @@ import java.util.Arrays;
  * B (out, r) held as PEFT holds them ({@code lora_A.weight}, {@code lora_B.weight}). The base
  * is a {@link Linear} or any module with a 2-d {@code weight}: (out, in), or (in, out) with
  * {@code fanInFanOut} (GPT-2's Conv1D). See {@link LoraLayer} for merging.
+ *
+ * <p>Ownership and threads: as every {@link dev.lora4j.nn.Module}: it owns its parameters and
+ * frees them on close; eval-mode forwards may run on many threads, changes are single-threaded.
  */
 public class LoraLinear extends LoraLayer {
 

@@ -15,6 +15,9 @@ import java.util.Arrays;
  * and B (rows, r) zeros, s = α/r. {@link #setEnabled} switches the update off without
  * removing it. Register it with {@link #register(Module, int, double)} and remove it with
  * {@link Parametrize#removeParametrizations} (keeping or dropping the update).
+ *
+ * <p>Ownership and threads: as every {@link dev.lora4j.nn.Module}: it owns its parameters and
+ * frees them on close; eval-mode forwards may run on many threads, changes are single-threaded.
  */
 public class LoraParametrization extends Parametrization {
 

@@ -17,6 +17,9 @@ import java.util.Objects;
  * {@code enableLora.length} equal parts (q, k, v of a fused qkv) and only the parts marked
  * true get an adapter. Parameters {@code lora_A} (r·k, in) and {@code lora_B} (out/parts·k, r)
  * for k enabled parts; part j uses rows j·r..(j+1)·r of A and its own rows of B.
+ *
+ * <p>Ownership and threads: as every {@link dev.lora4j.nn.Module}: it owns its parameters and
+ * frees them on close; eval-mode forwards may run on many threads, changes are single-threaded.
  */
 public class MergedLoraLinear extends LoraLayer {
 

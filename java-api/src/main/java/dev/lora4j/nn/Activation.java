@@ -6,6 +6,9 @@ import java.util.function.UnaryOperator;
 /**
  * Parameter-free elementwise modules: {@link #relu()}, {@link #gelu()}, {@link #tanh()},
  * {@link #sigmoid()}, printed with PyTorch's names ({@code ReLU()}, {@code GELU()}, ...).
+ *
+ * <p>Ownership and threads: as every {@link dev.lora4j.nn.Module}: it owns its parameters and
+ * frees them on close; eval-mode forwards may run on many threads, changes are single-threaded.
  */
 public final class Activation extends Module {
 

@@ -9,6 +9,9 @@ import java.util.stream.LongStream;
  * An N-dimensional convolution (N = 1, 2, 3), the common part of {@link Conv1d},
  * {@link Conv2d} and {@link Conv3d}: weight (out, in/groups, *kernel), bias (out) or none,
  * initialised as PyTorch's {@code _ConvNd} (kaiming_uniform(a=√5), bias U(±1/√fan_in)).
+ *
+ * <p>Ownership and threads: as every {@link dev.lora4j.nn.Module}: it owns its parameters and
+ * frees them on close; eval-mode forwards may run on many threads, changes are single-threaded.
  */
 public abstract class Conv extends Module {
 

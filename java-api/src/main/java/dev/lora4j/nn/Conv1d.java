@@ -1,6 +1,11 @@
 package dev.lora4j.nn;
 
-/** 1-d convolution, as {@code nn.Conv1d}. See {@link Conv}. */
+/**
+ * 1-d convolution, as {@code nn.Conv1d}. See {@link Conv}.
+ *
+ * <p>Ownership and threads: as every {@link dev.lora4j.nn.Module}: it owns its parameters and
+ * frees them on close; eval-mode forwards may run on many threads, changes are single-threaded.
+ */
 public class Conv1d extends Conv {
 
     /** Same kernel size, stride, padding and dilation in every dimension. */

@@ -2,7 +2,12 @@ package dev.lora4j.nn;
 
 import dev.lora4j.Tensor;
 
-/** Zeroes elements with probability p in training mode (scaling the rest by 1/(1-p)), as {@code nn.Dropout}. */
+/**
+ * Zeroes elements with probability p in training mode (scaling the rest by 1/(1-p)), as {@code nn.Dropout}.
+ *
+ * <p>Ownership and threads: as every {@link dev.lora4j.nn.Module}: it owns its parameters and
+ * frees them on close; eval-mode forwards may run on many threads, changes are single-threaded.
+ */
 public class Dropout extends Module {
 
     private final double p;

@@ -6,6 +6,9 @@ import dev.lora4j.Torch;
 /**
  * A lookup table, as {@code nn.Embedding}: weight (num_embeddings, embedding_dim) ~ N(0, 1),
  * with the row at {@code paddingIdx} (if any) zeroed and left out of gradients.
+ *
+ * <p>Ownership and threads: as every {@link dev.lora4j.nn.Module}: it owns its parameters and
+ * frees them on close; eval-mode forwards may run on many threads, changes are single-threaded.
  */
 public class Embedding extends Module {
 

@@ -3,7 +3,12 @@ package dev.lora4j.nn;
 import dev.lora4j.Tensor;
 import java.util.Arrays;
 
-/** Flattens dimensions startDim..endDim into one, as {@code nn.Flatten} (default 1..-1). */
+/**
+ * Flattens dimensions startDim..endDim into one, as {@code nn.Flatten} (default 1..-1).
+ *
+ * <p>Ownership and threads: as every {@link dev.lora4j.nn.Module}: it owns its parameters and
+ * frees them on close; eval-mode forwards may run on many threads, changes are single-threaded.
+ */
 public class Flatten extends Module {
 
     private final int startDim;

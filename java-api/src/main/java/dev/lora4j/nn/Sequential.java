@@ -6,6 +6,9 @@ import java.util.Objects;
 /**
  * Modules applied in order, as {@code nn.Sequential}; children are named "0", "1", ...
  * Intermediate outputs are freed as soon as the next module has consumed them.
+ *
+ * <p>Ownership and threads: as every {@link dev.lora4j.nn.Module}: it owns its parameters and
+ * frees them on close; eval-mode forwards may run on many threads, changes are single-threaded.
  */
 public class Sequential extends Module {
 

@@ -9,6 +9,8 @@ import java.util.List;
  * Adam, as {@code torch.optim.Adam} (weight decay added to the gradient), and its subclass
  * {@link AdamW} (decoupled weight decay), backed by LibTorch's implementations. See
  * {@link Optimizer} for ownership.
+ *
+ * <p>Ownership and threads: see {@link Optimizer} (owns its state; one training thread).
  */
 public sealed class Adam extends Optimizer permits AdamW {
 

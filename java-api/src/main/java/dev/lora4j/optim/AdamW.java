@@ -7,6 +7,8 @@ import java.util.List;
  * Adam with decoupled weight decay (Loshchilov and Hutter), as {@code torch.optim.AdamW}:
  * each step multiplies the parameters by {@code 1 - lr·weight_decay} before the Adam update.
  * PyTorch's default weight decay for AdamW is 0.01. See {@link Optimizer} for ownership.
+ *
+ * <p>Ownership and threads: see {@link Optimizer} (owns its state; one training thread).
  */
 public final class AdamW extends Adam {
 

@@ -8,6 +8,8 @@ import java.util.List;
 /**
  * Stochastic gradient descent with optional momentum, Nesterov momentum and weight decay,
  * as {@code torch.optim.SGD} (LibTorch's implementation). See {@link Optimizer} for ownership.
+ *
+ * <p>Ownership and threads: see {@link Optimizer} (owns its state; one training thread).
  */
 public final class SGD extends Optimizer {
 
