@@ -386,10 +386,6 @@ public abstract class Module implements AutoCloseable {
 
     // ------------------------------------------------------------------ package access
 
-    final Map<String, Tensor> ownParameters() {
-        return parameters;
-    }
-
     final Map<String, Module> ownChildren() {
         return children;
     }
