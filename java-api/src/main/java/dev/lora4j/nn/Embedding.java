@@ -26,10 +26,7 @@ public class Embedding extends Module {
      */
     public Embedding(long numEmbeddings, long embeddingDim, long paddingIdx) {
         if (numEmbeddings < 1 || embeddingDim < 1) throw new IllegalArgumentException("Embedding needs sizes >= 1");
-        if (paddingIdx < -numEmbeddings && paddingIdx != -1 || paddingIdx >= numEmbeddings) {
-            throw new IndexOutOfBoundsException("paddingIdx " + paddingIdx + " is out of range for " + numEmbeddings + " embeddings");
-        }
-        long pad = paddingIdx < -1 ? paddingIdx + numEmbeddings : paddingIdx;
+        long pad = Functional.paddingIndex(paddingIdx, numEmbeddings);
         this.numEmbeddings = numEmbeddings;
         this.embeddingDim = embeddingDim;
         this.paddingIdx = pad;

@@ -134,11 +134,19 @@ public final class Functional {
             throw new IllegalArgumentException("embedding: indices must be int64 or int32, got " + indices.dtype());
         }
         long n = weight.size(0);
-        if (paddingIdx < -n && paddingIdx != -1 || paddingIdx >= n) {
-            throw new IndexOutOfBoundsException("embedding: paddingIdx " + paddingIdx + " is out of range for " + n + " embeddings");
-        }
-        long p = paddingIdx < -1 ? paddingIdx + n : paddingIdx;
+        long p = paddingIndex(paddingIdx, n);
         return Calls.call("embedding", weight, indices, (w, i, o) -> lt_embedding(w, i, p, o));
+    }
+
+    /**
+     * The padding row for {@code paddingIdx} among {@code n} embeddings: -1 means none, other
+     * negative values count from the end; anything outside -n..n-1 is refused.
+     */
+    static long paddingIndex(long paddingIdx, long n) {
+        if (paddingIdx < -n && paddingIdx != -1 || paddingIdx >= n) {
+            throw new IndexOutOfBoundsException("paddingIdx " + paddingIdx + " is out of range for " + n + " embeddings");
+        }
+        return paddingIdx < -1 ? paddingIdx + n : paddingIdx;
     }
 
     /** Zeroes elements with probability {@code p} and scales the rest by 1/(1-p) when training. */
