@@ -1,35 +1,181 @@
-// The C++ side of lora4j's per-call benchmarks: the same work as the JMH benchmarks,
-// straight on LibTorch, timed the way JMH's AverageTime mode reports it (ns per operation).
+// The C++ side of lora4j's benchmarks: the same work as the JMH benchmarks (Lora4jWork,
+// djl.DjlWork) and benchmarks/python/bench.py, straight on LibTorch — the limit a JVM binding
+// can approach. Timed the way JMH's AverageTime mode reports it (ns per operation): a warm-up
+// iteration, then repeated timed iterations; the median is what the comparison reads.
 //
-// usage: lora4j_bench_native <benchmark> [seconds-per-iteration] [iterations] [threads]
-//   benchmark: add   (1-element float tensors, result freed)
-// Prints one line per measured iteration ("iteration N: X ns/op") and a final
-// "median: X ns/op" line that the comparison script reads.
+// usage: lora4j_bench_native <work|all> [seconds-per-iteration] [iterations] [threads]
+//   work: add | linear | lora_step | mlp_step | mlp_lora_step | infer_base | infer_merged
+//     add            1-element float tensors, result freed
+//     linear         x[10,784]·W[1000,784]ᵀ + b, result freed
+//     lora_step      LoRA linear 784→1000, r=4, α=8, frozen base: forward, mean of squares,
+//                    backward, torch::optim::SGD (lr 1e-3) on A and B, gradients dropped
+//     mlp_step       MLP 784→1000→2000→10 (ReLU), batch 10, cross-entropy, backward,
+//                    torch::optim::Adam (lr 1e-3) over all parameters
+//     mlp_lora_step  the same MLP, rank-1 LoRA (α 1) on its three layers, base frozen,
+//                    torch::optim::Adam over the six factors
+//     infer_base     the MLP's forward without grad
+//     infer_merged   the same with W' = W + s·B·A merged in
+// Prints "iteration N: X ns/op" lines, a "median: X ns/op" line per work, and one
+// "RESULT <work> <threads> <ns/op of every iteration>" line that run-all.sh reads.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <c10/core/GradMode.h>
+#include <torch/optim/adam.h>
+#include <torch/optim/sgd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace {
 
-template <class Op>
-double ns_per_op(Op&& op, double seconds) {
-    using clock = std::chrono::steady_clock;
-    const auto deadline = clock::now() + std::chrono::duration<double>(seconds);
+using clock_type = std::chrono::steady_clock;
+
+constexpr int64_t kBatch = 10, kIn = 784, kH1 = 1000, kH2 = 2000, kClasses = 10;
+
+// Runs op in batches of `batch` calls until `seconds` have passed; ns per call.
+double ns_per_op(const std::function<void()>& op, double seconds, long long batch) {
+    const auto deadline = clock_type::now() + std::chrono::duration<double>(seconds);
     long long ops = 0;
-    const auto start = clock::now();
+    const auto start = clock_type::now();
     auto now = start;
     do {
-        for (int i = 0; i < 1000; ++i) op();
-        ops += 1000;
-        now = clock::now();
+        for (long long i = 0; i < batch; ++i) op();
+        ops += batch;
+        now = clock_type::now();
     } while (now < deadline);
     return std::chrono::duration<double, std::nano>(now - start).count() / static_cast<double>(ops);
+}
+
+// PyTorch's default Linear init: U(-1/√in, 1/√in) for weight and bias.
+std::vector<at::Tensor> linear_params(int64_t in, int64_t out) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+    return {at::empty({out, in}).uniform_(-bound, bound), at::empty({out}).uniform_(-bound, bound)};
+}
+
+std::vector<at::Tensor> labels() {
+    at::Tensor y0 = at::empty({kBatch}, at::kLong), y1 = at::empty({kBatch}, at::kLong);
+    for (int64_t i = 0; i < kBatch; ++i) {
+        y0[i] = i % kClasses;
+        y1[i] = (i + 1) % kClasses;
+    }
+    return {y0, y1};
+}
+
+void drop_grads(std::vector<at::Tensor>& ps) {
+    for (auto& p : ps) p.mutable_grad().reset();
+}
+
+// PEFT's LoRA linear: linear(x, W, b) + linear(linear(x, A), B)·s.
+at::Tensor lora_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, const at::Tensor& a,
+                       const at::Tensor& bb, double s) {
+    return at::linear(x, w, b) + at::linear(at::linear(x, a), bb) * s;
+}
+
+struct Work {
+    std::function<void()> op;
+    std::function<void()> report;  // optional, after timing
+};
+
+Work make(const std::string& which) {
+    at::manual_seed(0);
+    if (which == "add") {
+        auto a = at::ones({1}), b = at::ones({1});
+        return {[a, b] { at::Tensor c = at::add(a, b); }};
+    }
+    if (which == "linear") {
+        auto x = at::randn({kBatch, kIn}), w = at::randn({kH1, kIn}), b = at::randn({kH1});
+        return {[x, w, b] { at::Tensor y = at::linear(x, w, b); }};
+    }
+    if (which == "lora_step") {
+        auto base = linear_params(kIn, kH1);
+        const double bound = 1.0 / std::sqrt(static_cast<double>(kIn));
+        auto a = at::empty({4, kIn}).uniform_(-bound, bound).set_requires_grad(true);
+        auto bb = at::zeros({kH1, 4}).set_requires_grad(true);
+        auto x = at::randn({kBatch, kIn});
+        auto params = std::make_shared<std::vector<at::Tensor>>(std::vector<at::Tensor>{a, bb});
+        auto sgd = std::make_shared<torch::optim::SGD>(*params, torch::optim::SGDOptions(1e-3));
+        auto last = std::make_shared<double>(0);
+        return {[=] {
+                    at::Tensor loss = lora_linear(x, base[0], base[1], (*params)[0], (*params)[1], 8.0 / 4.0).pow(2).mean();
+                    drop_grads(*params);
+                    loss.backward();
+                    sgd->step();
+                    *last = loss.item<double>();
+                },
+                [last] { std::printf("[c++] lora_step last loss %g\n", *last); }};
+    }
+    if (which == "mlp_step" || which == "mlp_lora_step") {
+        const bool lora = which == "mlp_lora_step";
+        const int64_t sizes[] = {kIn, kH1, kH2, kClasses};
+        auto base = std::make_shared<std::vector<at::Tensor>>();
+        auto trained = std::make_shared<std::vector<at::Tensor>>();
+        for (int l = 0; l < 3; ++l) {
+            for (auto& p : linear_params(sizes[l], sizes[l + 1])) {
+                if (!lora) {
+                    p.set_requires_grad(true);
+                    trained->push_back(p);
+                }
+                base->push_back(p);
+            }
+            if (lora) {
+                const double bound = 1.0 / std::sqrt(static_cast<double>(sizes[l]));
+                trained->push_back(at::empty({1, sizes[l]}).uniform_(-bound, bound).set_requires_grad(true));
+                trained->push_back(at::zeros({sizes[l + 1], 1}).set_requires_grad(true));
+            }
+        }
+        auto adam = std::make_shared<torch::optim::Adam>(*trained, torch::optim::AdamOptions(1e-3));
+        auto x = at::randn({kBatch, kIn});
+        auto y = labels();
+        auto step = std::make_shared<long long>(0);
+        auto last = std::make_shared<double>(0);
+        return {[=] {
+                    const auto& b = *base;
+                    const auto& t = *trained;
+                    at::Tensor h = x;
+                    for (int l = 0; l < 3; ++l) {
+                        h = lora ? lora_linear(h, b[2 * l], b[2 * l + 1], t[2 * l], t[2 * l + 1], 1.0)
+                                 : at::linear(h, b[2 * l], b[2 * l + 1]);
+                        if (l < 2) h = at::relu(h);
+                    }
+                    at::Tensor loss = at::cross_entropy_loss(h, y[(*step)++ & 1]);
+                    drop_grads(*trained);
+                    loss.backward();
+                    adam->step();
+                    *last = loss.item<double>();
+                },
+                [which, last] { std::printf("[c++] %s last loss %g\n", which.c_str(), *last); }};
+    }
+    if (which == "infer_base" || which == "infer_merged") {
+        const int64_t sizes[] = {kIn, kH1, kH2, kClasses};
+        std::vector<at::Tensor> p;
+        for (int l = 0; l < 3; ++l) {
+            auto wb = linear_params(sizes[l], sizes[l + 1]);
+            if (which == "infer_merged") {
+                const double bound = 1.0 / std::sqrt(static_cast<double>(sizes[l]));
+                auto a = at::empty({1, sizes[l]}).uniform_(-bound, bound);
+                auto bb = at::randn({sizes[l + 1], 1});
+                wb[0] = wb[0] + at::mm(bb, a);  // W + s·B·A, s = 1
+            }
+            p.insert(p.end(), wb.begin(), wb.end());
+        }
+        auto x = at::randn({kBatch, kIn});
+        return {[p, x] {
+            c10::NoGradGuard no_grad;
+            at::Tensor h = at::relu(at::linear(x, p[0], p[1]));
+            h = at::relu(at::linear(h, p[2], p[3]));
+            at::Tensor y = at::linear(h, p[4], p[5]);
+        }};
+    }
+    std::fprintf(stderr, "unknown work '%s'\n", which.c_str());
+    std::exit(2);
 }
 
 }  // namespace
@@ -41,24 +187,31 @@ int main(int argc, char** argv) {
     const int threads = argc > 4 ? std::atoi(argv[4]) : 1;
     at::set_num_threads(threads);
 
-    if (which != "add") {
-        std::fprintf(stderr, "unknown benchmark '%s' (known: add)\n", which.c_str());
-        return 2;
+    std::vector<std::string> works;
+    if (which == "all") {
+        works = {"add", "linear", "lora_step", "mlp_step", "mlp_lora_step", "infer_base", "infer_merged"};
+    } else {
+        works = {which};
     }
-    at::Tensor a = at::ones({1});
-    at::Tensor b = at::ones({1});
-    auto op = [&] {
-        at::Tensor c = at::add(a, b);  // freed at the end of the statement's scope
-        (void)c;
-    };
-
-    ns_per_op(op, seconds);  // warm-up
-    std::vector<double> results;
-    for (int i = 0; i < iterations; ++i) {
-        results.push_back(ns_per_op(op, seconds));
-        std::printf("iteration %d: %.1f ns/op\n", i + 1, results.back());
+    for (const auto& w : works) {
+        Work work = make(w);
+        // Batch size: about 1 ms of work per clock read, found from a short first run.
+        double estimate = ns_per_op(work.op, 0.05, 1);
+        long long batch = std::max(1LL, static_cast<long long>(1e6 / std::max(estimate, 1.0)));
+        ns_per_op(work.op, seconds, batch);  // warm-up iteration
+        std::vector<double> results;
+        for (int i = 0; i < iterations; ++i) {
+            results.push_back(ns_per_op(work.op, seconds, batch));
+            std::printf("%s iteration %d: %.1f ns/op\n", w.c_str(), i + 1, results.back());
+        }
+        if (work.report) work.report();
+        std::printf("RESULT %s %d", w.c_str(), threads);
+        for (double r : results) std::printf(" %.1f", r);
+        std::printf("\n");
+        std::vector<double> sorted = results;
+        std::sort(sorted.begin(), sorted.end());
+        std::printf("median: %.1f ns/op\n", sorted[sorted.size() / 2]);
+        std::fflush(stdout);
     }
-    std::sort(results.begin(), results.end());
-    std::printf("median: %.1f ns/op\n", results[results.size() / 2]);
     return 0;
 }

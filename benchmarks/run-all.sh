@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# The comparison, in one command: lora4j against DJL 0.22.0 (its PyTorch engine), C++ straight
+# on LibTorch (the limit) and Python with Debian's python3-torch (what users would otherwise
+# pick), all on the very same LibTorch build (Debian's 1.13.1), for the work
+#   (a) add of 1-element tensors, result freed     (b) linear x[10,784]·W[1000,784]ᵀ + b
+#   (c) LoRA-linear training step, r=4, SGD        (d) seed-000 MLP 784→1000→2000→10 step, Adam
+#   (e) the MLP's LoRA step, rank 1, frozen base   (f) merged-adapter inference vs the base's
+# at 1 and at 2 intra-op threads (OpenBLAS threads = LibTorch threads), with one allocator
+# setting for every peer (through the environment). Writes benchmarks/results/latest.md (the
+# table), benchmarks/results/latest.png (the chart) and the raw data in
+# benchmarks/results/latest/, and puts the table into README.md's performance section.
+#
+#   benchmarks/run-all.sh                   # the full run (JMH 3 forks × 5 × 1 s; ~25 min on 2 cores)
+#   benchmarks/run-all.sh --quick           # a smoke run (1 fork × 3 × 1 s, C++/Python 3 × 0.5 s; ~8 min)
+#   options: --threads "1 2"                # thread counts to run
+#            --allocator tuned|glibc|jemalloc
+#                     tuned (default): glibc with mmap_threshold 32 MiB, trim_threshold 256 MiB,
+#                       top_pad 64 MiB (GLIBC_TUNABLES) — what lora4j sets for itself by default
+#                     glibc: glibc's defaults (LORA4J_MALLOC=default, so lora4j does not tune it)
+#                     jemalloc: LD_PRELOAD libjemalloc.so.2 with its defaults
+#            --allocator-study              # instead: (d) under all three allocators, every peer,
+#                                           # 1 thread, into benchmarks/results/allocator.md
+#            --no-readme                    # leave README.md alone
+#            --jmh "ARGS"                   # extra JMH arguments (e.g. "-f 1 -i 3")
+set -euo pipefail
+. "$(dirname "$0")/../scripts/setup.sh"
+cd "$LORA4J_ROOT"
+lora4j_apt_install python3-torch libjemalloc2
+
+threads_list="1 2"
+allocator=tuned
+quick=0
+study=0
+readme=1
+jmh_extra=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=1 ;;
+    --threads) threads_list="$2"; shift ;;
+    --allocator) allocator="$2"; shift ;;
+    --allocator-study) study=1 ;;
+    --no-readme) readme=0 ;;
+    --jmh) jmh_extra="$2"; shift ;;
+    *) die "unknown option $1 (see the comment at the top of $0)" ;;
+  esac
+  shift
+done
+
+if [ "$quick" = 1 ]; then
+  jmh_args="-f 1 -wi 2 -w 1 -i 3 -r 1"; native_s=0.5; native_i=3
+else
+  jmh_args="-f 3 -wi 3 -w 1 -i 5 -r 1"; native_s=1; native_i=10
+fi
+jmh_args="$jmh_args $jmh_extra"
+
+# ---------------------------------------------------------------- allocator, one for every peer
+jemalloc=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+set_allocator() {
+  unset GLIBC_TUNABLES LD_PRELOAD LORA4J_MALLOC || true
+  case "$1" in
+    tuned)
+      export GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456:glibc.malloc.top_pad=67108864
+      allocator_text="glibc 2.36 with GLIBC_TUNABLES mmap_threshold=32 MiB, trim_threshold=256 MiB, top_pad=64 MiB (lora4j's own default setting)" ;;
+    glibc)
+      export LORA4J_MALLOC=default
+      allocator_text="glibc 2.36 defaults (LORA4J_MALLOC=default: lora4j leaves malloc alone)" ;;
+    jemalloc)
+      [ -e "$jemalloc" ] || die "$jemalloc is missing (apt package libjemalloc2)"
+      export LD_PRELOAD=$jemalloc
+      allocator_text="jemalloc 5 (LD_PRELOAD=$jemalloc, its default settings)" ;;
+    *) die "--allocator must be tuned, glibc or jemalloc" ;;
+  esac
+}
+
+# ---------------------------------------------------------------- DJL offline on Debian's LibTorch
+libdir=/usr/lib/x86_64-linux-gnu
+djllib=benchmarks/target/djl-libtorch
+mkdir -p "$djllib"
+for f in libtorch.so libtorch_cpu.so libc10.so; do
+  [ -e "$libdir/$f" ] || die "$libdir/$f is missing (apt package libtorch-dev)"
+  ln -sfn "$libdir/$f" "$djllib/$f"
+done
+export PYTORCH_LIBRARY_PATH="$LORA4J_ROOT/$djllib" PYTORCH_VERSION=1.13.1 PYTORCH_FLAVOR=cpu DJL_OFFLINE=true
+export DJL_CACHE_DIR="$LORA4J_ROOT/benchmarks/target/djl-cache"
+
+native=build/native/lora4j_bench_native
+python=/usr/bin/python3
+jar=benchmarks/target/benchmarks.jar
+[ -x "$native" ] && [ -f "$jar" ] || die "build first (scripts/setup.sh)"
+
+# One peer set at one thread count: C++, Python, then lora4j and DJL in one JMH run.
+run_peers() { # out-dir threads works(cpp/python names) jmh-regex
+  local dir=$1 t=$2 works=$3 regex=$4
+  export OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t
+  say "C++ on LibTorch, $t thread(s): $works"
+  "$native" all "$native_s" "$native_i" "$t" >/dev/null 2>&1 || true # warm the page cache
+  : >"$dir/cpp-$t.txt"
+  for w in $works; do "$native" "$w" "$native_s" "$native_i" "$t" | tee -a "$dir/cpp-$t.txt" | grep -E '^RESULT|last loss' >&2; done
+  say "Python (torch $("$python" -c 'import torch; print(torch.__version__)')), $t thread(s)"
+  "$python" benchmarks/python/bench.py --seconds "$native_s" --iterations "$native_i" --threads "$t" $works \
+    | tee "$dir/python-$t.txt" | grep -E '^RESULT|last loss' >&2
+  say "lora4j and DJL (JMH $jmh_args), $t thread(s)"
+  set +e
+  java --enable-native-access=ALL-UNNAMED -jar "$jar" "$regex" -p threads="$t" $jmh_args \
+    -rf json -rff "$dir/jmh-$t.json" > "$dir/jmh-$t.log" 2>&1
+  local rc=$?
+  set -e
+  grep -E '^(Lora4jWork|djl\.DjlWork)|last loss|\[djl\] mapped .*libtorch_cpu' "$dir/jmh-$t.log" | sort -u >&2 || true
+  [ $rc -eq 0 ] && [ -s "$dir/jmh-$t.json" ] || die "JMH failed (exit $rc), see $dir/jmh-$t.log"
+}
+
+write_meta() { # dir
+  local dir=$1
+  {
+    echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
+    echo "cores=$(nproc)"
+    echo "os=$(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r)"
+    echo "jdk=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.runtime.version = //p')"
+    echo "libtorch=$(dpkg-query -W -f='${Version}' libtorch-dev 2>/dev/null)"
+    echo "python=$("$python" -c 'import sys; print(sys.version.split()[0])')"
+    echo "torch=$("$python" -c 'import torch; print(torch.__version__)') (python3-torch $(dpkg-query -W -f='${Version}' python3-torch 2>/dev/null))"
+    echo "djl=0.22.0 (pytorch-jni 1.13.1-0.22.0, offline on Debian's libtorch)"
+    echo "jmh=1.37, $jmh_args, warm JVMs"
+    echo "native=one warm-up iteration then $native_i iterations of $native_s s, calls in ~1 ms batches"
+    echo "allocator=$allocator_text"
+    echo "command=$command"
+  } >"$dir/meta.txt"
+}
+
+works="add linear lora_step mlp_step mlp_lora_step infer_base infer_merged"
+command="benchmarks/run-all.sh"; [ "$quick" = 1 ] && command="$command --quick"
+[ "$threads_list" != "1 2" ] && command="$command --threads \"$threads_list\""
+[ "$allocator" != tuned ] && command="$command --allocator $allocator"
+
+results=benchmarks/results
+if [ "$study" = 1 ]; then
+  # ------------------------------------------------------------ (d) under three allocators
+  table=$results/allocator.md
+  {
+    echo "# (d) MLP training step under three allocators, every peer, 1 thread"
+    echo
+    echo "Run of $(date -u '+%Y-%m-%d %H:%M UTC') on $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //') ($(nproc) cores);"
+    echo "\`$command --allocator-study\`. Medians of the iterations; in brackets, the ratio to the same peer under glibc's defaults."
+    echo
+    echo "| allocator | lora4j | DJL | C++ | Python |"
+    echo "|---|---:|---:|---:|---:|"
+  } >"$table.tmp"
+  for a in glibc tuned jemalloc; do
+    set_allocator "$a"
+    dir=$results/allocator-$a; rm -rf "$dir"; mkdir -p "$dir"
+    run_peers "$dir" 1 mlp_step 'Lora4jWork\.mlpStep|DjlWork\.mlpStep'
+    write_meta "$dir"
+  done
+  java -cp "$jar" dev.lora4j.benchmarks.report.AllocatorStudy "$results" >>"$table.tmp"
+  mv "$table.tmp" "$table"
+  cat "$table"
+  exit 0
+fi
+
+set_allocator "$allocator"
+dir=$results/latest
+rm -rf "$dir"; mkdir -p "$dir"
+for t in $threads_list; do
+  run_peers "$dir" "$t" "$works" 'Lora4jWork|DjlWork'
+done
+write_meta "$dir"
+java -cp "$jar" dev.lora4j.benchmarks.report.Report "$dir" "$results/latest.md" "$results/latest.png"
+say "wrote $results/latest.md and $results/latest.png"
+
+if [ "$readme" = 1 ] && grep -q '<!-- benchmarks:latest:start -->' README.md; then
+  awk -v table="$results/latest.md" '
+    /<!-- benchmarks:latest:start -->/ { print; while ((getline line < table) > 0) if (line !~ /^# /) print line; skip = 1; next }
+    /<!-- benchmarks:latest:end -->/ { skip = 0 }
+    !skip' README.md >README.md.tmp && mv README.md.tmp README.md
+  say "README.md's performance section now shows this run"
+fi

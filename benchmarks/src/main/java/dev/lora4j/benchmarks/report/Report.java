@@ -1,0 +1,274 @@
+package dev.lora4j.benchmarks.report;
+
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import java.awt.Color;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.TreeSet;
+import org.apache.commons.math3.distribution.TDistribution;
+import org.knowm.xchart.BitmapEncoder;
+import org.knowm.xchart.CategoryChart;
+import org.knowm.xchart.CategoryChartBuilder;
+import org.knowm.xchart.style.Styler;
+
+/**
+ * Turns one run of {@code benchmarks/run-all.sh} into {@code latest.md} (the table) and
+ * {@code latest.png} (the chart). Inputs, all in one folder: {@code jmh-T.json} (JMH's JSON for
+ * lora4j and DJL at T threads), {@code cpp-T.txt} and {@code python-T.txt} (the
+ * {@code RESULT work threads ns...} lines of bench_native and bench.py), {@code meta.txt}
+ * ({@code key=value} lines: date, cpu, jdk, libtorch, allocator, command, ...).
+ *
+ * <p>Every cell is computed the same way from the per-iteration samples (all forks for JMH):
+ * the median, and ± the 99.9% confidence half-width of the mean (Student's t, as JMH's "Error").
+ * Ratios are ratios of medians.
+ *
+ * <p>usage: {@code java -cp benchmarks.jar dev.lora4j.benchmarks.report.Report DIR OUT.md OUT.png}
+ */
+public final class Report {
+
+    /** The work, its label, the JMH method name, and the target it carries. */
+    record Work(String key, String label, String method) {}
+
+    static final List<Work> WORKS = List.of(
+            new Work("add", "(a) add, 1-element, result freed", "add"),
+            new Work("linear", "(b) linear 10×784 → 1000", "linear"),
+            new Work("lora_step", "(c) LoRA-linear step, r=4, SGD", "loraStep"),
+            new Work("mlp_step", "(d) MLP 784-1000-2000-10 step, Adam", "mlpStep"),
+            new Work("mlp_lora_step", "(e) MLP LoRA step, r=1, frozen base, Adam", "mlpLoraStep"),
+            new Work("infer_base", "(f) MLP inference, base", "inferBase"),
+            new Work("infer_merged", "(f) MLP inference, merged adapters", "inferMerged"));
+
+    static final String[] PEERS = {"lora4j", "DJL", "C++", "Python"};
+
+    /** Samples (ns/op per iteration) by peer, work key and thread count. */
+    final Map<String, Map<String, Map<Integer, double[]>>> samples = new LinkedHashMap<>();
+    final TreeSet<Integer> threads = new TreeSet<>();
+
+    Report() {}
+
+    public static void main(String[] args) throws IOException {
+        if (args.length != 3) {
+            System.err.println("usage: Report DIR OUT.md OUT.png");
+            System.exit(2);
+        }
+        Path dir = Path.of(args[0]);
+        Report r = new Report();
+        Map<String, String> meta = new LinkedHashMap<>();
+        for (String line : Files.readAllLines(dir.resolve("meta.txt"))) {
+            int eq = line.indexOf('=');
+            if (eq > 0) meta.put(line.substring(0, eq), line.substring(eq + 1));
+        }
+        try (var files = Files.list(dir)) {
+            for (Path p : files.sorted().toList()) {
+                String name = p.getFileName().toString();
+                if (name.startsWith("jmh-") && name.endsWith(".json")) r.readJmh(p);
+                else if (name.startsWith("cpp-") && name.endsWith(".txt")) r.readResults(p, "C++");
+                else if (name.startsWith("python-") && name.endsWith(".txt")) r.readResults(p, "Python");
+            }
+        }
+        String md = r.markdown(meta);
+        Files.writeString(Path.of(args[1]), md);
+        r.chart(Path.of(args[2]), meta);
+        System.out.print(md);
+    }
+
+    void put(String peer, String work, int t, double[] values) {
+        threads.add(t);
+        samples.computeIfAbsent(peer, k -> new LinkedHashMap<>()).computeIfAbsent(work, k -> new LinkedHashMap<>()).put(t, values);
+    }
+
+    void readJmh(Path p) throws IOException {
+        JsonArray runs = JsonParser.parseString(Files.readString(p)).getAsJsonArray();
+        for (JsonElement e : runs) {
+            JsonObject run = e.getAsJsonObject();
+            String bench = run.get("benchmark").getAsString();
+            String cls = bench.substring(0, bench.lastIndexOf('.'));
+            String method = bench.substring(bench.lastIndexOf('.') + 1);
+            String peer = cls.endsWith("Lora4jWork") ? "lora4j" : cls.endsWith("DjlWork") ? "DJL" : null;
+            if (peer == null) continue;
+            int t = run.getAsJsonObject("params").get("threads").getAsInt();
+            List<Double> values = new ArrayList<>();
+            for (JsonElement fork : run.getAsJsonObject("primaryMetric").getAsJsonArray("rawData")) {
+                for (JsonElement v : fork.getAsJsonArray()) values.add(v.getAsDouble());
+            }
+            String key = WORKS.stream().filter(w -> w.method().equals(method)).map(Work::key).findFirst().orElse(method);
+            put(peer, key, t, values.stream().mapToDouble(Double::doubleValue).toArray());
+        }
+    }
+
+    void readResults(Path p, String peer) throws IOException {
+        for (String line : Files.readAllLines(p)) {
+            if (!line.startsWith("RESULT ")) continue;
+            String[] f = line.trim().split("\\s+");
+            double[] v = new double[f.length - 3];
+            for (int i = 3; i < f.length; i++) v[i - 3] = Double.parseDouble(f[i]);
+            put(peer, f[1], Integer.parseInt(f[2]), v);
+        }
+    }
+
+    double[] get(String peer, String work, int t) {
+        return samples.getOrDefault(peer, Map.of()).getOrDefault(work, Map.of()).get(t);
+    }
+
+    static double median(double[] v) {
+        double[] s = v.clone();
+        Arrays.sort(s);
+        int n = s.length;
+        return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+    }
+
+    /** 99.9% confidence half-width of the mean (NaN for fewer than two samples). */
+    static double error(double[] v) {
+        int n = v.length;
+        if (n < 2) return Double.NaN;
+        double mean = Arrays.stream(v).average().orElse(0);
+        double ss = 0;
+        for (double x : v) ss += (x - mean) * (x - mean);
+        double sd = Math.sqrt(ss / (n - 1));
+        return new TDistribution(n - 1).inverseCumulativeProbability(1 - 0.001 / 2) * sd / Math.sqrt(n);
+    }
+
+    /** A time with a unit that keeps 3-4 significant digits. */
+    static String time(double ns) {
+        if (ns < 10_000) return String.format(Locale.ROOT, "%.0f ns", ns);
+        if (ns < 10_000_000) return String.format(Locale.ROOT, "%.1f µs", ns / 1e3);
+        return String.format(Locale.ROOT, "%.2f ms", ns / 1e6);
+    }
+
+    String cell(String peer, String work, int t) {
+        double[] v = get(peer, work, t);
+        if (v == null) return "n/a";
+        double m = median(v);
+        double e = error(v);
+        return time(m) + (Double.isNaN(e) ? "" : " ± " + String.format(Locale.ROOT, "%.1f%%", 100 * e / m));
+    }
+
+    Double ratio(String a, String b, String work, int t) {
+        double[] x = get(a, work, t);
+        double[] y = get(b, work, t);
+        if (x == null || y == null) return null;
+        return median(x) / median(y);
+    }
+
+    Double ratio(String peer, String workA, String workB, int t, boolean samePeer) {
+        double[] x = get(peer, workA, t);
+        double[] y = get(peer, workB, t);
+        if (x == null || y == null) return null;
+        return median(x) / median(y);
+    }
+
+    static String fmt(Double r) {
+        return r == null ? "n/a" : String.format(Locale.ROOT, "%.2f", r);
+    }
+
+    static String check(Double r, double limit) {
+        if (r == null) return "n/a";
+        return String.format(Locale.ROOT, "%.2f %s", r, r <= limit ? "✅" : "❌");
+    }
+
+    String target(String work, int t) {
+        return switch (work) {
+            case "add" -> "≤ 1.10× C++: " + check(ratio("lora4j", "C++", work, t), 1.10);
+            case "lora_step", "mlp_step", "mlp_lora_step" -> "≤ 0.85× Python: " + check(ratio("lora4j", "Python", work, t), 0.85)
+                    + "; ≤ 0.80× DJL: " + check(ratio("lora4j", "DJL", work, t), 0.80);
+            case "infer_merged" -> "merged ≤ 1.02× base: " + check(ratio("lora4j", "infer_merged", "infer_base", t, true), 1.02);
+            default -> "";
+        };
+    }
+
+    String markdown(Map<String, String> meta) {
+        StringBuilder sb = new StringBuilder();
+        sb.append("# lora4j against DJL, C++ and Python\n\n");
+        sb.append("Run of ").append(meta.getOrDefault("date", "?")).append(" on ").append(meta.getOrDefault("cpu", "?"))
+                .append(" (").append(meta.getOrDefault("cores", "?")).append(" cores), ").append(meta.getOrDefault("os", "?"))
+                .append(".\n\n");
+        sb.append("- LibTorch ").append(meta.getOrDefault("libtorch", "?")).append(" (Debian), the same build under every peer;")
+                .append(" JDK ").append(meta.getOrDefault("jdk", "?")).append("; DJL ").append(meta.getOrDefault("djl", "?"))
+                .append("; Python ").append(meta.getOrDefault("python", "?")).append(" with torch ")
+                .append(meta.getOrDefault("torch", "?")).append(".\n");
+        sb.append("- Threads: LibTorch intra-op = OpenBLAS = the `threads` column, for every peer. Allocator (every peer, via the environment): ")
+                .append(meta.getOrDefault("allocator", "?")).append(".\n");
+        sb.append("- lora4j and DJL: JMH ").append(meta.getOrDefault("jmh", "?")).append("; C++ and Python: ")
+                .append(meta.getOrDefault("native", "?")).append(".\n");
+        sb.append("- Cells: median of the iterations ± the 99.9% confidence half-width of the mean, in % of the median")
+                .append(" (computed the same way for every column). Ratios: of medians, all from this one run.\n");
+        sb.append("- Command: `").append(meta.getOrDefault("command", "benchmarks/run-all.sh")).append("`\n\n");
+        sb.append("| work | threads | lora4j | DJL 0.22.0 | C++ (LibTorch) | Python (torch) | lora4j/DJL | lora4j/Python | lora4j/C++ | target |\n");
+        sb.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+        for (int t : threads) {
+            for (Work w : WORKS) {
+                sb.append("| ").append(w.label()).append(" | ").append(t);
+                for (String p : PEERS) sb.append(" | ").append(cell(p, w.key(), t));
+                sb.append(" | ").append(fmt(ratio("lora4j", "DJL", w.key(), t)));
+                sb.append(" | ").append(fmt(ratio("lora4j", "Python", w.key(), t)));
+                sb.append(" | ").append(fmt(ratio("lora4j", "C++", w.key(), t)));
+                sb.append(" | ").append(target(w.key(), t)).append(" |\n");
+            }
+        }
+        sb.append("\nMerged-adapter inference relative to the base model's, per peer (median ratio):\n\n");
+        sb.append("| threads | lora4j | DJL | C++ | Python |\n|---:|---:|---:|---:|---:|\n");
+        for (int t : threads) {
+            sb.append("| ").append(t);
+            for (String p : PEERS) sb.append(" | ").append(fmt(ratio(p, "infer_merged", "infer_base", t, true)));
+            sb.append(" |\n");
+        }
+        // Extra lora4j rows (variants that are not part of the comparison proper).
+        Map<String, Map<Integer, double[]>> mine = samples.getOrDefault("lora4j", Map.of());
+        List<String> extra = mine.keySet().stream().filter(k -> WORKS.stream().noneMatch(w -> w.key().equals(k))).toList();
+        if (!extra.isEmpty()) {
+            sb.append("\nlora4j variants measured in the same run:\n\n| variant | threads | lora4j | ratio to DJL | ratio to Python | ratio to C++ |\n|---|---:|---:|---:|---:|---:|\n");
+            for (String k : extra) {
+                String base = baseWork(k);
+                for (int t : threads) {
+                    if (get("lora4j", k, t) == null) continue;
+                    double m = median(get("lora4j", k, t));
+                    sb.append("| ").append(k).append(" | ").append(t).append(" | ").append(cell("lora4j", k, t));
+                    for (String p : new String[] {"DJL", "Python", "C++"}) {
+                        double[] o = base == null ? null : get(p, base, t);
+                        sb.append(" | ").append(o == null ? "n/a" : fmt(m / median(o)));
+                    }
+                    sb.append(" |\n");
+                }
+            }
+        }
+        return sb.toString();
+    }
+
+    /** The comparison work a lora4j variant stands beside (its JMH name with a suffix). */
+    static String baseWork(String variant) {
+        for (Work w : WORKS) if (variant.startsWith(w.method())) return w.key();
+        return null;
+    }
+
+    void chart(Path out, Map<String, String> meta) throws IOException {
+        CategoryChart c = new CategoryChartBuilder().width(1200).height(620)
+                .title("Time relative to C++ on LibTorch (lower is better), " + meta.getOrDefault("date", ""))
+                .xAxisTitle("work (threads)").yAxisTitle("time / C++ time").build();
+        c.getStyler().setLegendPosition(Styler.LegendPosition.InsideNW);
+        c.getStyler().setXAxisLabelRotation(30);
+        c.getStyler().setSeriesColors(new Color[] {new Color(0x1f77b4), new Color(0xd62728), new Color(0x7f7f7f), new Color(0xff7f0e)});
+        List<String> cats = new ArrayList<>();
+        for (int t : threads) for (Work w : WORKS) cats.add(w.label().substring(0, 3) + " " + w.key() + " (" + t + ")");
+        for (String p : PEERS) {
+            List<Double> ys = new ArrayList<>();
+            for (int t : threads) {
+                for (Work w : WORKS) {
+                    Double r = ratio(p, "C++", w.key(), t);
+                    ys.add(r == null ? 0.0 : r);
+                }
+            }
+            c.addSeries(p, cats, ys);
+        }
+        BitmapEncoder.saveBitmap(c, out.toString(), BitmapEncoder.BitmapFormat.PNG);
+    }
+}
