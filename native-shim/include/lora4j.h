@@ -82,6 +82,13 @@ int32_t lt_get_num_threads(void);
 lt_status lt_manual_seed(uint64_t seed);
 /* Number of usable devices of a type (always 1 for CPU, 0 for CUDA on a CPU build). */
 int32_t lt_device_count(int32_t device_type);
+/* Process-wide glibc malloc tuning (mallopt): the size from which blocks are mmap'ed
+ * (M_MMAP_THRESHOLD, at most 32 MiB on 64-bit glibc), how much free memory at the top of the
+ * heap is kept rather than given back (M_TRIM_THRESHOLD), and the extra room the heap grows by
+ * (M_TOP_PAD). A value < 0 leaves that setting alone. Setting the mmap threshold also stops
+ * glibc's dynamic adjustment of both thresholds. Fails with LT_ERR_NOT_IMPLEMENTED when the C
+ * library is not glibc, LT_ERR_VALUE when glibc refuses a value. */
+lt_status lt_malloc_tune(int64_t mmap_threshold, int64_t trim_threshold, int64_t top_pad);
 
 /* ------------------------------------------------------------------ tensor life */
 
@@ -275,6 +282,16 @@ lt_status lt_svd(const lt_tensor* a, lt_tensor** u, lt_tensor** s, lt_tensor** v
  * adapters with LibTorch's intra-op threads. */
 lt_status lt_lora_mixed(const lt_tensor* x, const lt_tensor* a, const lt_tensor* bt, const lt_tensor* scale,
                         const int64_t* index, int64_t count, lt_tensor** out);
+/* The LoRA linear forward in one call, autograd-aware (the result carries a graph for
+ * backward like the separate operations would): out = x·wᵀ + bias + scale·(x·aᵀ)·bmᵀ with
+ * w (out, in), bias (out) or NULL, a (r, in), bm (out, r), x (..., in). The update is one addmm
+ * on the base result (no separate scale and add). */
+lt_status lt_lora_linear(const lt_tensor* x, const lt_tensor* w, const lt_tensor* bias, const lt_tensor* a,
+                         const lt_tensor* bm, double scale, lt_tensor** out);
+/* A LoRA update added to an existing result, autograd-aware: out = y + scale·(x·aᵀ)·bmᵀ with
+ * y (..., out), x (..., in) of the same leading shape, a (r, in), bm (out, r). */
+lt_status lt_lora_add_delta(const lt_tensor* y, const lt_tensor* x, const lt_tensor* a, const lt_tensor* bm,
+                            double scale, lt_tensor** out);
 
 /* ------------------------------------------------------------------ optimizers */
 

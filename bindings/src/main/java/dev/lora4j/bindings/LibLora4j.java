@@ -591,6 +591,68 @@ public class LibLora4j extends LibLora4j$shared {
         }
     }
 
+    private static class lt_malloc_tune {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT,
+            LibLora4j.C_LONG,
+            LibLora4j.C_LONG,
+            LibLora4j.C_LONG
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_malloc_tune");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * lt_status lt_malloc_tune(int64_t mmap_threshold, int64_t trim_threshold, int64_t top_pad)
+     * }
+     */
+    public static FunctionDescriptor lt_malloc_tune$descriptor() {
+        return lt_malloc_tune.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * lt_status lt_malloc_tune(int64_t mmap_threshold, int64_t trim_threshold, int64_t top_pad)
+     * }
+     */
+    public static MethodHandle lt_malloc_tune$handle() {
+        return lt_malloc_tune.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * lt_status lt_malloc_tune(int64_t mmap_threshold, int64_t trim_threshold, int64_t top_pad)
+     * }
+     */
+    public static MemorySegment lt_malloc_tune$address() {
+        return lt_malloc_tune.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * lt_status lt_malloc_tune(int64_t mmap_threshold, int64_t trim_threshold, int64_t top_pad)
+     * }
+     */
+    public static int lt_malloc_tune(long mmap_threshold, long trim_threshold, long top_pad) {
+        var mh$ = lt_malloc_tune.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_malloc_tune", mmap_threshold, trim_threshold, top_pad);
+            }
+            return (int)mh$.invokeExact(mmap_threshold, trim_threshold, top_pad);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class lt_tensor_free {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             LibLora4j.C_INT,
@@ -6625,6 +6687,137 @@ public class LibLora4j extends LibLora4j$shared {
                 traceDowncall("lt_lora_mixed", x, a, bt, scale, index, count, out);
             }
             return (int)mh$.invokeExact(x, a, bt, scale, index, count, out);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class lt_lora_linear {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_DOUBLE,
+            LibLora4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_lora_linear");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * lt_status lt_lora_linear(const lt_tensor *x, const lt_tensor *w, const lt_tensor *bias, const lt_tensor *a, const lt_tensor *bm, double scale, lt_tensor **out)
+     * }
+     */
+    public static FunctionDescriptor lt_lora_linear$descriptor() {
+        return lt_lora_linear.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * lt_status lt_lora_linear(const lt_tensor *x, const lt_tensor *w, const lt_tensor *bias, const lt_tensor *a, const lt_tensor *bm, double scale, lt_tensor **out)
+     * }
+     */
+    public static MethodHandle lt_lora_linear$handle() {
+        return lt_lora_linear.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * lt_status lt_lora_linear(const lt_tensor *x, const lt_tensor *w, const lt_tensor *bias, const lt_tensor *a, const lt_tensor *bm, double scale, lt_tensor **out)
+     * }
+     */
+    public static MemorySegment lt_lora_linear$address() {
+        return lt_lora_linear.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * lt_status lt_lora_linear(const lt_tensor *x, const lt_tensor *w, const lt_tensor *bias, const lt_tensor *a, const lt_tensor *bm, double scale, lt_tensor **out)
+     * }
+     */
+    public static int lt_lora_linear(MemorySegment x, MemorySegment w, MemorySegment bias, MemorySegment a, MemorySegment bm, double scale, MemorySegment out) {
+        var mh$ = lt_lora_linear.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_lora_linear", x, w, bias, a, bm, scale, out);
+            }
+            return (int)mh$.invokeExact(x, w, bias, a, bm, scale, out);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class lt_lora_add_delta {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_DOUBLE,
+            LibLora4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_lora_add_delta");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * lt_status lt_lora_add_delta(const lt_tensor *y, const lt_tensor *x, const lt_tensor *a, const lt_tensor *bm, double scale, lt_tensor **out)
+     * }
+     */
+    public static FunctionDescriptor lt_lora_add_delta$descriptor() {
+        return lt_lora_add_delta.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * lt_status lt_lora_add_delta(const lt_tensor *y, const lt_tensor *x, const lt_tensor *a, const lt_tensor *bm, double scale, lt_tensor **out)
+     * }
+     */
+    public static MethodHandle lt_lora_add_delta$handle() {
+        return lt_lora_add_delta.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * lt_status lt_lora_add_delta(const lt_tensor *y, const lt_tensor *x, const lt_tensor *a, const lt_tensor *bm, double scale, lt_tensor **out)
+     * }
+     */
+    public static MemorySegment lt_lora_add_delta$address() {
+        return lt_lora_add_delta.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * lt_status lt_lora_add_delta(const lt_tensor *y, const lt_tensor *x, const lt_tensor *a, const lt_tensor *bm, double scale, lt_tensor **out)
+     * }
+     */
+    public static int lt_lora_add_delta(MemorySegment y, MemorySegment x, MemorySegment a, MemorySegment bm, double scale, MemorySegment out) {
+        var mh$ = lt_lora_add_delta.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_lora_add_delta", y, x, a, bm, scale, out);
+            }
+            return (int)mh$.invokeExact(y, x, a, bm, scale, out);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {

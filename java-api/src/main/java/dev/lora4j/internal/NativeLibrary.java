@@ -25,11 +25,43 @@ import java.util.Locale;
  * {@code libc10.so}, {@code libtorch_cpu.so} and {@code libtorch.so}; those are then loaded
  * first, by absolute path.
  *
+ * <h2>Memory allocator</h2>
+ * LibTorch allocates every tensor with the C library's {@code malloc}. glibc's defaults hand
+ * blocks above a threshold (128 KiB, raised dynamically up to 32 MiB) straight to {@code mmap},
+ * and give freed memory at the top of the heap back to the system above a trim threshold; a
+ * training step that allocates and frees the same few megabyte-sized tensors (gradients,
+ * activations) every time then page-faults all of them in again, step after step: on the seed-000
+ * MLP's training step that is ~1 million minor page faults per second and half of the step's time
+ * (see the README's performance section). So, once at load, lora4j sets glibc's
+ * {@code M_MMAP_THRESHOLD} to 32 MiB, {@code M_TRIM_THRESHOLD} to 256 MiB and {@code M_TOP_PAD}
+ * to 64 MiB (through {@code lt_malloc_tune}, i.e. {@code mallopt}): blocks up to 32 MiB are
+ * recycled from the heap, and up to 256 MiB of freed memory stays mapped for reuse. The price is
+ * a resident size that does not shrink back after a peak, which is what a training or serving
+ * process wants. This is process-wide (it also affects the JVM's own native allocations, which
+ * are few). It is skipped when:
+ * <ul>
+ *   <li>{@code -Dlora4j.malloc=default} or the environment variable {@code LORA4J_MALLOC=default}
+ *       asks for glibc's defaults;
+ *   <li>the environment already sets malloc's behaviour ({@code GLIBC_TUNABLES} with a
+ *       {@code glibc.malloc.*} tunable, or {@code MALLOC_MMAP_THRESHOLD_},
+ *       {@code MALLOC_TRIM_THRESHOLD_}, {@code MALLOC_TOP_PAD_}): the user's choice wins;
+ *   <li>another allocator is preloaded ({@code LD_PRELOAD} naming jemalloc, tcmalloc or
+ *       mimalloc; jemalloc needs {@code MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1} to match
+ *       the tuned glibc on that step);
+ *   <li>the C library is not glibc.
+ * </ul>
+ * {@link #allocator()} says what was decided.
+ *
  * <p>Thread-safe: loading happens in the class initializer.
  */
 public final class NativeLibrary {
 
     private static final String RESOURCE_DIR = "/dev/lora4j/native/";
+    /** lora4j's malloc setting: mmap threshold, trim threshold, top pad (bytes). */
+    static final long MMAP_THRESHOLD = 32L << 20;
+    static final long TRIM_THRESHOLD = 256L << 20;
+    static final long TOP_PAD = 64L << 20;
+    private static String allocator = "not configured";
     private static final String LIB_NAME = "liblora4j.so";
 
     static {
@@ -37,6 +69,32 @@ public final class NativeLibrary {
     }
 
     private NativeLibrary() {}
+
+    /** What lora4j decided about glibc's malloc at load (see the class comment), in words. */
+    public static String allocator() {
+        return allocator;
+    }
+
+    private static void configureAllocator() {
+        String choice = System.getProperty("lora4j.malloc", System.getenv().getOrDefault("LORA4J_MALLOC", "tuned"));
+        String tunables = System.getenv().getOrDefault("GLIBC_TUNABLES", "");
+        String preload = System.getenv().getOrDefault("LD_PRELOAD", "");
+        if (choice.equalsIgnoreCase("default")) {
+            allocator = "glibc defaults (lora4j.malloc=default)";
+        } else if (!choice.equalsIgnoreCase("tuned")) {
+            throw new IllegalArgumentException("lora4j.malloc / LORA4J_MALLOC must be 'tuned' or 'default', got '" + choice + "'");
+        } else if (tunables.contains("glibc.malloc.") || System.getenv("MALLOC_MMAP_THRESHOLD_") != null
+                || System.getenv("MALLOC_TRIM_THRESHOLD_") != null || System.getenv("MALLOC_TOP_PAD_") != null) {
+            allocator = "set by the environment (GLIBC_TUNABLES / MALLOC_*_), left alone";
+        } else if (preload.matches(".*(jemalloc|tcmalloc|mimalloc).*")) {
+            allocator = "preloaded allocator (" + preload + "), left alone";
+        } else {
+            int status = dev.lora4j.bindings.LibLora4j.lt_malloc_tune(MMAP_THRESHOLD, TRIM_THRESHOLD, TOP_PAD);
+            allocator = status == 0
+                    ? "glibc tuned by lora4j: mmap_threshold 32 MiB, trim_threshold 256 MiB, top_pad 64 MiB"
+                    : "glibc defaults (tuning unavailable: status " + status + ")";
+        }
+    }
 
     /** Makes sure the native library is loaded; cheap after the first call. */
     public static void ensureLoaded() {
@@ -66,6 +124,7 @@ public final class NativeLibrary {
             }
             throw e;
         }
+        configureAllocator();
     }
 
     private static Path locateShim() {
