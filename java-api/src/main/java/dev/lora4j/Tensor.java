@@ -11,14 +11,10 @@ import dev.lora4j.internal.Status;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.VarHandle;
-import java.lang.ref.Cleaner;
 import java.lang.ref.Reference;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
-import java.util.concurrent.atomic.LongAdder;
 
 /**
  * A LibTorch tensor: the one handle type of lora4j. Method names follow PyTorch's
@@ -30,7 +26,8 @@ import java.util.concurrent.atomic.LongAdder;
  * closed tensor throws {@link IllegalStateException}. A tensor created while a
  * {@link TensorScope} is open on the current thread belongs to that scope and is freed when
  * it closes, unless {@link #keep() kept}. A tensor created outside any scope belongs to the
- * caller; if it becomes unreachable unclosed, a {@link Cleaner} frees it and counts it
+ * caller; if it becomes unreachable unclosed, a safety net (a daemon thread watching phantom
+ * references, as {@link java.lang.ref.Cleaner} does, but cheaper per tensor) frees it and counts it
  * ({@link Torch#reclaimedTensorCount()}): that counter should stay zero in correct code.
  *
  * <h2>Thread-safety</h2>
@@ -59,60 +56,20 @@ public final class Tensor implements AutoCloseable {
                 t.handle();
                 if (t.scope != null) {
                     t.scope = null;
-                    t.cleanable = CLEANER.register(t, t.ref);
+                    SafetyNet.register(PerThread.get(), t.ref);
                 }
             }
         });
     }
 
-    private static final Cleaner CLEANER = Cleaner.create(
-            Thread.ofPlatform().daemon().name("lora4j-tensor-cleaner").factory());
-    private static final LongAdder RECLAIMED = new LongAdder();
-
-    /**
-     * Holds the native handle's address (0 once freed); the Cleaner's action, so it must not
-     * reference the Tensor.
-     */
-    private static final class Ref implements Runnable {
-        private static final VarHandle ADDRESS;
-
-        static {
-            try {
-                ADDRESS = MethodHandles.lookup().findVarHandle(Ref.class, "address", long.class);
-            } catch (ReflectiveOperationException e) {
-                throw new ExceptionInInitializerError(e);
-            }
-        }
-
-        private volatile long address;
-
-        Ref(long address) {
-            this.address = address;
-        }
-
-        long take() {
-            return (long) ADDRESS.getAndSet(this, 0L);
-        }
-
-        @Override
-        public void run() {
-            long h = take();
-            if (h != 0) {
-                Critical.free(h);
-                RECLAIMED.increment();
-            }
-        }
-    }
-
-    private final Ref ref;
-    private Cleaner.Cleanable cleanable;
+    private final SafetyNet.Ref ref;
     private TensorScope scope;
     private long[] shape;
     private DType dtype;
     private Arena viewArena;
 
     private Tensor(long address) {
-        this.ref = new Ref(address);
+        this.ref = new SafetyNet.Ref(this, address);
     }
 
     static Tensor adopt(PerThread thread, long address) {
@@ -122,17 +79,17 @@ public final class Tensor implements AutoCloseable {
             t.scope = s;
             s.adopt(t);
         } else {
-            t.cleanable = CLEANER.register(t, t.ref);
+            SafetyNet.register(thread, t.ref);
         }
         return t;
     }
 
     static long reclaimedCount() {
-        return RECLAIMED.sum();
+        return SafetyNet.reclaimedCount();
     }
 
     MemorySegment handle() {
-        long h = ref.address;
+        long h = ref.address();
         if (h == 0) throw new IllegalStateException("tensor is closed");
         return MemorySegment.ofAddress(h);
     }
@@ -146,12 +103,12 @@ public final class Tensor implements AutoCloseable {
         if (h == 0) return;
         if (viewArena != null) viewArena.close();
         Critical.free(h);
-        if (cleanable != null) cleanable.clean();
+        ref.closed();
     }
 
     /** Whether {@link #close()} has run. */
     public boolean isClosed() {
-        return ref.address == 0;
+        return ref.address() == 0;
     }
 
     /**
@@ -170,7 +127,7 @@ public final class Tensor implements AutoCloseable {
             if (parent != null) {
                 parent.adopt(this);
             } else {
-                cleanable = CLEANER.register(this, ref);
+                SafetyNet.register(PerThread.get(), ref);
             }
         }
         return this;

@@ -21,7 +21,8 @@ import java.util.Arrays;
  * scopes must be closed innermost first, on the thread that opened them. A
  * {@linkplain Tensor#keep() kept} tensor moves to the enclosing scope, or to the caller when
  * there is none (close it, or let the safety net reclaim it). Tensors
- * a scope owns are not registered with the {@link java.lang.ref.Cleaner} safety net, which
+ * a scope owns are not registered with the safety net (the phantom-reference watch that frees
+ * tensors left unclosed and unreachable), which
  * makes scoped code the cheapest way to use lora4j.
  *
  * <p>Not thread-safe: a scope belongs to the thread that opened it.

@@ -23,6 +23,8 @@ public final class PerThread {
     private final MemorySegment arrays;
     /** The innermost open tensor scope of this thread, or null; owned by dev.lora4j. */
     public dev.lora4j.TensorScope scope;
+    /** This thread's safety-net registry of unscoped tensors, or null; owned by dev.lora4j. */
+    public Object tensorRegistry;
 
     private PerThread() {
         MemorySegment all = Arena.ofAuto().allocate(16 + 3L * ARRAY_BYTES, 8);
