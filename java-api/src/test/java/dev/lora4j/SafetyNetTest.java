@@ -1,0 +1,63 @@
+package dev.lora4j;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** The safety net's thread cases: closes on other threads, tensors of finished threads, growth. */
+class SafetyNetTest {
+
+    private static void awaitReclaimed(long atLeast) throws InterruptedException {
+        for (int i = 0; i < 200 && Torch.reclaimedTensorCount() < atLeast; i++) {
+            System.gc();
+            Thread.sleep(20);
+        }
+        assertTrue(Torch.reclaimedTensorCount() >= atLeast, "reclaimed " + Torch.reclaimedTensorCount() + " < " + atLeast);
+    }
+
+    @Test
+    void tensorsClosedOnAnotherThreadAreFreedOnceAndForgotten() throws Exception {
+        List<Tensor> made = new ArrayList<>();
+        for (int i = 0; i < 300; i++) made.add(Tensor.ones(2)); // several registry growths
+        Thread other = Thread.ofPlatform().start(() -> made.forEach(Tensor::close));
+        other.join();
+        long before = Torch.reclaimedTensorCount();
+        for (Tensor t : made) {
+            assertTrue(t.isClosed());
+            assertThrows(IllegalStateException.class, t::numel);
+            t.close(); // idempotent
+        }
+        made.clear();
+        // New tensors on this thread reuse the registry's room (entries of closed tensors dropped).
+        for (int i = 0; i < 300; i++) Tensor.ones(1).close();
+        System.gc();
+        Thread.sleep(50);
+        assertEquals(before, Torch.reclaimedTensorCount(), "closed tensors are never reclaimed again");
+    }
+
+    @Test
+    void unclosedTensorsOfAFinishedThreadAreReclaimed() throws Exception {
+        long before = Torch.reclaimedTensorCount();
+        Thread t = Thread.ofPlatform().start(() -> {
+            for (int i = 0; i < 10; i++) Tensor.ones(3); // leaked on purpose
+        });
+        t.join();
+        awaitReclaimed(before + 10);
+    }
+
+    @Test
+    void aTensorKeptAliveByAnotherThreadOutlivesItsCreator() throws Exception {
+        Tensor[] holder = new Tensor[1];
+        Thread t = Thread.ofPlatform().start(() -> holder[0] = Tensor.full(7, 2));
+        t.join();
+        for (int i = 0; i < 3; i++) {
+            System.gc();
+            Thread.sleep(20);
+        }
+        assertEquals(14.0, holder[0].sum().item());
+        holder[0].close();
+        assertTrue(holder[0].isClosed());
+    }
+}
