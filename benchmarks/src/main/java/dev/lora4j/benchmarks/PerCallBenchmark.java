@@ -81,6 +81,27 @@ public class PerCallBenchmark {
         return status;
     }
 
+    /**
+     * The Java side's own cost, with the native work made trivial: a second handle to the same
+     * tensor ({@code lt_shallow_copy}, a reference-count increment) created and closed through
+     * the API. Compare with {@link #aliasRawBindings}.
+     */
+    @Benchmark
+    public void alias() {
+        try (Tensor c = a.alias()) {
+            // freed at once
+        }
+    }
+
+    /** {@link #alias}'s two downcalls alone, through the generated bindings. */
+    @Benchmark
+    public int aliasRawBindings() {
+        MemorySegment out = scratch;
+        int status = LibLora4j.lt_shallow_copy(rawA, out);
+        LibLora4j.lt_tensor_free(out.get(ValueLayout.ADDRESS, 0));
+        return status;
+    }
+
     /** The same inside a scope, which frees the result when it closes. */
     @Benchmark
     public void addInScope() {
