@@ -21,7 +21,7 @@
 #            --allocator-study              # instead: (d) under all three allocators, every peer,
 #                                           # 1 thread, into benchmarks/results/allocator.md
 #            --no-readme                    # leave README.md alone
-#            --jmh "ARGS"                   # extra JMH arguments (e.g. "-f 1 -i 3")
+#            --jmh "ARGS"                   # JMH settings instead of the above (e.g. "-f 1 -wi 1 -i 3")
 set -euo pipefail
 . "$(dirname "$0")/../scripts/setup.sh"
 cd "$LORA4J_ROOT"
@@ -51,7 +51,7 @@ if [ "$quick" = 1 ]; then
 else
   jmh_args="-f 3 -wi 3 -w 1 -i 5 -r 1"; native_s=1; native_i=10
 fi
-jmh_args="$jmh_args $jmh_extra"
+[ -n "$jmh_extra" ] && jmh_args=$jmh_extra # --jmh replaces the JMH settings
 
 # ---------------------------------------------------------------- allocator, one for every peer
 jemalloc=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
@@ -114,7 +114,7 @@ write_meta() { # dir
   {
     echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
-    echo "cores=$(nproc)"
+    echo "cores=$(nproc --all)"
     echo "os=$(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r)"
     echo "jdk=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.runtime.version = //p')"
     echo "libtorch=$(dpkg-query -W -f='${Version}' libtorch-dev 2>/dev/null)"
@@ -140,7 +140,7 @@ if [ "$study" = 1 ]; then
   {
     echo "# (d) MLP training step under three allocators, every peer, 1 thread"
     echo
-    echo "Run of $(date -u '+%Y-%m-%d %H:%M UTC') on $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //') ($(nproc) cores);"
+    echo "Run of $(date -u '+%Y-%m-%d %H:%M UTC') on $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //') ($(nproc --all) cores);"
     echo "\`$command --allocator-study\`. Medians of the iterations; in brackets, the ratio to the same peer under glibc's defaults."
     echo
     echo "| allocator | lora4j | DJL | C++ | Python |"
