@@ -254,7 +254,7 @@ public final class Report {
         CategoryChart c = new CategoryChartBuilder().width(1200).height(620)
                 .title("Time relative to C++ on LibTorch (lower is better), " + meta.getOrDefault("date", ""))
                 .xAxisTitle("work (threads)").yAxisTitle("time / C++ time").build();
-        c.getStyler().setLegendPosition(Styler.LegendPosition.InsideNW);
+        c.getStyler().setLegendPosition(Styler.LegendPosition.OutsideE);
         c.getStyler().setXAxisLabelRotation(30);
         c.getStyler().setSeriesColors(new Color[] {new Color(0x1f77b4), new Color(0xd62728), new Color(0x7f7f7f), new Color(0xff7f0e)});
         List<String> cats = new ArrayList<>();
