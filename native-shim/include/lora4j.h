@@ -112,6 +112,8 @@ int32_t lt_tensor_dtype(const lt_tensor* t);
 int32_t lt_tensor_device_type(const lt_tensor* t);
 int32_t lt_tensor_device_index(const lt_tensor* t);
 int32_t lt_tensor_is_contiguous(const lt_tensor* t);
+/* The version counter, bumped by every in-place change of the data (PyTorch's t._version); -1 when t is NULL. */
+int64_t lt_tensor_version(const lt_tensor* t);
 /* Element size in bytes of a dtype code, 0 for an unknown code. */
 int64_t lt_dtype_size(int32_t dtype);
 /* Address of the first element of a contiguous CPU tensor (fails otherwise). */

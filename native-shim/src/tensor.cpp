@@ -103,6 +103,10 @@ lt_status lt_tensor_strides(const lt_tensor* t, int64_t* out, int64_t capacity) 
 
 int64_t lt_tensor_numel(const lt_tensor* t) { return t == nullptr ? -1 : lt::impl(t)->numel(); }
 
+int64_t lt_tensor_version(const lt_tensor* t) {
+    return t == nullptr ? -1 : static_cast<int64_t>(lt::impl(t)->version_counter().current_version());
+}
+
 int32_t lt_tensor_dtype(const lt_tensor* t) {
     return t == nullptr ? -1 : lt::dtype_code(c10::typeMetaToScalarType(lt::impl(t)->dtype()));
 }

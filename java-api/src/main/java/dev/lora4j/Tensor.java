@@ -421,6 +421,17 @@ public final class Tensor implements AutoCloseable {
         return c;
     }
 
+    /**
+     * The version counter of the data (PyTorch's {@code _version}): every in-place change
+     * (optimizer steps, {@code copy_}, {@code add_}) increases it, so a cache built from this
+     * tensor can tell that it is stale.
+     */
+    public long version() {
+        long v = dev.lora4j.bindings.LibLora4j.lt_tensor_version(handle());
+        Reference.reachabilityFence(this);
+        return v;
+    }
+
     static int normalizeDim(int d, int rank, String name) {
         int r = Math.max(rank, 1);
         if (d < -r || d >= r) {

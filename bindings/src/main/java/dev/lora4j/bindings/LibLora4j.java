@@ -1705,6 +1705,66 @@ public class LibLora4j extends LibLora4j$shared {
         }
     }
 
+    private static class lt_tensor_version {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_LONG,
+            LibLora4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_tensor_version");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int64_t lt_tensor_version(const lt_tensor *t)
+     * }
+     */
+    public static FunctionDescriptor lt_tensor_version$descriptor() {
+        return lt_tensor_version.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int64_t lt_tensor_version(const lt_tensor *t)
+     * }
+     */
+    public static MethodHandle lt_tensor_version$handle() {
+        return lt_tensor_version.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int64_t lt_tensor_version(const lt_tensor *t)
+     * }
+     */
+    public static MemorySegment lt_tensor_version$address() {
+        return lt_tensor_version.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int64_t lt_tensor_version(const lt_tensor *t)
+     * }
+     */
+    public static long lt_tensor_version(MemorySegment t) {
+        var mh$ = lt_tensor_version.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_tensor_version", t);
+            }
+            return (long)mh$.invokeExact(t);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class lt_dtype_size {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             LibLora4j.C_LONG,

@@ -1,5 +1,6 @@
 package dev.lora4j.dylora;
 
+import dev.lora4j.Tensor;
 import dev.lora4j.lora.Lora;
 import dev.lora4j.lora.LoraConfig;
 import dev.lora4j.lora.LoraLayer;
@@ -30,6 +31,34 @@ public final class DyLora {
         if (m instanceof Embedding e) return new DyLoraEmbedding(e, config);
         if (m instanceof Conv c) return new DyLoraConv(c, config);
         throw new IllegalArgumentException("DyLoRA cannot wrap " + m.getClass().getSimpleName());
+    }
+
+    /**
+     * The model's output with every DyLoRA layer at rank {@code b} for this call only: the
+     * layers' own ranks are not changed, so threads serving the same model (eval mode) can each
+     * ask for their own rank at once. Layers that are not DyLoRA layers are untouched.
+     *
+     * @throws IllegalArgumentException when {@code b} is outside 1..r_max of some DyLoRA layer
+     * @throws IllegalStateException when a DyLoRA layer is merged (its weight holds one rank)
+     */
+    public static Tensor forward(Module model, Tensor input, int b) {
+        int layers = 0;
+        for (Module m : model.namedModules().values()) {
+            if (m instanceof DyLoraLayer d) {
+                if (b < 1 || b > d.rMax()) throw new IllegalArgumentException("rank must be in 1.." + d.rMax() + ", got " + b);
+                if (d.isMerged()) throw new IllegalStateException("a merged DyLoRA layer serves its merged rank only: unmerge first");
+                layers++;
+            }
+        }
+        if (layers == 0) throw new IllegalArgumentException("the model has no DyLoRA layer");
+        Integer before = DyLoraLayer.CALL_RANK.get();
+        DyLoraLayer.CALL_RANK.set(b);
+        try {
+            return model.forward(input);
+        } finally {
+            if (before == null) DyLoraLayer.CALL_RANK.remove();
+            else DyLoraLayer.CALL_RANK.set(before);
+        }
     }
 
     /** Sets rank {@code b} on every DyLoRA layer of {@code model}; returns how many layers. */

@@ -38,6 +38,9 @@ public abstract class DyLoraLayer extends LoraLayer {
         NESTED
     }
 
+    /** The rank for this thread's forwards inside {@link DyLora#forward(Module, Tensor, int)}; null outside. */
+    static final ThreadLocal<Integer> CALL_RANK = new ThreadLocal<>();
+
     private volatile int rank;
     private double alpha;
     private Mode mode = Mode.FROZEN;
@@ -96,14 +99,37 @@ public abstract class DyLoraLayer extends LoraLayer {
         return scalingAt(rank);
     }
 
+    /** {@link #scaling()}: a DyLoRA layer holds one adapter. */
+    @Override
+    public double scaling(String name) {
+        config(name);
+        return scaling();
+    }
+
     /** The full factor A, parameter {@code lora_A} (r_max along dimension 0). */
+    @Override
     public final Tensor loraA() {
         return parameter("lora_A");
     }
 
     /** The full factor B, parameter {@code lora_B} (r_max along dimension 1). */
+    @Override
     public final Tensor loraB() {
         return parameter("lora_B");
+    }
+
+    /** {@link #loraA()}: a DyLoRA layer holds one adapter, {@value LoraLayer#DEFAULT_ADAPTER}. */
+    @Override
+    public final Tensor loraA(String name) {
+        config(name);
+        return loraA();
+    }
+
+    /** {@link #loraB()}: a DyLoRA layer holds one adapter. */
+    @Override
+    public final Tensor loraB(String name) {
+        config(name);
+        return loraB();
     }
 
     /** Registers (or replaces) both factors as trainable parameters {@code lora_A}, {@code lora_B}. */
@@ -136,8 +162,9 @@ public abstract class DyLoraLayer extends LoraLayer {
     }
 
     @Override
-    protected final Tensor loraForward(Tensor input) {
-        return loraForward(input, rank);
+    protected final Tensor loraForward(Tensor input, String name) {
+        Integer perCall = CALL_RANK.get();
+        return loraForward(input, perCall == null ? rank : perCall);
     }
 
     private Tensor loraForward(Tensor input, int b) {
@@ -172,7 +199,7 @@ public abstract class DyLoraLayer extends LoraLayer {
     }
 
     @Override
-    protected final Tensor deltaWeight(DType dtype) {
+    protected final Tensor deltaWeight(DType dtype, String name) {
         int b = rank;
         try (var ng = Torch.noGrad(); TensorScope s = TensorScope.open()) {
             Tensor a = loraA().narrow(0, 0, b).to(dtype);

@@ -80,7 +80,34 @@ public final class PeftAdapter {
      *     MergedLoraLinear, grouped conv, DyLoRA) or a model with no LoRA layer
      */
     public static void save(Module model, LoraConfig config, Path dir) throws IOException {
+        List<String> active = Lora.activeAdapters(model);
+        List<String> all = Lora.adapterNames(model);
+        if (all.isEmpty()) throw new IllegalArgumentException("the model has no LoRA layer to save");
+        save(model, active.isEmpty() ? all.get(0) : active.get(0), config, dir);
+    }
+
+    /**
+     * Writes adapter {@code adapterName} as a PEFT adapter folder, with the config it was
+     * created with (in its first layer) as the defaults. PEFT's files hold one adapter, under
+     * names without the adapter's name.
+     */
+    public static void save(Module model, String adapterName, Path dir) throws IOException {
+        LoraLayer first = Lora.loraLayers(model).values().stream().filter(l -> l.hasAdapter(adapterName)).findFirst()
+                .orElseThrow(() -> new IllegalArgumentException("no adapter named '" + adapterName + "' (have " + Lora.adapterNames(model) + ")"));
+        save(model, adapterName, first.config(adapterName), dir);
+    }
+
+    /**
+     * Writes adapter {@code adapterName} of the model's LoRA layers as a PEFT adapter folder;
+     * {@code config} supplies the defaults, layers whose rank or α differ go to
+     * rank_pattern / alpha_pattern.
+     *
+     * @throws IllegalArgumentException as {@link #save(Module, LoraConfig, Path)}, or when no
+     *     layer holds the adapter
+     */
+    public static void save(Module model, String adapterName, LoraConfig config, Path dir) throws IOException {
         Objects.requireNonNull(model, "model");
+        Objects.requireNonNull(adapterName, "adapterName");
         Objects.requireNonNull(config, "config");
         Map<String, Tensor> tensors = new LinkedHashMap<>();
         Map<String, Integer> rankPattern = new TreeMap<>();
@@ -88,24 +115,23 @@ public final class PeftAdapter {
         List<String> targets = new ArrayList<>();
         try (TensorScope scope = TensorScope.open()) {
             for (var e : model.namedModules().entrySet()) {
-                if (!(e.getValue() instanceof LoraLayer layer)) continue;
+                if (!(e.getValue() instanceof LoraLayer layer) || !layer.hasAdapter(adapterName)) continue;
                 String path = e.getKey();
                 String key = PREFIX + path;
-                if (layer.isMerged()) throw new IllegalArgumentException(path + " is merged: unmerge before saving the adapter");
-                if (layer instanceof LoraLinear l) {
-                    tensors.put(key + ".lora_A.weight", l.loraA());
-                    tensors.put(key + ".lora_B.weight", l.loraB());
-                } else if (layer instanceof LoraEmbedding l) {
-                    tensors.put(key + ".lora_embedding_A", l.loraA());
-                    tensors.put(key + ".lora_embedding_B", l.loraB());
-                } else if (layer instanceof LoraConv l && ((Conv) l.baseLayer()).groups() == 1) {
-                    tensors.put(key + ".lora_A.weight", l.loraA());
-                    tensors.put(key + ".lora_B.weight", l.loraB());
+                if (layer.mergedAdapters().contains(adapterName)) {
+                    throw new IllegalArgumentException(path + ": adapter '" + adapterName + "' is merged: unmerge before saving it");
+                }
+                if (layer instanceof LoraLinear || layer instanceof LoraConv l && ((Conv) l.baseLayer()).groups() == 1) {
+                    tensors.put(key + ".lora_A.weight", layer.loraA(adapterName));
+                    tensors.put(key + ".lora_B.weight", layer.loraB(adapterName));
+                } else if (layer instanceof LoraEmbedding) {
+                    tensors.put(key + ".lora_embedding_A", layer.loraA(adapterName));
+                    tensors.put(key + ".lora_embedding_B", layer.loraB(adapterName));
                 } else {
                     throw new IllegalArgumentException(path + ": " + layer.getClass().getSimpleName()
                             + " has no PEFT LoRA equivalent (PEFT files hold Linear, Embedding and ungrouped Conv adapters)");
                 }
-                LoraConfig c = layer.config();
+                LoraConfig c = layer.config(adapterName);
                 if (c.useRslora() != config.useRslora() || c.fanInFanOut() != config.fanInFanOut()) {
                     throw new IllegalArgumentException(path + ": use_rslora and fan_in_fan_out must match the config for the whole adapter");
                 }
@@ -113,7 +139,7 @@ public final class PeftAdapter {
                 if (c.loraAlpha() != config.loraAlpha()) alphaPattern.put(path, c.loraAlpha());
                 targets.add(path);
             }
-            if (targets.isEmpty()) throw new IllegalArgumentException("the model has no LoRA layer to save");
+            if (targets.isEmpty()) throw new IllegalArgumentException("no LoRA layer of the model holds adapter '" + adapterName + "'");
             Files.createDirectories(dir);
             Safetensors.write(dir.resolve(WEIGHTS), tensors, Map.of("format", "pt"));
         }
@@ -162,7 +188,24 @@ public final class PeftAdapter {
      *     unsupported setting, a key naming no suitable module, or a shape that does not fit
      */
     public static LoadReport load(Module model, Path dir) throws IOException {
+        return load(model, dir, LoraLayer.DEFAULT_ADAPTER);
+    }
+
+    /**
+     * Loads the folder as adapter {@code adapterName} (PEFT's {@code load_adapter}): modules
+     * that are LoRA layers already get it as one more adapter, plain layers are wrapped. The
+     * first adapter of a model becomes active and trainable as {@link Lora#wrap} makes it;
+     * a further adapter is added inactive (see {@link Lora#setAdapter}). Nothing in the model
+     * changes when anything is wrong.
+     *
+     * @throws IllegalArgumentException when the model has an adapter of that name already
+     * @throws IOException as {@link #load(Module, Path)}
+     */
+    public static LoadReport load(Module model, Path dir, String adapterName) throws IOException {
         Objects.requireNonNull(model, "model");
+        Objects.requireNonNull(adapterName, "adapterName");
+        List<String> before = Lora.adapterNames(model);
+        if (before.contains(adapterName)) throw new IllegalArgumentException("adapter '" + adapterName + "' already exists: delete it first");
         Path configFile = dir.resolve(CONFIG);
         Path weightsFile = dir.resolve(WEIGHTS);
         if (!Files.isRegularFile(configFile)) throw new IOException(dir + " has no " + CONFIG);
@@ -212,30 +255,30 @@ public final class PeftAdapter {
             // Apply.
             List<String> wrapped = new ArrayList<>();
             for (Plan p : plans) {
-                int dot = p.path.lastIndexOf('.');
-                Module parent = dot < 0 ? model : model.module(p.path.substring(0, dot));
-                LoraLayer layer = Lora.wrapper(p.module, p.config);
-                try (var ng = Torch.noGrad()) {
-                    if (layer instanceof LoraLinear l) {
-                        l.loraA().copy_(p.a);
-                        l.loraB().copy_(p.b);
-                    } else if (layer instanceof LoraEmbedding l) {
-                        l.loraA().copy_(p.a);
-                        l.loraB().copy_(p.b);
-                    } else if (layer instanceof LoraConv l) {
-                        l.loraA().copy_(p.a);
-                        l.loraB().copy_(p.b);
-                    }
+                LoraLayer layer;
+                if (p.existing != null) {
+                    layer = p.existing;
+                    layer.addAdapter(adapterName, p.config);
+                } else {
+                    int dot = p.path.lastIndexOf('.');
+                    Module parent = dot < 0 ? model : model.module(p.path.substring(0, dot));
+                    layer = Lora.wrapper(p.module, adapterName, p.config);
+                    parent.replaceChild(p.path.substring(dot + 1), layer);
+                    if (!before.isEmpty()) layer.setActiveAdapters(); // as PEFT: the model's active adapters stay the active ones
                 }
-                parent.replaceChild(p.path.substring(dot + 1), layer);
+                try (var ng = Torch.noGrad()) {
+                    layer.loraA(adapterName).copy_(p.a);
+                    layer.loraB(adapterName).copy_(p.b);
+                }
                 wrapped.add(p.path);
             }
-            Lora.markOnlyLoraAsTrainable(model, base.bias());
+            if (before.isEmpty()) Lora.markOnlyLoraAsTrainable(model, base.bias());
             return new LoadReport(List.copyOf(wrapped), List.copyOf(unknown), List.copyOf(ignored), base);
         }
     }
 
-    private record Plan(String path, Module module, LoraConfig config, Tensor a, Tensor b) {}
+    /** One module to load: its base layer, the LoRA layer already around it (or null), the factors. */
+    private record Plan(String path, Module module, LoraLayer existing, LoraConfig config, Tensor a, Tensor b) {}
 
     private static Plan plan(Module model, Path file, String path, Map<String, Tensor> factors, LoraConfig base,
                              Map<String, JsonNode> rankPattern, Map<String, JsonNode> alphaPattern) throws IOException {
@@ -244,6 +287,14 @@ public final class PeftAdapter {
             m = model.module(path);
         } catch (IllegalArgumentException e) {
             throw new IOException(file + ": the model has no module '" + path + "'");
+        }
+        LoraLayer existing = null;
+        if (m instanceof LoraLayer l) {
+            if (!(l instanceof LoraLinear || l instanceof LoraEmbedding || l instanceof LoraConv)) {
+                throw new IOException(file + ": module '" + path + "' is a " + l.getClass().getSimpleName() + ", which holds one adapter only");
+            }
+            existing = l;
+            m = l.baseLayer();
         }
         boolean embedding = factors.containsKey(".lora_embedding_A") || factors.containsKey(".lora_embedding_B");
         Tensor a = factors.get(embedding ? ".lora_embedding_A" : ".lora_A.weight");
@@ -291,7 +342,7 @@ public final class PeftAdapter {
             throw new IOException(file + ": module '" + path + "' needs A " + Arrays.toString(wantA) + " and B "
                     + Arrays.toString(wantB) + ", the file has " + Arrays.toString(a.shape()) + " and " + Arrays.toString(b.shape()));
         }
-        return new Plan(path, m, c, a, b);
+        return new Plan(path, m, existing, c, a, b);
     }
 
     /** PEFT's pattern lookup: a key matches a module path equal to it or ending in "." + it (or as a regex). */

@@ -51,22 +51,59 @@ public final class Lora {
      * (for example {@code DyLora::wrapper} for DyLoRA layers).
      */
     public static WrapReport wrap(Module model, LoraConfig config, Wrapper wrapper) {
-        Objects.requireNonNull(model, "model");
         Objects.requireNonNull(wrapper, "wrapper");
+        WrapReport report = inject(model, LoraLayer.DEFAULT_ADAPTER, config, (m, name, c) -> wrapper.wrap(m, c));
+        markOnlyLoraAsTrainable(model, config.bias());
+        return report;
+    }
+
+    /**
+     * Adds adapter {@code name} to the layers {@code config} selects (PEFT's {@code add_adapter}):
+     * layers that are LoRA layers already get a second adapter, plain Linear, Embedding and
+     * Conv layers are wrapped. The new adapter is not active (see {@link #setAdapter}) unless
+     * it is the first adapter of its layer; it is frozen while inactive.
+     *
+     * @throws IllegalArgumentException when the name is taken or the config names targets and none matched
+     */
+    public static WrapReport addAdapter(Module model, String name, LoraConfig config) {
+        if (adapterNames(model).contains(name)) throw new IllegalArgumentException("adapter '" + name + "' already exists");
+        return inject(model, name, config, Lora::wrapper);
+    }
+
+    /** Builds the LoRA layer for one selected base layer holding adapter {@code name}. */
+    private interface NamedWrapper {
+        LoraLayer wrap(Module layer, String name, LoraConfig config);
+    }
+
+    private static WrapReport inject(Module model, String name, LoraConfig config, NamedWrapper wrapper) {
+        Objects.requireNonNull(model, "model");
+        Objects.requireNonNull(name, "name");
         Objects.requireNonNull(config, "config");
         List<String> wrapped = new ArrayList<>();
         List<String> excluded = new ArrayList<>();
+        List<String> inside = new ArrayList<>();
+        boolean hadAdapters = !adapterNames(model).isEmpty();
         for (var e : new LinkedHashMap<>(model.namedModules()).entrySet()) {
             String path = e.getKey();
             Module m = e.getValue();
-            if (path.isEmpty() || !isWrappable(m) || !selected(path, m, config)) continue;
+            if (inside.stream().anyMatch(p -> path.startsWith(p + "."))) continue;
+            if (m instanceof LoraLayer) inside.add(path);
+            Module target = m instanceof LoraLayer l ? l.baseLayer() : m;
+            if (path.isEmpty() || !isWrappable(target) || !selected(path, target, config)) continue;
             if (config.excludeModules().stream().anyMatch(x -> nameMatches(path, x))) {
                 excluded.add(path);
                 continue;
             }
-            int dot = path.lastIndexOf('.');
-            Module parent = dot < 0 ? model : model.module(path.substring(0, dot));
-            parent.replaceChild(path.substring(dot + 1), wrapper.wrap(m, config));
+            if (m instanceof LoraLayer l) {
+                l.addAdapter(name, config);
+            } else {
+                int dot = path.lastIndexOf('.');
+                Module parent = dot < 0 ? model : model.module(path.substring(0, dot));
+                LoraLayer layer = wrapper.wrap(m, name, config);
+                // As PEFT: the model's active adapters stay the active ones; a new name is not one.
+                if (hadAdapters) layer.setActiveAdapters();
+                parent.replaceChild(path.substring(dot + 1), layer);
+            }
             wrapped.add(path);
         }
         boolean named = !config.targetModules().isEmpty() || config.targetRegex() != null;
@@ -75,7 +112,6 @@ public final class Lora {
                     + (config.targetRegex() != null ? " / regex " + config.targetRegex() : "") + "; modules are "
                     + model.namedModules().keySet());
         }
-        markOnlyLoraAsTrainable(model, config.bias());
         return new WrapReport(model, List.copyOf(wrapped), List.copyOf(excluded));
     }
 
@@ -95,14 +131,19 @@ public final class Lora {
         return path.equals(name) || path.endsWith("." + name);
     }
 
-    /** The plain LoRA wrapper of a Linear, Embedding or Conv layer. */
+    /** The plain LoRA wrapper of a Linear, Embedding or Conv layer, with adapter {@value LoraLayer#DEFAULT_ADAPTER}. */
     public static LoraLayer wrapper(Module m, LoraConfig config) {
-        if (m instanceof Linear l) return new LoraLinear(l, config);
-        if (m instanceof Embedding e) return new LoraEmbedding(e, config);
-        if (m instanceof dev.lora4j.nn.Conv1d c) return new LoraConv1d(c, config);
-        if (m instanceof dev.lora4j.nn.Conv2d c) return new LoraConv2d(c, config);
-        if (m instanceof dev.lora4j.nn.Conv3d c) return new LoraConv3d(c, config);
-        return new LoraConv((Conv) m, config);
+        return wrapper(m, LoraLayer.DEFAULT_ADAPTER, config);
+    }
+
+    /** The plain LoRA wrapper of a Linear, Embedding or Conv layer, with adapter {@code name}. */
+    public static LoraLayer wrapper(Module m, String name, LoraConfig config) {
+        if (m instanceof Linear l) return new LoraLinear(l, name, config);
+        if (m instanceof Embedding e) return new LoraEmbedding(e, name, config);
+        if (m instanceof dev.lora4j.nn.Conv1d c) return new LoraConv1d(c, name, config);
+        if (m instanceof dev.lora4j.nn.Conv2d c) return new LoraConv2d(c, name, config);
+        if (m instanceof dev.lora4j.nn.Conv3d c) return new LoraConv3d(c, name, config);
+        return new LoraConv((Conv) m, name, config);
     }
 
     private static boolean isLoraName(String name) {
@@ -162,10 +203,21 @@ public final class Lora {
         return out;
     }
 
-    /** Merges every LoRA layer (see {@link LoraLayer#merge(boolean)}); returns how many merged now. */
-    public static int merge(Module model, boolean safe) {
+    /**
+     * Merges the named adapters (none named: each layer's active ones) into every LoRA layer
+     * holding them (see {@link LoraLayer#merge(boolean, String...)}); returns how many layers
+     * merged something now.
+     *
+     * @throws IllegalArgumentException when a name is no adapter of the model
+     */
+    public static int merge(Module model, boolean safe, String... names) {
+        requireKnown(model, List.of(names));
         int n = 0;
-        for (LoraLayer l : loraLayers(model).values()) if (l.merge(safe)) n++;
+        for (LoraLayer l : loraLayers(model).values()) {
+            String[] here = names.length == 0 ? new String[0] : java.util.Arrays.stream(names).filter(l::hasAdapter).toArray(String[]::new);
+            if (names.length > 0 && here.length == 0) continue;
+            if (l.merge(safe, here)) n++;
+        }
         return n;
     }
 
@@ -210,6 +262,110 @@ public final class Lora {
             before.forEach((l, enabled) -> {
                 if (!l.isClosed()) l.setAdapterEnabled(enabled);
             });
+        }
+    }
+
+    // ------------------------------------------------------------------ named adapters
+
+    /** Every adapter name of the model's LoRA layers, in the order first seen. */
+    public static List<String> adapterNames(Module model) {
+        java.util.LinkedHashSet<String> names = new java.util.LinkedHashSet<>();
+        loraLayers(model).values().forEach(l -> names.addAll(l.adapterNames()));
+        return List.copyOf(names);
+    }
+
+    /** The adapters active in at least one LoRA layer, in the order first seen. */
+    public static List<String> activeAdapters(Module model) {
+        java.util.LinkedHashSet<String> names = new java.util.LinkedHashSet<>();
+        loraLayers(model).values().forEach(l -> names.addAll(l.activeAdapters()));
+        return List.copyOf(names);
+    }
+
+    /**
+     * Makes {@code names} the active adapters of every LoRA layer (PEFT's {@code set_adapter}),
+     * each layer taking those it holds; only their factors require gradients. No names: every
+     * layer computes its base output only.
+     *
+     * @throws IllegalArgumentException when a name is no adapter of the model
+     */
+    public static void setAdapter(Module model, String... names) {
+        requireKnown(model, List.of(names));
+        for (LoraLayer l : loraLayers(model).values()) {
+            l.setActiveAdapters(java.util.Arrays.stream(names).filter(l::hasAdapter).toArray(String[]::new));
+        }
+    }
+
+    /**
+     * Deletes adapter {@code name} from every LoRA layer holding it and frees its factors
+     * (PEFT's {@code delete_adapter}). The layers stay LoRA layers, possibly with no adapter.
+     *
+     * @throws IllegalArgumentException when no layer holds it
+     * @throws IllegalStateException when it is merged somewhere (unmerge first; nothing is deleted)
+     */
+    public static void deleteAdapter(Module model, String name) {
+        requireKnown(model, List.of(name));
+        List<LoraLayer> holding = loraLayers(model).values().stream().filter(l -> l.hasAdapter(name)).toList();
+        for (LoraLayer l : holding) {
+            if (l.mergedAdapters().contains(name)) throw new IllegalStateException("adapter '" + name + "' is merged: unmerge before deleting it");
+        }
+        holding.forEach(l -> l.deleteAdapter(name));
+    }
+
+    /**
+     * Adds adapter {@code newName}, a weighted combination of {@code adapters} (PEFT's
+     * {@code add_weighted_adapter}), to every LoRA layer holding at least one of them. It is
+     * added inactive: {@link #setAdapter} it to use it.
+     *
+     * @param svdRank the rank for {@link Combination#SVD}; 0 for the largest rank of the adapters
+     * @throws IllegalArgumentException for unknown or taken names, a weight count that differs,
+     *     non-finite weights, or LINEAR on adapters of different ranks
+     */
+    public static void addWeightedAdapter(Module model, List<String> adapters, double[] weights, String newName,
+                                          Combination type, int svdRank) {
+        Objects.requireNonNull(type, "type");
+        if (adapters.isEmpty() || adapters.size() != weights.length) {
+            throw new IllegalArgumentException(adapters.size() + " adapters and " + weights.length + " weights: give one weight per adapter");
+        }
+        for (double w : weights) if (!Double.isFinite(w)) throw new IllegalArgumentException("weights must be finite, got " + w);
+        if (svdRank < 0) throw new IllegalArgumentException("svdRank must be >= 0, got " + svdRank);
+        requireKnown(model, adapters);
+        if (adapterNames(model).contains(newName)) throw new IllegalArgumentException("adapter '" + newName + "' already exists");
+        for (LoraLayer l : loraLayers(model).values()) WeightedAdapters.combine(l, adapters, weights, newName, type, svdRank);
+    }
+
+    /**
+     * The model's output for a batch whose row i uses adapter {@code rowAdapters[i]}
+     * ({@link AdapterBank#BASE} for the base model alone), PEFT's {@code adapter_names=}
+     * argument. Linear layers compute every row in one fused call in inference (no gradients);
+     * other layers run each adapter on its rows. Active adapters do not matter here. Safe from
+     * many threads at once on a model in eval mode.
+     *
+     * @throws IllegalArgumentException for a name that is no adapter of the model, or a
+     *     count of names that differs from the batch size
+     * @throws IllegalStateException when adapters are merged
+     */
+    public static Tensor forward(Module model, Tensor input, String... rowAdapters) {
+        Objects.requireNonNull(input, "input");
+        String[] rows = rowAdapters.clone();
+        java.util.Set<String> known = new java.util.HashSet<>(adapterNames(model));
+        for (int i = 0; i < rows.length; i++) {
+            Objects.requireNonNull(rows[i], "rowAdapters[" + i + "]");
+            if (!rows[i].equals(AdapterBank.BASE) && !known.contains(rows[i])) {
+                throw new IllegalArgumentException("no adapter named '" + rows[i] + "' (have " + adapterNames(model) + ", or '"
+                        + AdapterBank.BASE + "' for none)");
+            }
+        }
+        if (input.dim() == 0 || input.size(0) != rows.length) {
+            throw new IllegalArgumentException(rows.length + " adapter names for a batch of " + (input.dim() == 0 ? 0 : input.size(0)) + " rows");
+        }
+        return LoraLayer.withRowAdapters(rows, () -> model.forward(input));
+    }
+
+    private static void requireKnown(Module model, List<String> names) {
+        List<String> have = adapterNames(model);
+        for (String n : names) {
+            Objects.requireNonNull(n, "adapter name");
+            if (!have.contains(n)) throw new IllegalArgumentException("no adapter named '" + n + "' (have " + have + ")");
         }
     }
 

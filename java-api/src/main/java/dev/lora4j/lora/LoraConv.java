@@ -9,12 +9,12 @@ import dev.lora4j.nn.Conv1d;
 import dev.lora4j.nn.Conv2d;
 import dev.lora4j.nn.Conv3d;
 import dev.lora4j.nn.Dropout;
-import dev.lora4j.nn.Module;
+import dev.lora4j.nn.ModuleDict;
 
 /**
- * LoRA around a 1-, 2- or 3-d convolution, in PEFT's layout: {@code lora_A} is a convolution
+ * LoRA around a 1-, 2- or 3-d convolution, in PEFT's layout: per adapter, {@code lora_A.<name>} is a convolution
  * with the base's kernel, stride, padding, dilation and groups (in → r), {@code lora_B} a
- * 1×…×1 convolution (r → out) with the same groups, so {@code y = base(x) + s·B(A(dropout(x)))}.
+ * {@code lora_B.<name>} a 1×…×1 convolution (r → out) with the same groups, so {@code y = base(x) + s·B(A(dropout(x)))}.
  *
  * <p>With groups g (g must divide r) the update is block-diagonal like the base weight, so
  * grouped convolutions merge exactly: ΔW[group] = s·B[group]·A[group], reshaped to
@@ -25,8 +25,27 @@ import dev.lora4j.nn.Module;
  */
 public class LoraConv extends LoraLayer {
 
+    private final ModuleDict loraA;
+    private final ModuleDict loraB;
+    private final ModuleDict dropout;
+
+    /** Wraps {@code base} with one adapter, {@value LoraLayer#DEFAULT_ADAPTER}. */
     public LoraConv(Conv base, LoraConfig config) {
-        super(base, config);
+        this(base, DEFAULT_ADAPTER, config);
+    }
+
+    /** Wraps {@code base} with one adapter named {@code adapterName}. */
+    public LoraConv(Conv base, String adapterName, LoraConfig config) {
+        super(base);
+        dropout = registerModule("lora_dropout", new ModuleDict());
+        loraA = registerModule("lora_A", new ModuleDict());
+        loraB = registerModule("lora_B", new ModuleDict());
+        addAdapter(adapterName, config);
+    }
+
+    @Override
+    protected void createAdapter(String name, LoraConfig config) {
+        Conv base = base();
         int r = config.r();
         long g = base.groups();
         if (r % g != 0) {
@@ -36,10 +55,17 @@ public class LoraConv extends LoraLayer {
         long[] ones = new long[n];
         long[] zeros = new long[n];
         java.util.Arrays.fill(ones, 1);
-        Conv a = registerModule("lora_A", conv(n, base.inChannels(), r, base.kernelSize(), base.stride(), base.padding(), base.dilation(), g));
-        Conv b = registerModule("lora_B", conv(n, r, base.outChannels(), ones, ones, zeros, ones, g));
+        Conv a = loraA.put(name, conv(n, base.inChannels(), r, base.kernelSize(), base.stride(), base.padding(), base.dilation(), g));
+        Conv b = loraB.put(name, conv(n, r, base.outChannels(), ones, ones, zeros, ones, g));
         LoraLinear.initFactors(config, a.weight(), b.weight());
-        if (config.loraDropout() > 0) registerModule("lora_dropout", new Dropout(config.loraDropout()));
+        if (config.loraDropout() > 0) dropout.put(name, new Dropout(config.loraDropout()));
+    }
+
+    @Override
+    protected void destroyAdapter(String name) {
+        loraA.remove(name).close();
+        loraB.remove(name).close();
+        if (dropout.containsKey(name)) dropout.remove(name).close();
     }
 
     private static Conv conv(int n, long in, long out, long[] k, long[] s, long[] p, long[] d, long g) {
@@ -54,14 +80,18 @@ public class LoraConv extends LoraLayer {
         return (Conv) baseLayer();
     }
 
-    /** A's weight, (r, in/groups, *kernel). */
-    public Tensor loraA() {
-        return ((Conv) child("lora_A")).weight();
+    /** A's weight of adapter {@code name}, (r, in/groups, *kernel). */
+    @Override
+    public Tensor loraA(String name) {
+        config(name);
+        return ((Conv) loraA.get(name)).weight();
     }
 
-    /** B's weight, (out, r/groups, 1, ...). */
-    public Tensor loraB() {
-        return ((Conv) child("lora_B")).weight();
+    /** B's weight of adapter {@code name}, (out, r/groups, 1, ...). */
+    @Override
+    public Tensor loraB(String name) {
+        config(name);
+        return ((Conv) loraB.get(name)).weight();
     }
 
     @Override
@@ -70,24 +100,23 @@ public class LoraConv extends LoraLayer {
     }
 
     @Override
-    protected Tensor loraForward(Tensor input) {
-        Module dropout = children().get("lora_dropout");
+    protected Tensor loraForward(Tensor input, String name) {
         try (TensorScope s = TensorScope.open()) {
-            Tensor x = dropout == null ? input : dropout.forward(input);
-            return child("lora_B").forward(child("lora_A").forward(x)).mul(scaling()).keep();
+            Tensor x = dropout.containsKey(name) ? dropout.get(name).forward(input) : input;
+            return loraB.get(name).forward(loraA.get(name).forward(x)).mul(scaling(name)).keep();
         }
     }
 
     @Override
-    protected Tensor deltaWeight(DType dtype) {
+    protected Tensor deltaWeight(DType dtype, String name) {
         try (var ng = Torch.noGrad(); TensorScope s = TensorScope.open()) {
             Conv base = base();
             long g = base.groups();
             long out = base.outChannels();
-            long r = r();
-            Tensor b = loraB().to(dtype).reshape(g, out / g, r / g);
-            Tensor a = loraA().to(dtype).reshape(g, r / g, -1);
-            return b.matmul(a).reshape(base.weight().shape()).mul(scaling()).keep();
+            long r = config(name).r();
+            Tensor b = loraB(name).to(dtype).reshape(g, out / g, r / g);
+            Tensor a = loraA(name).to(dtype).reshape(g, r / g, -1);
+            return b.matmul(a).reshape(base.weight().shape()).mul(scaling(name)).keep();
         }
     }
 }

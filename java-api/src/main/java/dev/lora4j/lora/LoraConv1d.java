@@ -13,4 +13,9 @@ public class LoraConv1d extends LoraConv {
     public LoraConv1d(Conv1d base, LoraConfig config) {
         super(base, config);
     }
+
+    /** Wraps {@code base} with one adapter named {@code adapterName}. */
+    public LoraConv1d(Conv1d base, String adapterName, LoraConfig config) {
+        super(base, adapterName, config);
+    }
 }

@@ -13,4 +13,9 @@ public class LoraConv2d extends LoraConv {
     public LoraConv2d(Conv2d base, LoraConfig config) {
         super(base, config);
     }
+
+    /** Wraps {@code base} with one adapter named {@code adapterName}. */
+    public LoraConv2d(Conv2d base, String adapterName, LoraConfig config) {
+        super(base, adapterName, config);
+    }
 }

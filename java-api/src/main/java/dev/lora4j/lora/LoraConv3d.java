@@ -13,4 +13,9 @@ public class LoraConv3d extends LoraConv {
     public LoraConv3d(Conv3d base, LoraConfig config) {
         super(base, config);
     }
+
+    /** Wraps {@code base} with one adapter named {@code adapterName}. */
+    public LoraConv3d(Conv3d base, String adapterName, LoraConfig config) {
+        super(base, adapterName, config);
+    }
 }

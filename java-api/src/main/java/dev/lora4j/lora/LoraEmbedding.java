@@ -7,24 +7,41 @@ import dev.lora4j.Torch;
 import dev.lora4j.nn.Embedding;
 import dev.lora4j.nn.Functional;
 import dev.lora4j.nn.Init;
+import dev.lora4j.nn.ParameterDict;
 
 /**
  * LoRA around an embedding, as PEFT's: {@code y = base(ids) + s·embedding(ids, Aᵀ)·Bᵀ} with
- * {@code lora_embedding_A} (r, num_embeddings) and {@code lora_embedding_B} (dim, r); the
+ * {@code lora_embedding_A.<name>} (r, num_embeddings) and {@code lora_embedding_B.<name>} (dim, r) per adapter; the
  * update of the table is ΔW = s·(B·A)ᵀ (num_embeddings, dim). Init as PEFT's (default and
  * gaussian alike): A zeros, B N(0,1); with the seed's NORMAL init, A N(0,1) and B zeros.
- * No dropout (as PEFT). See {@link LoraLayer} for merging.
+ * No dropout (as PEFT). See {@link LoraLayer} for named adapters and merging.
  *
  * <p>Ownership and threads: as every {@link dev.lora4j.nn.Module}: it owns its parameters and
  * frees them on close; eval-mode forwards may run on many threads, changes are single-threaded.
  */
 public class LoraEmbedding extends LoraLayer {
 
+    private final ParameterDict loraA;
+    private final ParameterDict loraB;
+
+    /** Wraps {@code base} with one adapter, {@value LoraLayer#DEFAULT_ADAPTER}. */
     public LoraEmbedding(Embedding base, LoraConfig config) {
-        super(base, config);
+        this(base, DEFAULT_ADAPTER, config);
+    }
+
+    /** Wraps {@code base} with one adapter named {@code adapterName}. */
+    public LoraEmbedding(Embedding base, String adapterName, LoraConfig config) {
+        super(base);
+        loraA = registerModule("lora_embedding_A", new ParameterDict());
+        loraB = registerModule("lora_embedding_B", new ParameterDict());
+        addAdapter(adapterName, config);
+    }
+
+    @Override
+    protected void createAdapter(String name, LoraConfig config) {
         int r = config.r();
-        Tensor a = registerParameter("lora_embedding_A", Tensor.zeros(r, base.numEmbeddings()).requiresGrad_(true));
-        Tensor b = registerParameter("lora_embedding_B", Tensor.zeros(base.embeddingDim(), r).requiresGrad_(true));
+        Tensor a = loraA.put(name, Tensor.zeros(r, base().numEmbeddings()).requiresGrad_(true));
+        Tensor b = loraB.put(name, Tensor.zeros(base().embeddingDim(), r).requiresGrad_(true));
         try (var ng = Torch.noGrad()) {
             // PEFT initialises embedding adapters this way for both its default and "gaussian".
             switch (config.init()) {
@@ -34,18 +51,28 @@ public class LoraEmbedding extends LoraLayer {
         }
     }
 
+    @Override
+    protected void destroyAdapter(String name) {
+        loraA.remove(name).close();
+        loraB.remove(name).close();
+    }
+
     private Embedding base() {
         return (Embedding) baseLayer();
     }
 
-    /** A, shape (r, num_embeddings). */
-    public Tensor loraA() {
-        return parameter("lora_embedding_A");
+    /** A of adapter {@code name}, shape (r, num_embeddings). */
+    @Override
+    public Tensor loraA(String name) {
+        config(name);
+        return loraA.get(name);
     }
 
-    /** B, shape (embedding_dim, r). */
-    public Tensor loraB() {
-        return parameter("lora_embedding_B");
+    /** B of adapter {@code name}, shape (embedding_dim, r). */
+    @Override
+    public Tensor loraB(String name) {
+        config(name);
+        return loraB.get(name);
     }
 
     @Override
@@ -54,17 +81,17 @@ public class LoraEmbedding extends LoraLayer {
     }
 
     @Override
-    protected Tensor loraForward(Tensor ids) {
+    protected Tensor loraForward(Tensor ids, String name) {
         try (TensorScope s = TensorScope.open()) {
-            Tensor rows = Functional.embedding(ids, loraA().t(), base().paddingIdx());
-            return rows.matmul(loraB().t()).mul(scaling()).keep();
+            Tensor rows = Functional.embedding(ids, loraA(name).t(), base().paddingIdx());
+            return rows.matmul(loraB(name).t()).mul(scaling(name)).keep();
         }
     }
 
     @Override
-    protected Tensor deltaWeight(DType dtype) {
+    protected Tensor deltaWeight(DType dtype, String name) {
         try (var ng = Torch.noGrad(); TensorScope s = TensorScope.open()) {
-            return loraB().to(dtype).matmul(loraA().to(dtype)).t().mul(scaling()).contiguous().keep();
+            return loraB(name).to(dtype).matmul(loraA(name).to(dtype)).t().mul(scaling(name)).contiguous().keep();
         }
     }
 }

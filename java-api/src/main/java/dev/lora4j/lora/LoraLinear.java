@@ -7,13 +7,17 @@ import dev.lora4j.nn.Dropout;
 import dev.lora4j.nn.Init;
 import dev.lora4j.nn.Linear;
 import dev.lora4j.nn.Module;
+import dev.lora4j.nn.ModuleDict;
 import java.util.Arrays;
 
 /**
- * LoRA around a linear layer: {@code y = base(x) + s·(dropout(x)·Aᵀ)·Bᵀ} with A (r, in) and
- * B (out, r) held as PEFT holds them ({@code lora_A.weight}, {@code lora_B.weight}). The base
- * is a {@link Linear} or any module with a 2-d {@code weight}: (out, in), or (in, out) with
- * {@code fanInFanOut} (GPT-2's Conv1D). See {@link LoraLayer} for merging.
+ * LoRA around a linear layer: {@code y = base(x) + Σ s·(dropout(x)·Aᵀ)·Bᵀ} over the active
+ * adapters, each with A (r, in) and B (out, r) held as PEFT holds them
+ * ({@code lora_A.<name>.weight}, {@code lora_B.<name>.weight}, dropout {@code lora_dropout.<name>}).
+ * The base is a {@link Linear} or any module with a 2-d {@code weight}: (out, in), or (in, out)
+ * with {@code fanInFanOut} (GPT-2's Conv1D). See {@link LoraLayer} for named adapters and
+ * merging. Mixed batches in inference run through an {@link AdapterBank} (one fused native
+ * call for every row), rebuilt when adapters are added, deleted or their factors change.
  *
  * <p>Ownership and threads: as every {@link dev.lora4j.nn.Module}: it owns its parameters and
  * frees them on close; eval-mode forwards may run on many threads, changes are single-threaded.
@@ -22,21 +26,54 @@ public class LoraLinear extends LoraLayer {
 
     private final long inFeatures;
     private final long outFeatures;
+    private final boolean fanInFanOut;
+    private final ModuleDict loraA;
+    private final ModuleDict loraB;
+    private final ModuleDict dropout;
+    private final BankCache bank = new BankCache(this);
 
+    /** Wraps {@code base} with one adapter, {@value LoraLayer#DEFAULT_ADAPTER}. */
     public LoraLinear(Module base, LoraConfig config) {
-        super(base, config);
+        this(base, DEFAULT_ADAPTER, config);
+    }
+
+    /** Wraps {@code base} with one adapter named {@code adapterName}. */
+    public LoraLinear(Module base, String adapterName, LoraConfig config) {
+        super(base);
         Tensor w = base.parameter("weight");
         if (w == null || w.dim() != 2) {
             throw new IllegalArgumentException("LoraLinear needs a base layer with a 2-d weight, got "
                     + (w == null ? "none" : Arrays.toString(w.shape())));
         }
-        inFeatures = config.fanInFanOut() ? w.size(0) : w.size(1);
-        outFeatures = config.fanInFanOut() ? w.size(1) : w.size(0);
+        fanInFanOut = config.fanInFanOut();
+        inFeatures = fanInFanOut ? w.size(0) : w.size(1);
+        outFeatures = fanInFanOut ? w.size(1) : w.size(0);
+        dropout = registerModule("lora_dropout", new ModuleDict());
+        loraA = registerModule("lora_A", new ModuleDict());
+        loraB = registerModule("lora_B", new ModuleDict());
+        addAdapter(adapterName, config);
+    }
+
+    @Override
+    protected void createAdapter(String name, LoraConfig config) {
+        if (config.fanInFanOut() != fanInFanOut) {
+            throw new IllegalArgumentException("adapter '" + name + "' has fan_in_fan_out=" + config.fanInFanOut()
+                    + " but the base weight's layout is fan_in_fan_out=" + fanInFanOut);
+        }
         int r = config.r();
-        Linear a = registerModule("lora_A", new Linear(inFeatures, r, false));
-        Linear b = registerModule("lora_B", new Linear(r, outFeatures, false));
+        Linear a = loraA.put(name, new Linear(inFeatures, r, false));
+        Linear b = loraB.put(name, new Linear(r, outFeatures, false));
         initFactors(config, a.weight(), b.weight());
-        if (config.loraDropout() > 0) registerModule("lora_dropout", new Dropout(config.loraDropout()));
+        if (config.loraDropout() > 0) dropout.put(name, new Dropout(config.loraDropout()));
+        bank.invalidate();
+    }
+
+    @Override
+    protected void destroyAdapter(String name) {
+        loraA.remove(name).close();
+        loraB.remove(name).close();
+        if (dropout.containsKey(name)) dropout.remove(name).close();
+        bank.invalidate();
     }
 
     static void initFactors(LoraConfig config, Tensor a, Tensor b) {
@@ -58,14 +95,21 @@ public class LoraLinear extends LoraLayer {
         return outFeatures;
     }
 
-    /** A, shape (r, in). */
-    public Tensor loraA() {
-        return ((Linear) child("lora_A")).weight();
+    /** A of adapter {@code name}, shape (r, in). */
+    @Override
+    public Tensor loraA(String name) {
+        return ((Linear) loraA.get(checked(name))).weight();
     }
 
-    /** B, shape (out, r). */
-    public Tensor loraB() {
-        return ((Linear) child("lora_B")).weight();
+    /** B of adapter {@code name}, shape (out, r). */
+    @Override
+    public Tensor loraB(String name) {
+        return ((Linear) loraB.get(checked(name))).weight();
+    }
+
+    private String checked(String name) {
+        config(name);
+        return name;
     }
 
     @Override
@@ -74,21 +118,58 @@ public class LoraLinear extends LoraLayer {
     }
 
     @Override
-    protected Tensor loraForward(Tensor input) {
-        Module dropout = children().get("lora_dropout");
-        Tensor x = dropout == null ? input : dropout.forward(input);
-        try (Tensor down = child("lora_A").forward(x); Tensor up = child("lora_B").forward(down)) {
-            return up.mul(scaling());
+    protected Tensor loraForward(Tensor input, String name) {
+        Tensor x = dropout.containsKey(name) ? dropout.get(name).forward(input) : input;
+        try (Tensor down = loraA.get(name).forward(x); Tensor up = loraB.get(name).forward(down)) {
+            return up.mul(scaling(name));
         } finally {
             if (x != input) x.close();
         }
     }
 
+    /**
+     * One fused native call for every row ({@link AdapterBank}) when nothing needs gradients
+     * or dropout; otherwise each adapter on its own rows, as {@link LoraLayer} does.
+     */
     @Override
-    protected Tensor deltaWeight(DType dtype) {
-        try (var ng = Torch.noGrad(); var scope = dev.lora4j.TensorScope.open()) {
-            Tensor d = loraB().to(dtype).matmul(loraA().to(dtype)).mul(scaling());
-            return maybeTranspose(d).contiguous().keep();
+    protected Tensor mixedDelta(Tensor input, String[] rows) {
+        checkMixed(input, rows);
+        boolean needsGraph = Torch.isGradEnabled() && (input.requiresGrad() || anyTrainable());
+        if (needsGraph || fanInFanOut || (isTraining() && !dropout.keySet().isEmpty()) || input.dim() != 2) {
+            return super.mixedDelta(input, rows);
         }
+        if (groupRows(rows).isEmpty()) return null;
+        return bank.get().delta(input, rowsInBank(rows));
+    }
+
+    private boolean anyTrainable() {
+        for (String n : adapterNames()) if (loraA(n).requiresGrad() || loraB(n).requiresGrad()) return true;
+        return false;
+    }
+
+    /** Rows naming an adapter this layer does not hold get the base output, as in PEFT. */
+    private String[] rowsInBank(String[] rows) {
+        String[] out = rows;
+        for (int i = 0; i < rows.length; i++) {
+            if (!hasAdapter(rows[i]) && !rows[i].equals(AdapterBank.BASE)) {
+                if (out == rows) out = rows.clone();
+                out[i] = AdapterBank.BASE;
+            }
+        }
+        return out;
+    }
+
+    @Override
+    protected Tensor deltaWeight(DType dtype, String name) {
+        try (var ng = Torch.noGrad(); var scope = dev.lora4j.TensorScope.open()) {
+            Tensor d = loraB(name).to(dtype).matmul(loraA(name).to(dtype)).mul(scaling(name));
+            return (fanInFanOut ? d.t() : d).contiguous().keep();
+        }
+    }
+
+    @Override
+    public void close() {
+        bank.invalidate();
+        super.close();
     }
 }

@@ -61,11 +61,17 @@ public class MergedLoraLinear extends LoraLayer {
         return enableLora.clone();
     }
 
-    public Tensor loraA() {
+    /** A, shape (r·k, in), parameter {@code lora_A} (this layer holds one adapter). */
+    @Override
+    public Tensor loraA(String name) {
+        config(name);
         return parameter("lora_A");
     }
 
-    public Tensor loraB() {
+    /** B, shape (out/parts·k, r), parameter {@code lora_B}. */
+    @Override
+    public Tensor loraB(String name) {
+        config(name);
         return parameter("lora_B");
     }
 
@@ -85,7 +91,7 @@ public class MergedLoraLinear extends LoraLayer {
     }
 
     @Override
-    protected Tensor loraForward(Tensor input) {
+    protected Tensor loraForward(Tensor input, String name) {
         int r = config().r();
         Module dropout = children().get("lora_dropout");
         try (TensorScope s = TensorScope.open()) {
@@ -101,7 +107,7 @@ public class MergedLoraLinear extends LoraLayer {
     }
 
     @Override
-    protected Tensor deltaWeight(DType dtype) {
+    protected Tensor deltaWeight(DType dtype, String name) {
         int r = config().r();
         try (var ng = Torch.noGrad(); TensorScope s = TensorScope.open()) {
             Tensor a = loraA().to(dtype);

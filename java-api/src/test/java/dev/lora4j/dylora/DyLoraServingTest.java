@@ -57,4 +57,30 @@ class DyLoraServingTest {
             assertThrows(IllegalStateException.class, () -> layer.forward(x, 3));
         }
     }
+
+    @Test
+    void modelLevelRankPerCall() {
+        Torch.manualSeed(32);
+        try (var model = new dev.lora4j.nn.Sequential(new Linear(8, 6), dev.lora4j.nn.Activation.relu(), new Linear(6, 3));
+             TensorScope s = TensorScope.open(); var ng = Torch.noGrad()) {
+            DyLora.wrap(model, LoraConfig.of(4, 4));
+            for (var m : model.namedModules().values()) {
+                if (m instanceof DyLoraLayer d) d.loraB().copy_(Tensor.randn(d.loraB().shape()));
+            }
+            model.eval();
+            Tensor x = Tensor.randn(5, 8);
+            for (int b = 1; b <= 4; b++) {
+                DyLora.setRank(model, b);
+                Tensor expected = model.forward(x);
+                DyLora.setRank(model, 4);
+                assertTrue(java.util.Arrays.equals(expected.toFloatArray(), DyLora.forward(model, x, b).toFloatArray()), "rank " + b);
+            }
+            assertEquals(4, ((DyLoraLayer) model.get(0)).rank(), "the layers' rank is untouched");
+            assertThrows(IllegalArgumentException.class, () -> DyLora.forward(model, x, 5));
+            assertThrows(IllegalArgumentException.class, () -> DyLora.forward(model, x, 0));
+            try (var plain = new Linear(2, 2)) {
+                assertThrows(IllegalArgumentException.class, () -> DyLora.forward(plain, Tensor.randn(1, 2), 1));
+            }
+        }
+    }
 }

@@ -171,6 +171,45 @@ class PeftAdapterTest {
     }
 
     @Test
+    void namedAdaptersSaveWithoutTheirNameAndLoadUnderAnother() throws IOException {
+        Torch.manualSeed(4);
+        try (Net a = new Net(); Net b = new Net(); TensorScope s = TensorScope.open()) {
+            b.loadStateDict(a.stateDict(), true);
+            Lora.wrap(a, LoraConfig.of(2, 4).withTargetModules("fc1", "emb", "conv"));
+            Lora.addAdapter(a, "style", LoraConfig.of(3, 6).withTargetModules("fc1", "fc2"));
+            for (LoraLayer l : Lora.loraLayers(a).values()) {
+                for (String n : l.adapterNames()) {
+                    try (var ng = Torch.noGrad()) {
+                        l.loraA(n).copy_(Tensor.randn(l.loraA(n).shape()));
+                        l.loraB(n).copy_(Tensor.randn(l.loraB(n).shape()));
+                    }
+                }
+            }
+            PeftAdapter.save(a, "style", dir.resolve("style"));
+            PeftAdapter.save(a, "default", dir.resolve("default"));
+            try (var c = Safetensors.read(dir.resolve("style").resolve(PeftAdapter.WEIGHTS))) {
+                assertEquals(java.util.Set.of("base_model.model.fc1.lora_A.weight", "base_model.model.fc1.lora_B.weight",
+                        "base_model.model.fc2.lora_A.weight", "base_model.model.fc2.lora_B.weight"), c.tensors().keySet(),
+                        "PEFT's keys: no adapter name, no base_layer");
+            }
+            // b: the default adapter first (wraps), then "style" loaded as "s2" beside it (no second wrap).
+            PeftAdapter.load(b, dir.resolve("default"));
+            PeftAdapter.LoadReport r = PeftAdapter.load(b, dir.resolve("style"), "s2");
+            assertEquals(List.of("fc1", "fc2"), r.wrapped());
+            assertEquals(List.of("default", "s2"), Lora.adapterNames(b));
+            assertEquals(List.of("default"), Lora.activeAdapters(b), "a loaded second adapter is not active");
+            LoraLayer fa = (LoraLayer) a.child("fc1");
+            LoraLayer fb = (LoraLayer) b.child("fc1");
+            assertTrue(fa.loraA("style").equal(fb.loraA("s2")));
+            assertTrue(fa.loraB("style").equal(fb.loraB("s2")));
+            assertTrue(fa.loraB("default").equal(fb.loraB("default")));
+            assertEquals(fa.scaling("style"), fb.scaling("s2"));
+            assertThrows(IllegalArgumentException.class, () -> PeftAdapter.load(b, dir.resolve("style"), "s2"), "name taken");
+            assertThrows(IllegalArgumentException.class, () -> PeftAdapter.save(a, "nope", dir.resolve("x")));
+        }
+    }
+
+    @Test
     void badFoldersAreRefusedAndTheModelIsLeftUnchanged() throws IOException {
         Path folder = handmadeFolder("");
         Path cfg = folder.resolve("adapter_config.json");

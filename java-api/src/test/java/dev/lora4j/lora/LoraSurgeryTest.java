@@ -47,7 +47,7 @@ class LoraSurgeryTest {
             assertEquals(base + 2 * (4 + 6) + 2 * (6 + 2), model.parameterCount());
             assertEquals(2 * (4 + 6) + 2 * (6 + 2), model.trainableParameterCount());
             assertTrue(model.toString().contains("(base_layer): Linear(in_features=4, out_features=6, bias=True)"), model.toString());
-            assertTrue(model.namedParameters().containsKey("0.lora_A.weight"));
+            assertTrue(model.namedParameters().containsKey("0.lora_A.default.weight"), "PEFT names: lora_A.<adapter>.weight");
             assertTrue(model.namedParameters().containsKey("2.base_layer.weight"));
         }
     }
@@ -95,7 +95,7 @@ class LoraSurgeryTest {
             assertFalse(b.module("q_proj.base_layer").parameter("weight").requiresGrad());
             try (TensorScope s = TensorScope.open()) {
                 Map<String, Tensor> sd = Lora.loraStateDict(b, LoraConfig.Bias.LORA_ONLY);
-                assertEquals(List.of("q_proj.base_layer.bias", "q_proj.lora_A.weight", "q_proj.lora_B.weight"),
+                assertEquals(List.of("q_proj.base_layer.bias", "q_proj.lora_A.default.weight", "q_proj.lora_B.default.weight"),
                         sd.keySet().stream().sorted().toList());
             }
             Lora.markOnlyLoraAsTrainable(b, LoraConfig.Bias.ALL);

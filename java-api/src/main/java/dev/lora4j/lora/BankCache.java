@@ -1,0 +1,59 @@
+package dev.lora4j.lora;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The {@link AdapterBank} of one {@link LoraLinear}, built on first use and rebuilt when its
+ * adapters change: added or deleted (which invalidates it) or trained, which the factors'
+ * version counters and the scales tell. Getting it is synchronized; a rebuild closes the
+ * old bank, which is safe because changing adapters is never concurrent with forwards.
+ */
+final class BankCache {
+
+    private final LoraLinear layer;
+    private AdapterBank bank;
+    private long[] stamp;
+
+    BankCache(LoraLinear layer) {
+        this.layer = layer;
+    }
+
+    synchronized AdapterBank get() {
+        long[] now = stamp();
+        if (bank == null || !java.util.Arrays.equals(now, stamp)) {
+            invalidate();
+            AdapterBank b = new AdapterBank(layer.inFeatures(), layer.outFeatures());
+            try {
+                for (String n : layer.adapterNames()) b.put(n, layer.loraA(n), layer.loraB(n), layer.scaling(n));
+            } catch (RuntimeException e) {
+                b.close();
+                throw e;
+            }
+            bank = b;
+            stamp = now;
+        }
+        return bank;
+    }
+
+    /** Factor identities, versions and scales of every adapter, in order. */
+    private long[] stamp() {
+        List<Long> s = new ArrayList<>();
+        for (String n : layer.adapterNames()) {
+            var a = layer.loraA(n);
+            var b = layer.loraB(n);
+            s.add((long) System.identityHashCode(a));
+            s.add(a.version());
+            s.add((long) System.identityHashCode(b));
+            s.add(b.version());
+            s.add(Double.doubleToLongBits(layer.scaling(n)));
+        }
+        return s.stream().mapToLong(Long::longValue).toArray();
+    }
+
+    synchronized void invalidate() {
+        if (bank != null) bank.close();
+        bank = null;
+        stamp = null;
+    }
+}
