@@ -1,46 +1,32 @@
 package dev.lora4j.examples.serve;
 
-import dev.lora4j.Tensor;
+import dev.lora4j.nn.Sequential;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Map;
 
 /**
- * One loaded adapter: its LoRA factors per linear layer of the served model (by the layer's
- * index in the {@code Sequential}), read from a PEFT folder. The service owns the factors;
- * {@link #close()} frees them.
+ * What the service knows of one loaded adapter. A LoRA adapter lives in the served model
+ * itself (lora4j's named adapters: one more adapter in each LoRA layer it covers). A DyLoRA
+ * adapter ({@code "lora4j_dylora": true} in its {@code adapter_config.json}, see
+ * {@link DyLoraFolders}) lives in a model of its own whose linear layers share the base
+ * model's weights ({@link SharedLinear}), since a DyLoRA layer holds one adapter; it can be
+ * served at any rank 1..{@code rank}.
  *
- * <p>A DyLoRA adapter ({@code "lora4j_dylora": true} in its {@code adapter_config.json}; the
- * factors hold r_max ranks) can be served at any rank b ≤ {@link #maxRank()}: the first b rows
- * of A and columns of B, scaled by α/b. A plain LoRA adapter is served at its own rank only.
- *
+ * @param rank the adapter's rank (r_max for DyLoRA; the smallest over its layers)
+ * @param layers the module paths it covers
  * @param reported config fields the PEFT loader did not use (unknown or descriptive)
+ * @param dylora the DyLoRA adapter's own model, or null for a LoRA adapter
  */
-record NamedAdapter(String name, Path folder, boolean dylora, Map<Integer, Factors> layers, List<String> reported)
+record NamedAdapter(String name, Path folder, int rank, List<String> layers, List<String> reported, Sequential dylora)
         implements AutoCloseable {
 
-    /** The factors of one layer: A (r, in), B (out, r), α, and whether the scale is α/√r (rsLoRA). */
-    record Factors(Tensor a, Tensor b, double alpha, boolean rslora) {
-        int r() {
-            return (int) a.size(0);
-        }
-
-        /** The scale at rank {@code rank}: α/rank, or α/√rank with rsLoRA. */
-        double scaleAt(int rank) {
-            return rslora ? alpha / Math.sqrt(rank) : alpha / rank;
-        }
+    boolean isDyLora() {
+        return dylora != null;
     }
 
-    /** The largest rank every layer can serve (the smallest r over the layers). */
-    int maxRank() {
-        return layers.values().stream().mapToInt(Factors::r).min().orElse(0);
-    }
-
+    /** Frees a DyLoRA adapter's model (its handles; the base weights it shares live on). */
     @Override
     public void close() {
-        layers.values().forEach(f -> {
-            f.a().close();
-            f.b().close();
-        });
+        if (dylora != null) dylora.close();
     }
 }

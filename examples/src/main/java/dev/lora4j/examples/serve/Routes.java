@@ -7,10 +7,7 @@ import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpHandler;
 import dev.lora4j.Torch;
 import java.io.IOException;
-import java.nio.file.Path;
 import java.util.List;
-import java.util.Set;
-import java.util.TreeSet;
 
 /**
  * The endpoints:
@@ -131,11 +128,10 @@ final class Routes implements HttpHandler {
     private ObjectNode describe(NamedAdapter a) {
         ObjectNode o = Exchanges.JSON.createObjectNode();
         o.put("name", a.name());
-        o.put("kind", a.dylora() ? "dylora" : "lora");
-        o.put("rank", a.maxRank());
-        Set<Integer> layers = new TreeSet<>(a.layers().keySet());
+        o.put("kind", a.isDyLora() ? "dylora" : "lora");
+        o.put("rank", a.rank());
         ArrayNode l = o.putArray("layers");
-        layers.forEach(l::add);
+        a.layers().forEach(l::add);
         o.put("folder", folders.root().relativize(a.folder()).toString());
         ArrayNode r = o.putArray("reported_config_fields");
         a.reported().forEach(r::add);
@@ -169,14 +165,7 @@ final class Routes implements HttpHandler {
         if (model.adapters().stream().anyMatch(a -> a.name().equals(name))) {
             throw ApiError.conflict("adapter '" + name + "' is already loaded: delete it first");
         }
-        Path dir = folders.resolve(relative);
-        NamedAdapter adapter = model.read(name, dir);
-        try {
-            model.add(adapter, config.maxAdapters());
-        } catch (RuntimeException e) {
-            adapter.close();
-            throw e;
-        }
+        NamedAdapter adapter = model.add(name, folders.resolve(relative), config.maxAdapters());
         return describe(adapter);
     }
 

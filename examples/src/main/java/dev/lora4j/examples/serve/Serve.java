@@ -40,10 +40,9 @@ public final class Serve {
         if (load != null) {
             for (String name : load.split(",")) {
                 if (name.isBlank()) continue;
-                AdapterModel m = server.model();
-                NamedAdapter a = m.read(AdapterFolders.checkName(name.trim()), new AdapterFolders(config.adaptersRoot()).resolve(name.trim()));
-                m.add(a, config.maxAdapters());
-                System.out.printf(Locale.ROOT, "loaded adapter %s (%s, rank %d)%n", a.name(), a.dylora() ? "DyLoRA" : "LoRA", a.maxRank());
+                String n = AdapterFolders.checkName(name.trim());
+                NamedAdapter a = server.model().add(n, new AdapterFolders(config.adaptersRoot()).resolve(n), config.maxAdapters());
+                System.out.printf(Locale.ROOT, "loaded adapter %s (%s, rank %d)%n", a.name(), a.isDyLora() ? "DyLoRA" : "LoRA", a.rank());
             }
         }
         System.out.printf(Locale.ROOT, "lora4j serve: listening on %s (pid %d, adapters root %s, %d workers x %d LibTorch threads)%n",
