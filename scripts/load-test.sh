@@ -11,7 +11,6 @@
 set -euo pipefail
 . "$(dirname "$0")/setup.sh"
 lora4j_apt_install wrk curl
-loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)
 duration=${1:-15}
 port=${2:-18080}
 cd "$LORA4J_ROOT/examples"
@@ -45,6 +44,7 @@ run() { # connections seconds -> the RESULT line
 }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
+loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)
 rss_start=$(rss)
 say "warm-up: 4 connections, 5 s (RSS at start $rss_start MiB)"
 run 4 5 >/dev/null
@@ -73,8 +73,8 @@ cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
   echo "heap fixed at 256 MiB and pre-touched (so resident memory growth is native memory, code and metadata, not the heap filling)."
   echo "Requests: single-image \`POST /predict\`, rotating base / LoRA / DyLoRA at rank 2 ([predict.lua](../../scripts/load-test/predict.lua));"
   echo "wrk threads = min(connections, 2); $duration s per run after a 5 s warm-up at 4 connections; the last run repeats 16"
-  echo "connections to show whether resident memory still grows. Load average before the test: $loadavg_before (anything else"
-  echo "running on these cores lowers the figures)."
+  echo "connections to show whether resident memory still grows. Load average just before the runs: $loadavg_before"
+  echo "(it counts this script's own build and the service's start-up too; anything else running on these cores lowers the figures)."
   echo
   echo "| connections | requests | requests/s | p50 ms | p99 ms | max ms | errors | JVM RSS after, MiB |"
   echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
