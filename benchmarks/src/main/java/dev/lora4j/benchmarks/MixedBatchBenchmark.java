@@ -66,9 +66,15 @@ public class MixedBatchBenchmark {
             scales.put(name, 2.0);
         }
         x = Tensor.randn(BATCH, features);
+        names = rowAdapters(BATCH, ADAPTERS);
+    }
+
+    /** A fixed random choice per row among {@code adapter0..adapter<n-1>} and the base (1 in n+1). */
+    static String[] rowAdapters(int batch, int n) {
         Random r = new Random(1);
-        names = new String[BATCH];
-        for (int i = 0; i < BATCH; i++) names[i] = r.nextInt(ADAPTERS + 1) == ADAPTERS ? AdapterBank.BASE : "adapter" + r.nextInt(ADAPTERS);
+        String[] names = new String[batch];
+        for (int i = 0; i < batch; i++) names[i] = r.nextInt(n + 1) == n ? AdapterBank.BASE : "adapter" + r.nextInt(n);
+        return names;
     }
 
     @TearDown(Level.Trial)

@@ -13,7 +13,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Random;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -62,9 +61,7 @@ public class MixedModelBenchmark {
         }
         layer.eval();
         x = Tensor.randn(BATCH, FEATURES);
-        Random r = new Random(1);
-        names = new String[BATCH];
-        for (int i = 0; i < BATCH; i++) names[i] = r.nextInt(ADAPTERS + 1) == ADAPTERS ? AdapterBank.BASE : "adapter" + r.nextInt(ADAPTERS);
+        names = MixedBatchBenchmark.rowAdapters(BATCH, ADAPTERS);
     }
 
     @TearDown(Level.Trial)

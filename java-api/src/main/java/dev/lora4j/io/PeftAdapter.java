@@ -293,6 +293,10 @@ public final class PeftAdapter {
             if (!(l instanceof LoraLinear || l instanceof LoraEmbedding || l instanceof LoraConv)) {
                 throw new IOException(file + ": module '" + path + "' is a " + l.getClass().getSimpleName() + ", which holds one adapter only");
             }
+            if (!l.adapterNames().isEmpty() && l.config(l.adapterNames().get(0)).fanInFanOut() != base.fanInFanOut()) {
+                throw new IOException(file + ": module '" + path + "' holds adapters with fan_in_fan_out="
+                        + !base.fanInFanOut() + ", the file's config says " + base.fanInFanOut());
+            }
             existing = l;
             m = l.baseLayer();
         }
