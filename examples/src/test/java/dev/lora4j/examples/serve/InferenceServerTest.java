@@ -50,6 +50,7 @@ class InferenceServerTest {
     static InferenceServer server;
     static Sequential reference;
     static long reclaimedBefore;
+    static Path outside;
 
     static Sequential model() {
         Torch.manualSeed(5);
@@ -87,7 +88,7 @@ class InferenceServerTest {
             Lora.wrap(other, LoraConfig.of(2, 2));
             PeftAdapter.save(other, LoraConfig.of(2, 2), root.resolve("wrong-shape"));
         }
-        Path outside = Files.createTempDirectory("outside");
+        outside = Files.createTempDirectory("outside");
         Files.createSymbolicLink(root.resolve("escape"), outside);
 
         ServiceConfig config = new ServiceConfig("127.0.0.1", 0, root, 64 * 1024, 8, 4, 4, 1, 5);
@@ -97,9 +98,10 @@ class InferenceServerTest {
     }
 
     @AfterAll
-    static void stop() {
+    static void stop() throws IOException {
         if (server != null) server.close();
         if (reference != null) reference.close();
+        if (outside != null) Files.deleteIfExists(outside);
     }
 
     // ------------------------------------------------------------------ helpers
