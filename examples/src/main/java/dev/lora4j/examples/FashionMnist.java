@@ -24,6 +24,9 @@ public final class FashionMnist {
         "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"
     };
 
+    /** The number of training images. */
+    public static final int TRAIN_SIZE = 60_000;
+
     private FashionMnist() {}
 
     public static Path dir() {

@@ -51,23 +51,29 @@ public final class FineTune {
     private FineTune() {}
 
     public static void main(String[] args) throws IOException {
-        Path home = Path.of(System.getProperty("user.home"));
-        Settings s = new Settings(Flags.intFlag(args, "--epochs", 1), Flags.intFlag(args, "--batch", 10),
-                Flags.doubleFlag(args, "--lr", 1e-3), Flags.intFlag(args, "--finetune-batches", 100),
-                Flags.intFlag(args, "--rank", 1), Flags.doubleFlag(args, "--alpha", 1), Flags.intFlag(args, "--seed", 0),
-                Flags.intFlag(args, "--limit", 60_000), Path.of(orElse(Flags.flag(args, "--out"), "target/fine-tune")),
-                Path.of(orElse(Flags.flag(args, "--cache"), home.resolve(".cache/lora4j").toString())), true);
+        Settings s = settings(args);
         Torch.setNumThreads(Runtime.getRuntime().availableProcessors());
         System.out.printf(Locale.ROOT, "lora4j fine-tune demo (seed 000) on Fashion-MNIST, LibTorch %s, %d threads%n%n",
                 Torch.version(), Torch.getNumThreads());
         run(s);
     }
 
+    /** The settings the command-line flags ask for (defaults: the seed's). */
+    public static Settings settings(String[] args) {
+        Path home = Path.of(System.getProperty("user.home"));
+        return new Settings(Flags.intFlag(args, "--epochs", 1), Flags.intFlag(args, "--batch", 10),
+                Flags.doubleFlag(args, "--lr", 1e-3), Flags.intFlag(args, "--finetune-batches", 100),
+                Flags.intFlag(args, "--rank", 1), Flags.doubleFlag(args, "--alpha", 1), Flags.intFlag(args, "--seed", 0),
+                Flags.intFlag(args, "--limit", 60_000), Path.of(orElse(Flags.flag(args, "--out"), "target/fine-tune")),
+                Path.of(orElse(Flags.flag(args, "--cache"), home.resolve(".cache/lora4j").toString())), true);
+    }
+
     private static String orElse(String v, String def) {
         return v != null ? v : def;
     }
 
-    static Sequential mlp() {
+    /** The seed's MLP 784→1000→2000→10 (freshly initialised). */
+    public static Sequential mlp() {
         return new Sequential(new Linear(784, 1000), Activation.relu(), new Linear(1000, 2000), Activation.relu(),
                 new Linear(2000, 10));
     }
@@ -151,13 +157,9 @@ public final class FineTune {
      * The loss curve (mean of every 100 batches) goes into {@code lossCurve} when training.
      */
     static boolean pretrain(Settings s, Sequential model, TensorDataset trainSet, List<Double> lossCurve) throws IOException {
-        Path cached = s.cache().resolve(String.format(Locale.ROOT, "fashion-mlp-seed%d-e%d-b%d-lr%s-n%d.safetensors",
-                s.seed(), s.epochs(), s.batch(), s.lr(), trainSet.size()));
+        Path cached = cachedModel(s, trainSet.size());
         if (Files.isRegularFile(cached)) {
-            try (Safetensors.Contents c = Safetensors.read(cached)) {
-                model.loadStateDict(c.tensors(), true);
-            }
-            say(s, "pre-trained model loaded from %s (delete it to train again)%n", cached);
+            loadCached(s, model, cached);
             return true;
         }
         long t0 = System.nanoTime();
@@ -172,6 +174,50 @@ public final class FineTune {
         }
         say(s, "cached the pre-trained model in %s%n", cached);
         return false;
+    }
+
+    private static void loadCached(Settings s, Sequential model, Path cached) throws IOException {
+        try (Safetensors.Contents c = Safetensors.read(cached)) {
+            model.loadStateDict(c.tensors(), true);
+        }
+        say(s, "pre-trained model loaded from %s (delete it to train again)%n", cached);
+    }
+
+    /** Where {@link #pretrain} caches the weights pre-trained with these settings on {@code trainSize} samples. */
+    static Path cachedModel(Settings s, long trainSize) {
+        return s.cache().resolve(String.format(Locale.ROOT, "fashion-mlp-seed%d-e%d-b%d-lr%s-n%d.safetensors",
+                s.seed(), s.epochs(), s.batch(), s.lr(), trainSize));
+    }
+
+    /**
+     * The pre-trained MLP of step 1, in eval mode, owned by the caller: loaded from the cache
+     * when an earlier run made it (the data set is then not read at all), else pre-trained on
+     * Fashion-MNIST and cached, as {@link #run} does.
+     */
+    public static Sequential pretrainedModel(Settings s) throws IOException {
+        Torch.manualSeed(s.seed());
+        Sequential model = mlp();
+        try {
+            long trainSize = Math.min(s.limit(), FashionMnist.TRAIN_SIZE);
+            Path cached = cachedModel(s, trainSize);
+            if (Files.isRegularFile(cached)) {
+                loadCached(s, model, cached);
+            } else {
+                try (TensorDataset fullTrain = FashionMnist.train()) {
+                    TensorDataset train = s.limit() < fullTrain.size() ? firstN(fullTrain, s.limit()) : null;
+                    try {
+                        pretrain(s, model, train != null ? train : fullTrain, new ArrayList<>());
+                    } finally {
+                        if (train != null) train.close();
+                    }
+                }
+            }
+            model.eval();
+            return model;
+        } catch (IOException | RuntimeException e) {
+            model.close();
+            throw e;
+        }
     }
 
     private static TensorDataset firstN(TensorDataset d, long n) {

@@ -1,21 +1,21 @@
 package dev.lora4j.examples;
 
 /** Reads {@code --name value} flags of the example programs. */
-final class Flags {
+public final class Flags {
 
     private Flags() {}
 
-    static int intFlag(String[] args, String name, int def) {
+    public static int intFlag(String[] args, String name, int def) {
         String v = flag(args, name);
         return v == null ? def : Integer.parseInt(v);
     }
 
-    static double doubleFlag(String[] args, String name, double def) {
+    public static double doubleFlag(String[] args, String name, double def) {
         String v = flag(args, name);
         return v == null ? def : Double.parseDouble(v);
     }
 
-    static String flag(String[] args, String name) {
+    public static String flag(String[] args, String name) {
         for (int i = 0; i + 1 < args.length; i++) {
             if (args[i].equals(name)) return args[i + 1];
         }

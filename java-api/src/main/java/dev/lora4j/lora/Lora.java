@@ -6,6 +6,7 @@ import dev.lora4j.nn.Embedding;
 import dev.lora4j.nn.Linear;
 import dev.lora4j.nn.Module;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -66,6 +67,7 @@ public final class Lora {
      * @throws IllegalArgumentException when the name is taken or the config names targets and none matched
      */
     public static WrapReport addAdapter(Module model, String name, LoraConfig config) {
+        Objects.requireNonNull(name, "adapter name");
         if (adapterNames(model).contains(name)) throw new IllegalArgumentException("adapter '" + name + "' already exists");
         return inject(model, name, config, Lora::wrapper);
     }
@@ -211,7 +213,7 @@ public final class Lora {
      * @throws IllegalArgumentException when a name is no adapter of the model
      */
     public static int merge(Module model, boolean safe, String... names) {
-        requireKnown(model, List.of(names));
+        requireKnown(model, names);
         int n = 0;
         for (LoraLayer l : loraLayers(model).values()) {
             String[] here = names.length == 0 ? new String[0] : java.util.Arrays.stream(names).filter(l::hasAdapter).toArray(String[]::new);
@@ -289,7 +291,7 @@ public final class Lora {
      * @throws IllegalArgumentException when a name is no adapter of the model
      */
     public static void setAdapter(Module model, String... names) {
-        requireKnown(model, List.of(names));
+        requireKnown(model, names);
         for (LoraLayer l : loraLayers(model).values()) {
             l.setActiveAdapters(java.util.Arrays.stream(names).filter(l::hasAdapter).toArray(String[]::new));
         }
@@ -303,7 +305,7 @@ public final class Lora {
      * @throws IllegalStateException when it is merged somewhere (unmerge first; nothing is deleted)
      */
     public static void deleteAdapter(Module model, String name) {
-        requireKnown(model, List.of(name));
+        requireKnown(model, new String[] {name});
         List<LoraLayer> holding = loraLayers(model).values().stream().filter(l -> l.hasAdapter(name)).toList();
         for (LoraLayer l : holding) {
             if (l.mergedAdapters().contains(name)) throw new IllegalStateException("adapter '" + name + "' is merged: unmerge before deleting it");
@@ -323,6 +325,9 @@ public final class Lora {
     public static void addWeightedAdapter(Module model, List<String> adapters, double[] weights, String newName,
                                           Combination type, int svdRank) {
         Objects.requireNonNull(type, "type");
+        Objects.requireNonNull(adapters, "adapters");
+        Objects.requireNonNull(weights, "weights");
+        Objects.requireNonNull(newName, "newName");
         if (adapters.isEmpty() || adapters.size() != weights.length) {
             throw new IllegalArgumentException(adapters.size() + " adapters and " + weights.length + " weights: give one weight per adapter");
         }
@@ -330,7 +335,9 @@ public final class Lora {
         if (svdRank < 0) throw new IllegalArgumentException("svdRank must be >= 0, got " + svdRank);
         requireKnown(model, adapters);
         if (adapterNames(model).contains(newName)) throw new IllegalArgumentException("adapter '" + newName + "' already exists");
-        for (LoraLayer l : loraLayers(model).values()) WeightedAdapters.combine(l, adapters, weights, newName, type, svdRank);
+        Collection<LoraLayer> layers = loraLayers(model).values();
+        for (LoraLayer l : layers) WeightedAdapters.check(l, adapters, weights, type, svdRank); // all layers before any change
+        for (LoraLayer l : layers) WeightedAdapters.combine(l, adapters, weights, newName, type, svdRank);
     }
 
     /**
@@ -361,7 +368,12 @@ public final class Lora {
         return LoraLayer.withRowAdapters(rows, () -> model.forward(input));
     }
 
+    private static void requireKnown(Module model, String[] names) {
+        requireKnown(model, java.util.Arrays.asList(names));
+    }
+
     private static void requireKnown(Module model, List<String> names) {
+        Objects.requireNonNull(names, "adapter names");
         List<String> have = adapterNames(model);
         for (String n : names) {
             Objects.requireNonNull(n, "adapter name");

@@ -12,26 +12,29 @@ final class WeightedAdapters {
 
     private WeightedAdapters() {}
 
+    /** The adapters of {@code adapters} that {@code layer} holds, in order. */
+    private static List<String> present(LoraLayer layer, List<String> adapters) {
+        return adapters.stream().filter(layer::hasAdapter).toList();
+    }
+
     /**
-     * Adds adapter {@code newName} to {@code layer}, combining those of {@code adapters} it
-     * holds (weights alike); returns false, adding nothing, when it holds none of them.
+     * Checks that {@code layer} can combine its share of {@code adapters} and returns the new
+     * rank (0 when it holds none of them), so that a model is checked before any layer changes.
      */
-    static boolean combine(LoraLayer layer, List<String> adapters, double[] weights, String newName, Combination type,
-                           int svdRank) {
-        List<String> names = new ArrayList<>();
-        List<Double> w = new ArrayList<>();
-        for (int i = 0; i < adapters.size(); i++) {
-            if (layer.hasAdapter(adapters.get(i))) {
-                names.add(adapters.get(i));
-                w.add(weights[i]);
-            }
-        }
-        if (names.isEmpty()) return false;
+    static int check(LoraLayer layer, List<String> adapters, double[] weights, Combination type, int svdRank) {
+        List<String> names = present(layer, adapters);
+        if (names.isEmpty()) return 0;
         if (layer.baseLayer() instanceof dev.lora4j.nn.Conv c && c.groups() > 1) {
             throw new UnsupportedOperationException("weighted combination of adapters on grouped convolutions is not supported");
         }
-        int rank = switch (type) {
+        return switch (type) {
             case LINEAR -> {
+                for (int i = 0; i < adapters.size(); i++) {
+                    if (weights[i] < 0) {
+                        throw new IllegalArgumentException("LINEAR combination takes √(weight·scale): weight " + weights[i] + " of '"
+                                + adapters.get(i) + "' is negative (use CAT or SVD for negative weights)");
+                    }
+                }
                 int r = layer.config(names.get(0)).r();
                 for (String n : names) {
                     if (layer.config(n).r() != r) {
@@ -42,8 +45,33 @@ final class WeightedAdapters {
                 yield r;
             }
             case CAT -> names.stream().mapToInt(n -> layer.config(n).r()).sum();
-            case SVD -> svdRank > 0 ? svdRank : names.stream().mapToInt(n -> layer.config(n).r()).max().orElseThrow();
+            case SVD -> {
+                int r = svdRank > 0 ? svdRank : names.stream().mapToInt(n -> layer.config(n).r()).max().orElseThrow();
+                Tensor b = layer.loraB(names.get(0));
+                Tensor a = layer.loraA(names.get(0));
+                long k = Math.min(b.size(0), a.numel() / a.size(0));
+                if (r > k) throw new IllegalArgumentException("SVD rank " + r + " exceeds min(out, in) = " + k + " of " + layer.getClass().getSimpleName());
+                yield r;
+            }
         };
+    }
+
+    /**
+     * Adds adapter {@code newName} to {@code layer}, combining those of {@code adapters} it
+     * holds (weights alike), after {@link #check}; does nothing when it holds none of them.
+     */
+    static void combine(LoraLayer layer, List<String> adapters, double[] weights, String newName, Combination type,
+                        int svdRank) {
+        int rank = check(layer, adapters, weights, type, svdRank);
+        if (rank == 0) return;
+        List<String> names = new ArrayList<>();
+        List<Double> w = new ArrayList<>();
+        for (int i = 0; i < adapters.size(); i++) {
+            if (layer.hasAdapter(adapters.get(i))) {
+                names.add(adapters.get(i));
+                w.add(weights[i]);
+            }
+        }
         LoraConfig first = layer.config(names.get(0));
         LoraConfig config = new LoraConfig(rank, rank, first.loraDropout(), first.fanInFanOut(), false, first.init(),
                 first.targetModules(), first.targetRegex(), first.excludeModules(), first.bias());
@@ -57,7 +85,6 @@ final class WeightedAdapters {
             layer.loraA(newName).copy_(ab[0]);
             layer.loraB(newName).copy_(ab[1]);
         }
-        return true;
     }
 
     private static List<Integer> ranks(LoraLayer layer, List<String> names) {
@@ -100,10 +127,6 @@ final class WeightedAdapters {
             bShape = b.shape();
             Tensor d = b.reshape(b.size(0), r).matmul(a.reshape(r, -1)).mul(w.get(i) * layer.scaling(names.get(i)));
             sum = sum == null ? d : sum.add(d);
-        }
-        long k = Math.min(sum.size(0), sum.size(1));
-        if (rank > k) {
-            throw new IllegalArgumentException("SVD rank " + rank + " exceeds min(out, in) = " + k + " of " + layer.getClass().getSimpleName());
         }
         Linalg.Svd svd = Linalg.svd(sum);
         Tensor u = svd.u().narrow(1, 0, rank).mul(svd.s().narrow(0, 0, rank).unsqueeze(0));

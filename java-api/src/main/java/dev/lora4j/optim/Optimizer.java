@@ -23,13 +23,19 @@ import java.util.Objects;
  * the parameter while an optimizer still holds it.
  *
  * <h2>Thread-safety</h2>
- * Not thread-safe: one training thread per optimizer.
+ * Training is single-threaded per model: the first {@link #step()} or {@link #zeroGrad()}
+ * binds the optimizer to the calling thread, and a call from another thread while that
+ * thread is alive throws {@link IllegalStateException} instead of racing on the parameters
+ * and their gradients. To move training to another thread on purpose (a job handed between
+ * pool threads), call {@link #handOver()} on the training thread first. {@link #lr()},
+ * {@link #setLr} and {@link #close()} are not bound.
  */
 public abstract sealed class Optimizer implements AutoCloseable permits SGD, Adam {
 
     private static final Cleaner CLEANER = Cleaner.create();
 
     private final List<Tensor> params;
+    private final java.util.concurrent.atomic.AtomicReference<Thread> trainer = new java.util.concurrent.atomic.AtomicReference<>();
     private final State state;
     private final Cleaner.Cleanable cleanable;
 
@@ -89,7 +95,32 @@ public abstract sealed class Optimizer implements AutoCloseable permits SGD, Ada
 
     /** One update from the parameters' current gradients (parameters without one are skipped). */
     public final void step() {
+        checkThread("step");
         Status.check(lt_optimizer_step(handle()), "step");
+    }
+
+    /** Binds this optimizer to the calling thread, or refuses when another live thread trains with it. */
+    private void checkThread(String op) {
+        Thread me = Thread.currentThread();
+        while (true) {
+            Thread t = trainer.get();
+            if (t == me) return;
+            if (t != null && t.isAlive()) {
+                throw new IllegalStateException(op + " called on thread '" + me.getName() + "', but this optimizer trains on thread '"
+                        + t.getName() + "': training is single-threaded per model (call handOver() on '" + t.getName()
+                        + "' to move training to another thread)");
+            }
+            if (trainer.compareAndSet(t, me)) return;
+        }
+    }
+
+    /**
+     * Releases the optimizer from its training thread, so that the next {@link #step()} or
+     * {@link #zeroGrad()} may come from another thread (which then trains with it). Call it on
+     * the training thread when handing the training job over.
+     */
+    public final void handOver() {
+        trainer.set(null);
     }
 
     /** Drops the gradients (PyTorch ≥ 2.0's default, {@code set_to_none=True}). */
@@ -99,6 +130,7 @@ public abstract sealed class Optimizer implements AutoCloseable permits SGD, Ada
 
     /** Drops the gradients, or fills them with zeros when {@code setToNone} is false. */
     public final void zeroGrad(boolean setToNone) {
+        checkThread("zeroGrad");
         Status.check(lt_optimizer_zero_grad(handle(), setToNone ? 1 : 0), "zeroGrad");
     }
 

@@ -57,6 +57,10 @@ class WeightedAdapterTest {
             Tensor a = l.loraA("default").mul(f1).add(l.loraA("b").mul(f2));
             assertTrue(l.deltaWeight("lin").allclose(b.matmul(a), 1e-5, 1e-6), "(Σ√(w s) B)(Σ√(w s) A)");
 
+            assertThrows(IllegalArgumentException.class,
+                    () -> Lora.addWeightedAdapter(m, List.of("b"), new double[] {-1.0}, "neg", Combination.LINEAR, 0),
+                    "√ of a negative weight: refused as PEFT does, not NaN factors");
+            assertThrows(NullPointerException.class, () -> Lora.setAdapter(m, (String) null));
             Lora.addWeightedAdapter(m, List.of("b"), new double[] {3.0}, "one", Combination.LINEAR, 0);
             assertTrue(l.deltaWeight("one").allclose(l.deltaWeight("b").mul(3.0), 1e-5, 1e-6), "one adapter: w·ΔW");
         }

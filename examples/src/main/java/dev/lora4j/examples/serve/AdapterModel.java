@@ -1,0 +1,303 @@
+package dev.lora4j.examples.serve;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.lora4j.Tensor;
+import dev.lora4j.TensorScope;
+import dev.lora4j.Torch;
+import dev.lora4j.dylora.DyLora;
+import dev.lora4j.dylora.DyLoraLinear;
+import dev.lora4j.io.PeftAdapter;
+import dev.lora4j.lora.AdapterBank;
+import dev.lora4j.lora.Lora;
+import dev.lora4j.lora.LoraLayer;
+import dev.lora4j.lora.LoraLinear;
+import dev.lora4j.nn.Linear;
+import dev.lora4j.nn.Module;
+import dev.lora4j.nn.Sequential;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+/**
+ * The served model: a frozen base ({@code Sequential} of linear layers and activations, eval
+ * mode) with named adapters that requests pick per row.
+ *
+ * <p>LoRA adapters are lora4j named adapters of the model itself ({@link PeftAdapter#load(Module,
+ * Path, String)}, {@link Lora#deleteAdapter}); a batch is served by {@link Lora#forward(Module,
+ * Tensor, String...)}, every row with its own adapter or {@link AdapterBank#BASE}, the linear
+ * layers in one fused native call. DyLoRA adapters each have a model of their own sharing the
+ * base weights and are served by {@link DyLora#forward(Module, Tensor, int)} at the requested
+ * rank. A batch that mixes them is split by kind and put back together in row order.
+ *
+ * <p>Threads: {@link #forward} runs from many threads at once (eval-mode forwards only read
+ * the models); {@link #add}, {@link #remove} and {@link #close} change the models and wait
+ * until no forward runs (a read-write lock), as lora4j's thread rules ask. This object owns
+ * the base model and every adapter; {@link #close} frees them.
+ */
+final class AdapterModel implements AutoCloseable {
+
+    private final Sequential model;
+    private final long inFeatures;
+    private final long outFeatures;
+    private final long baseParameters;
+    private final Map<String, NamedAdapter> adapters = new LinkedHashMap<>();
+    private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+    private boolean closed;
+
+    /** Takes ownership of {@code base}: a {@code Sequential} whose first and last children are {@link Linear}. */
+    AdapterModel(Sequential base) {
+        this.model = base;
+        if (base.size() == 0 || !(base.get(0) instanceof Linear first) || !(base.get(base.size() - 1) instanceof Linear last)) {
+            throw new IllegalArgumentException("the served model must be a Sequential that starts and ends with a Linear layer");
+        }
+        inFeatures = first.inFeatures();
+        outFeatures = last.outFeatures();
+        baseParameters = base.parameterCount();
+        base.requiresGrad_(false);
+        base.eval();
+    }
+
+    long inFeatures() {
+        return inFeatures;
+    }
+
+    long outFeatures() {
+        return outFeatures;
+    }
+
+    long parameterCount() {
+        return baseParameters;
+    }
+
+    // ------------------------------------------------------------------ adapters
+
+    /** The loaded adapters, in load order (a snapshot). */
+    List<NamedAdapter> adapters() {
+        lock.readLock().lock();
+        try {
+            return List.copyOf(adapters.values());
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /** For the health endpoint: how many adapters are loaded. */
+    int adapterCount() {
+        lock.readLock().lock();
+        try {
+            return adapters.size();
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /**
+     * Loads the adapter folder {@code dir} as {@code name}: a LoRA adapter into the served
+     * model, a DyLoRA adapter into a model of its own. Nothing changes when the folder is wrong.
+     *
+     * @throws ApiError 409 when the name is taken or {@code limit} adapters are loaded, 422 when
+     *     the folder is not an adapter for this model
+     */
+    NamedAdapter add(String name, Path dir, int limit) {
+        boolean dylora = isDyLoraFolder(dir);
+        lock.writeLock().lock();
+        try {
+            ensureOpen();
+            if (adapters.containsKey(name)) throw ApiError.conflict("adapter '" + name + "' is already loaded: delete it first");
+            if (adapters.size() >= limit) throw ApiError.conflict("the service holds its limit of " + limit + " adapters: delete one first");
+            NamedAdapter a = dylora ? loadDyLora(name, dir) : loadLora(name, dir);
+            adapters.put(name, a);
+            return a;
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    private static boolean isDyLoraFolder(Path dir) {
+        try {
+            JsonNode cfg = Exchanges.JSON.readTree(dir.resolve(PeftAdapter.CONFIG).toFile());
+            return cfg != null && cfg.path(DyLoraFolders.MARKER).asBoolean(false);
+        } catch (IOException e) {
+            throw ApiError.unprocessable("adapter folder '" + dir.getFileName() + "': " + AdapterFolders.clip(e.getMessage()));
+        }
+    }
+
+    private NamedAdapter loadLora(String name, Path dir) {
+        PeftAdapter.LoadReport report;
+        try {
+            report = PeftAdapter.load(model, dir, name);
+        } catch (IOException | IllegalArgumentException e) {
+            throw ApiError.unprocessable("adapter folder '" + dir.getFileName() + "' does not fit the model: " + e.getMessage());
+        }
+        model.eval(); // new LoRA layers start in training mode (dropout)
+        List<String> layers = new ArrayList<>();
+        int rank = Integer.MAX_VALUE;
+        for (var e : Lora.loraLayers(model).entrySet()) {
+            if (e.getValue().hasAdapter(name)) {
+                layers.add(e.getKey());
+                rank = Math.min(rank, e.getValue().config(name).r());
+            }
+        }
+        return new NamedAdapter(name, dir, rank, List.copyOf(layers), reported(report), null);
+    }
+
+    /** A model sharing the base weights, the folder loaded into it, its LoRA layers turned into DyLoRA layers. */
+    private NamedAdapter loadDyLora(String name, Path dir) {
+        Sequential own = new Sequential();
+        try {
+            for (int i = 0; i < model.size(); i++) {
+                Module m = model.get(i);
+                Module base = m instanceof LoraLayer l ? l.baseLayer() : m;
+                own.add(base instanceof Linear lin ? new SharedLinear(lin) : activationLike(base));
+            }
+            PeftAdapter.LoadReport report = PeftAdapter.load(own, dir);
+            List<String> layers = new ArrayList<>();
+            int rank = Integer.MAX_VALUE;
+            try (var ng = Torch.noGrad(); TensorScope s = TensorScope.open()) {
+                for (var e : Lora.loraLayers(own).entrySet()) {
+                    if (!(e.getValue() instanceof LoraLinear l)) throw new IOException(e.getKey() + " is not a linear layer");
+                    Tensor a = l.loraA().clone();
+                    Tensor b = l.loraB().clone();
+                    var config = l.config();
+                    DyLoraLinear d = new DyLoraLinear(l.unload(), config);
+                    d.loraA().copy_(a);
+                    d.loraB().copy_(b);
+                    own.replaceChild(e.getKey(), d);
+                    layers.add(e.getKey());
+                    rank = Math.min(rank, d.rMax());
+                }
+            }
+            own.requiresGrad_(false);
+            own.eval();
+            return new NamedAdapter(name, dir, rank, List.copyOf(layers), reported(report), own);
+        } catch (IOException | RuntimeException e) {
+            own.close();
+            throw ApiError.unprocessable("DyLoRA adapter folder '" + dir.getFileName() + "' does not fit the model: " + e.getMessage());
+        }
+    }
+
+    /** The non-linear children of the served model are stateless activations; a DyLoRA model reuses them. */
+    private static Module activationLike(Module m) {
+        if (m instanceof dev.lora4j.nn.Activation a) {
+            return switch (a.name().toLowerCase(java.util.Locale.ROOT)) {
+                case "relu" -> dev.lora4j.nn.Activation.relu();
+                case "gelu" -> dev.lora4j.nn.Activation.gelu();
+                case "tanh" -> dev.lora4j.nn.Activation.tanh();
+                case "sigmoid" -> dev.lora4j.nn.Activation.sigmoid();
+                default -> throw new IllegalArgumentException("activation " + a.name() + " is not supported by the service");
+            };
+        }
+        throw new IllegalArgumentException(m.getClass().getSimpleName() + " layers are not supported by the service");
+    }
+
+    private static List<String> reported(PeftAdapter.LoadReport report) {
+        List<String> out = new ArrayList<>(report.unknownFields());
+        out.remove(DyLoraFolders.MARKER);
+        out.addAll(report.ignoredFields());
+        return List.copyOf(out);
+    }
+
+    /** Removes and frees adapter {@code name}; false when there is none. */
+    boolean remove(String name) {
+        lock.writeLock().lock();
+        try {
+            ensureOpen();
+            NamedAdapter a = adapters.remove(name);
+            if (a == null) return false;
+            if (a.isDyLora()) a.close();
+            else Lora.deleteAdapter(model, name);
+            return true;
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    // ------------------------------------------------------------------ inference
+
+    /**
+     * The logits (rows × outFeatures, row-major) for {@code pixels} (rows × inFeatures), each
+     * row with adapter {@code names[row]} ({@link AdapterBank#BASE} for none); DyLoRA adapters at
+     * {@code rank} (null: their r_max).
+     *
+     * @throws ApiError 404 for an adapter that is not loaded, 422 for a rank an adapter cannot serve
+     */
+    float[] forward(float[] pixels, int rows, String[] names, Integer rank) {
+        lock.readLock().lock();
+        try (var ng = Torch.noGrad(); TensorScope scope = TensorScope.open()) {
+            ensureOpen();
+            // Rows served by the model itself (LoRA adapters, base) and by each DyLoRA adapter.
+            Map<String, List<Integer>> groups = new LinkedHashMap<>();
+            for (int r = 0; r < rows; r++) {
+                String n = names[r];
+                NamedAdapter a = n.equals(AdapterBank.BASE) ? null : adapters.get(n);
+                if (!n.equals(AdapterBank.BASE) && a == null) {
+                    throw ApiError.notFound("no adapter named '" + AdapterFolders.clip(n) + "' is loaded (have " + adapters.keySet()
+                            + ", or '" + AdapterBank.BASE + "' for none)");
+                }
+                if (a != null && rank != null) {
+                    if (!a.isDyLora()) {
+                        throw ApiError.unprocessable("adapter '" + n + "' is a LoRA adapter of rank " + a.rank()
+                                + ": a rank can only be asked of a DyLoRA adapter");
+                    }
+                    if (rank > a.rank()) throw ApiError.unprocessable("rank must be in 1.." + a.rank() + " for adapter '" + n + "', got " + rank);
+                }
+                groups.computeIfAbsent(a != null && a.isDyLora() ? n : "", k -> new ArrayList<>()).add(r);
+            }
+            Tensor x = Tensor.of(pixels, rows, inFeatures);
+            if (groups.size() == 1) return run(groups.keySet().iterator().next(), x, names, rank).toFloatArray();
+            float[] out = new float[(int) (rows * outFeatures)];
+            for (var g : groups.entrySet()) {
+                long[] idx = g.getValue().stream().mapToLong(Integer::longValue).toArray();
+                String[] sub = g.getValue().stream().map(r -> names[r]).toArray(String[]::new);
+                float[] y = run(g.getKey(), x.indexSelect(0, Tensor.of(idx, idx.length)), sub, rank).toFloatArray();
+                for (int i = 0; i < idx.length; i++) {
+                    System.arraycopy(y, (int) (i * outFeatures), out, (int) (idx[i] * outFeatures), (int) outFeatures);
+                }
+            }
+            return out;
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /** Group "" is the served model (LoRA adapters or base per row); any other is a DyLoRA adapter's model. */
+    private Tensor run(String group, Tensor x, String[] names, Integer rank) {
+        if (group.isEmpty()) return Lora.forward(model, x, names);
+        NamedAdapter a = adapters.get(group);
+        return DyLora.forward(a.dylora(), x, rank != null ? rank : a.rank());
+    }
+
+    // ------------------------------------------------------------------ lifecycle
+
+    private void ensureOpen() {
+        if (closed) throw new ApiError(503, "the service is shutting down");
+    }
+
+    boolean isClosed() {
+        lock.readLock().lock();
+        try {
+            return closed;
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /** Waits for running forwards, then frees the adapters and the model. Idempotent. */
+    @Override
+    public void close() {
+        lock.writeLock().lock();
+        try {
+            if (closed) return;
+            closed = true;
+            adapters.values().forEach(NamedAdapter::close);
+            adapters.clear();
+            model.close();
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+}

@@ -1,0 +1,199 @@
+package dev.lora4j.examples.serve;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpHandler;
+import dev.lora4j.Torch;
+import java.io.IOException;
+import java.util.List;
+
+/**
+ * The endpoints:
+ *
+ * <pre>
+ * GET    /health            200 {"status":"ok", ...}
+ * GET    /adapters          200 {"adapters":[{name, kind, rank, layers, folder}, ...]}
+ * POST   /adapters/{name}   201; body {"path": "folder under the adapters root"} or empty (path = name)
+ * DELETE /adapters/{name}   200 {"deleted": name}
+ * POST   /predict           200 {"predictions":[{"class", "label", "logits"}, ...]}
+ * </pre>
+ *
+ * Refusals are {@code {"error": ..., "status": ...}} with 400 (malformed), 404 (no such route,
+ * adapter or folder), 405 (wrong method), 409 (name taken, adapter limit), 413 (body or batch
+ * too large), 415 (not JSON), 422 (values that cannot be served), 503 (shutting down).
+ */
+final class Routes implements HttpHandler {
+
+    private static final System.Logger LOG = System.getLogger("dev.lora4j.examples.serve");
+
+    private final AdapterModel model;
+    private final AdapterFolders folders;
+    private final ServiceConfig config;
+    private final List<String> labels;
+    private final long started = System.nanoTime();
+    private volatile boolean stopping;
+
+    Routes(AdapterModel model, AdapterFolders folders, ServiceConfig config, List<String> labels) {
+        this.model = model;
+        this.folders = folders;
+        this.config = config;
+        this.labels = labels;
+    }
+
+    void stopping() {
+        stopping = true;
+    }
+
+    @Override
+    public void handle(HttpExchange ex) throws IOException {
+        try (ex) {
+            int status = 200;
+            JsonNode answer;
+            try {
+                if (stopping) throw new ApiError(503, "the service is shutting down");
+                Answer a = route(ex);
+                status = a.status();
+                answer = a.body();
+            } catch (ApiError e) {
+                status = e.status();
+                answer = Exchanges.error(status, e.getMessage());
+            } catch (RuntimeException e) {
+                LOG.log(System.Logger.Level.ERROR, "request " + ex.getRequestMethod() + " " + ex.getRequestURI() + " failed", e);
+                status = 500;
+                answer = Exchanges.error(500, "internal error: " + e.getClass().getSimpleName() + ": " + AdapterFolders.clip(e.getMessage()));
+            }
+            if (status == 405) ex.getResponseHeaders().set("Allow", allowed(ex.getRequestURI().getPath()));
+            Exchanges.send(ex, status, answer);
+        }
+    }
+
+    private record Answer(int status, JsonNode body) {}
+
+    private Answer route(HttpExchange ex) throws IOException {
+        String path = ex.getRequestURI().getPath();
+        String method = ex.getRequestMethod();
+        if (path.equals("/health")) {
+            if (!method.equals("GET")) throw new ApiError(405, "use GET /health");
+            return new Answer(200, health());
+        }
+        if (path.equals("/adapters")) {
+            if (!method.equals("GET")) throw new ApiError(405, "use GET /adapters");
+            return new Answer(200, list());
+        }
+        if (path.startsWith("/adapters/")) {
+            String name = AdapterFolders.checkName(path.substring("/adapters/".length()));
+            return switch (method) {
+                case "POST" -> new Answer(201, load(ex, name));
+                case "DELETE" -> new Answer(200, delete(name));
+                default -> throw new ApiError(405, "use POST or DELETE /adapters/{name}");
+            };
+        }
+        if (path.equals("/predict")) {
+            if (!method.equals("POST")) throw new ApiError(405, "use POST /predict");
+            return new Answer(200, predict(Exchanges.json(ex, config.maxBodyBytes())));
+        }
+        throw ApiError.notFound("no route " + AdapterFolders.clip(path) + " (routes: GET /health, GET /adapters, POST|DELETE /adapters/{name}, POST /predict)");
+    }
+
+    private static String allowed(String path) {
+        if (path.startsWith("/adapters/")) return "POST, DELETE";
+        return path.equals("/predict") ? "POST" : "GET";
+    }
+
+    // ------------------------------------------------------------------ endpoints
+
+    private JsonNode health() {
+        if (model.isClosed()) throw new ApiError(503, "the service is shutting down");
+        ObjectNode n = Exchanges.JSON.createObjectNode();
+        n.put("status", "ok");
+        n.put("adapters", model.adapterCount());
+        ObjectNode m = n.putObject("model");
+        m.put("in_features", model.inFeatures());
+        m.put("out_features", model.outFeatures());
+        m.put("parameters", model.parameterCount());
+        n.put("libtorch", Torch.version());
+        n.put("uptime_seconds", (System.nanoTime() - started) / 1_000_000_000L);
+        return n;
+    }
+
+    private JsonNode list() {
+        ObjectNode n = Exchanges.JSON.createObjectNode();
+        ArrayNode arr = n.putArray("adapters");
+        for (NamedAdapter a : model.adapters()) arr.add(describe(a));
+        return n;
+    }
+
+    private ObjectNode describe(NamedAdapter a) {
+        ObjectNode o = Exchanges.JSON.createObjectNode();
+        o.put("name", a.name());
+        o.put("kind", a.isDyLora() ? "dylora" : "lora");
+        o.put("rank", a.rank());
+        ArrayNode l = o.putArray("layers");
+        a.layers().forEach(l::add);
+        o.put("folder", folders.root().relativize(a.folder()).toString());
+        ArrayNode r = o.putArray("reported_config_fields");
+        a.reported().forEach(r::add);
+        return o;
+    }
+
+    private JsonNode load(HttpExchange ex, String name) throws IOException {
+        byte[] body = Exchanges.body(ex, config.maxBodyBytes());
+        String relative = name;
+        if (body.length > 0) {
+            String type = ex.getRequestHeaders().getFirst("Content-Type");
+            if (type == null || !type.toLowerCase(java.util.Locale.ROOT).startsWith("application/json")) {
+                throw new ApiError(415, "the body must be application/json");
+            }
+            JsonNode b;
+            try {
+                b = Exchanges.JSON.readTree(body);
+            } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+                throw ApiError.badRequest("malformed JSON: " + AdapterFolders.clip(e.getOriginalMessage()));
+            }
+            if (b == null || !b.isObject()) throw ApiError.badRequest("the body must be a JSON object {\"path\": ...} or empty");
+            b.fieldNames().forEachRemaining(f -> {
+                if (!f.equals("path")) throw ApiError.badRequest("unknown field '" + AdapterFolders.clip(f) + "' (fields: path)");
+            });
+            JsonNode p = b.get("path");
+            if (p != null && !p.isNull()) {
+                if (!p.isTextual()) throw ApiError.badRequest("'path' must be a string");
+                relative = p.asText();
+            }
+        }
+        if (model.adapters().stream().anyMatch(a -> a.name().equals(name))) {
+            throw ApiError.conflict("adapter '" + name + "' is already loaded: delete it first");
+        }
+        NamedAdapter adapter = model.add(name, folders.resolve(relative), config.maxAdapters());
+        return describe(adapter);
+    }
+
+    private JsonNode delete(String name) {
+        if (!model.remove(name)) throw ApiError.notFound("no adapter named '" + name + "' is loaded");
+        ObjectNode n = Exchanges.JSON.createObjectNode();
+        n.put("deleted", name);
+        return n;
+    }
+
+    private JsonNode predict(JsonNode body) {
+        int features = (int) model.inFeatures();
+        PredictRequest r = PredictRequest.parse(body, features, config.maxRows());
+        float[] logits = model.forward(r.pixels(), r.rows(), r.adapters(), r.rank());
+        int out = (int) model.outFeatures();
+        ObjectNode n = Exchanges.JSON.createObjectNode();
+        ArrayNode preds = n.putArray("predictions");
+        for (int row = 0; row < r.rows(); row++) {
+            int best = 0;
+            for (int k = 1; k < out; k++) if (logits[row * out + k] > logits[row * out + best]) best = k;
+            ObjectNode p = preds.addObject();
+            p.put("class", best);
+            if (labels != null) p.put("label", labels.get(best));
+            p.put("adapter", r.adapters()[row]);
+            ArrayNode l = p.putArray("logits");
+            for (int k = 0; k < out; k++) l.add(logits[row * out + k]);
+        }
+        if (r.rank() != null) n.put("rank", r.rank());
+        return n;
+    }
+}
