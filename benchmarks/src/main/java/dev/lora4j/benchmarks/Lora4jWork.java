@@ -5,7 +5,6 @@ import static dev.lora4j.nn.Functional.crossEntropy;
 import dev.lora4j.DType;
 import dev.lora4j.Tensor;
 import dev.lora4j.TensorScope;
-import dev.lora4j.internal.LoraOps;
 import dev.lora4j.Torch;
 import dev.lora4j.lora.Lora;
 import dev.lora4j.lora.LoraConfig;
@@ -194,23 +193,6 @@ public class Lora4jWork {
         }
     }
 
-    /**
-     * (c) with the fused LoRA forward ({@code LoraOps.linear}: one native call, the update as one
-     * addmm), the path {@code LoraLinear.forward} takes once it calls it; not an API a user calls.
-     */
-    @Benchmark
-    public double loraStepFused(LoraState s) {
-        try (TensorScope scope = TensorScope.open()) {
-            Linear base = (Linear) s.layer.baseLayer();
-            Tensor y = LoraOps.linear(s.x, base.weight(), base.bias(), s.layer.loraA(), s.layer.loraB(), s.layer.scaling());
-            Tensor loss = y.pow(2).mean();
-            s.sgd.zeroGrad();
-            loss.backward();
-            s.sgd.step();
-            return s.lastLoss = loss.item();
-        }
-    }
-
     // ------------------------------------------------------------------ (d) MLP step
 
     @State(Scope.Thread)
@@ -298,27 +280,6 @@ public class Lora4jWork {
     @Benchmark
     public double mlpLoraStep(MlpLoraState s) {
         return trainStep(s.model, s.adam, s.x, s.y[s.step++ & 1], s);
-    }
-
-    /** (e) with the fused LoRA forward in each of the three layers (see {@link #loraStepFused}). */
-    @Benchmark
-    public double mlpLoraStepFused(MlpLoraState s) {
-        try (TensorScope scope = TensorScope.open()) {
-            Tensor h = s.x;
-            for (Module m : s.model.children().values()) {
-                if (m instanceof LoraLinear l) {
-                    Linear base = (Linear) l.baseLayer();
-                    h = LoraOps.linear(h, base.weight(), base.bias(), l.loraA(), l.loraB(), l.scaling());
-                } else {
-                    h = m.forward(h);
-                }
-            }
-            Tensor loss = crossEntropy(h, s.y[s.step++ & 1]);
-            s.adam.zeroGrad();
-            loss.backward();
-            s.adam.step();
-            return s.lastLoss = loss.item();
-        }
     }
 
     // ------------------------------------------------------------------ (f) inference

@@ -321,9 +321,17 @@ public abstract class LoraLayer extends Module {
         if (rows != null) return addOrKeep(base, mixedDelta(input, rows));
         for (String name : active) {
             if (!merged.isEmpty() && merged.contains(name)) continue;
-            base = addOrKeep(base, loraForward(input, name));
+            base = addAdapter(base, input, name);
         }
         return base;
+    }
+
+    /**
+     * {@code base} plus adapter {@code name}'s update of {@code input}; closes {@code base} when
+     * it returns a new tensor. {@link LoraLinear} fuses it into one native call.
+     */
+    protected Tensor addAdapter(Tensor base, Tensor input, String name) {
+        return addOrKeep(base, loraForward(input, name));
     }
 
     /** {@code base + delta} (closing both) or {@code base} when delta is null. */

@@ -3,6 +3,7 @@ package dev.lora4j.lora;
 import dev.lora4j.DType;
 import dev.lora4j.Tensor;
 import dev.lora4j.Torch;
+import dev.lora4j.internal.LoraOps;
 import dev.lora4j.nn.Dropout;
 import dev.lora4j.nn.Init;
 import dev.lora4j.nn.Linear;
@@ -125,6 +126,15 @@ public class LoraLinear extends LoraLayer {
         } finally {
             if (x != input) x.close();
         }
+    }
+
+    /** One native call ({@code addmm} into the base output), except with dropout in training. */
+    @Override
+    protected Tensor addAdapter(Tensor base, Tensor input, String name) {
+        if (isTraining() && dropout.containsKey(name)) return super.addAdapter(base, input, name);
+        Tensor sum = LoraOps.addDelta(base, input, loraA(name), loraB(name), scaling(name));
+        base.close();
+        return sum;
     }
 
     /**
