@@ -20,6 +20,9 @@
 #                     jemalloc: LD_PRELOAD libjemalloc.so.2 with its defaults
 #            --allocator-study              # instead: (d) under all three allocators, every peer,
 #                                           # 1 thread, into benchmarks/results/allocator.md
+#            --omp-wait passive|active      # OMP_WAIT_POLICY for every peer (default passive: with
+#                                           # OpenBLAS threads > 1, libgomp's spinning threads fight
+#                                           # OpenBLAS's for the cores; see the README)
 #            --no-readme                    # leave README.md alone
 #            --jmh "ARGS"                   # JMH settings instead of the above (e.g. "-f 1 -wi 1 -i 3")
 set -euo pipefail
@@ -33,6 +36,7 @@ quick=0
 study=0
 readme=1
 jmh_extra=""
+omp_wait=passive
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
@@ -40,6 +44,7 @@ while [ $# -gt 0 ]; do
     --allocator) allocator="$2"; shift ;;
     --allocator-study) study=1 ;;
     --no-readme) readme=0 ;;
+    --omp-wait) omp_wait="$2"; shift ;;
     --jmh) jmh_extra="$2"; shift ;;
     *) die "unknown option $1 (see the comment at the top of $0)" ;;
   esac
@@ -91,7 +96,7 @@ jar=benchmarks/target/benchmarks.jar
 # One peer set at one thread count: C++, Python, then lora4j and DJL in one JMH run.
 run_peers() { # out-dir threads works(cpp/python names) jmh-regex
   local dir=$1 t=$2 works=$3 regex=$4
-  export OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t
+  export OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t OMP_WAIT_POLICY=${omp_wait^^}
   say "C++ on LibTorch, $t thread(s): $works"
   "$native" all "$native_s" "$native_i" "$t" >/dev/null 2>&1 || true # warm the page cache
   : >"$dir/cpp-$t.txt"
@@ -124,6 +129,7 @@ write_meta() { # dir
     echo "jmh=1.37, $jmh_args, warm JVMs"
     echo "native=one warm-up iteration then $native_i iterations of $native_s s, calls in ~1 ms batches"
     echo "allocator=$allocator_text"
+    echo "ompwait=OMP_WAIT_POLICY=${omp_wait^^}"
     echo "command=$command"
   } >"$dir/meta.txt"
 }

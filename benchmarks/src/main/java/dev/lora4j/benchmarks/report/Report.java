@@ -196,7 +196,9 @@ public final class Report {
                 .append(" JDK ").append(meta.getOrDefault("jdk", "?")).append("; DJL ").append(meta.getOrDefault("djl", "?"))
                 .append("; Python ").append(meta.getOrDefault("python", "?")).append(" with torch ")
                 .append(meta.getOrDefault("torch", "?")).append(".\n");
-        sb.append("- Threads: LibTorch intra-op = OpenBLAS = the `threads` column, for every peer. Allocator (every peer, via the environment): ")
+        sb.append("- Threads: LibTorch intra-op = OpenBLAS = the `threads` column, for every peer, with ")
+                .append(meta.getOrDefault("ompwait", "libgomp's default OMP_WAIT_POLICY")).append(" for every peer.")
+                .append(" Allocator (every peer, via the environment): ")
                 .append(meta.getOrDefault("allocator", "?")).append(".\n");
         sb.append("- lora4j and DJL: JMH ").append(meta.getOrDefault("jmh", "?")).append("; C++ and Python: ")
                 .append(meta.getOrDefault("native", "?")).append(".\n");
