@@ -78,15 +78,7 @@ set_allocator() {
 }
 
 # ---------------------------------------------------------------- DJL offline on Debian's LibTorch
-libdir=/usr/lib/x86_64-linux-gnu
-djllib=benchmarks/target/djl-libtorch
-mkdir -p "$djllib"
-for f in libtorch.so libtorch_cpu.so libc10.so; do
-  [ -e "$libdir/$f" ] || die "$libdir/$f is missing (apt package libtorch-dev)"
-  ln -sfn "$libdir/$f" "$djllib/$f"
-done
-export PYTORCH_LIBRARY_PATH="$LORA4J_ROOT/$djllib" PYTORCH_VERSION=1.13.1 PYTORCH_FLAVOR=cpu DJL_OFFLINE=true
-export DJL_CACHE_DIR="$LORA4J_ROOT/benchmarks/target/djl-cache"
+. benchmarks/djl-env.sh
 
 native=build/native/lora4j_bench_native
 python=/usr/bin/python3

@@ -14,16 +14,7 @@ set -euo pipefail
 . "$(dirname "$0")/../scripts/setup.sh"
 cd "$LORA4J_ROOT"
 
-libdir=/usr/lib/x86_64-linux-gnu
-djllib=benchmarks/target/djl-libtorch
-mkdir -p "$djllib"
-for f in libtorch.so libtorch_cpu.so libc10.so; do
-  [ -e "$libdir/$f" ] || die "$libdir/$f is missing (apt package libtorch-dev)"
-  ln -sfn "$libdir/$f" "$djllib/$f"
-done
-export PYTORCH_LIBRARY_PATH="$LORA4J_ROOT/$djllib" PYTORCH_VERSION=1.13.1 PYTORCH_FLAVOR=cpu DJL_OFFLINE=true
-# DJL extracts its JNI library (libdjl_torch.so) here rather than into ~/.djl.ai.
-export DJL_CACHE_DIR="$LORA4J_ROOT/benchmarks/target/djl-cache"
+. benchmarks/djl-env.sh
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 
 out=benchmarks/results; mkdir -p "$out"

@@ -195,8 +195,8 @@ public class Lora4jWork {
 
     // ------------------------------------------------------------------ (d) MLP step
 
-    @State(Scope.Thread)
-    public static class MlpState {
+    /** A training-step benchmark over the seed MLP: model, Adam, one batch, two label vectors alternating. */
+    abstract static class MlpTraining {
         Sequential model;
         Adam adam;
         Tensor x;
@@ -204,82 +204,76 @@ public class Lora4jWork {
         int step;
         double lastLoss;
 
-        @Setup(Level.Trial)
-        public void setUp(Lora4jWork work) {
+        /** Builds the MLP, with rank-1 adapters and a frozen base when {@code lora}. */
+        void open(Lora4jWork work, boolean lora) {
             threads(work.threads);
             model = mlp();
+            if (lora) Lora.wrap(model, LoraConfig.of(1, 1));
             adam = new Adam(model.trainableParameters(), 1e-3);
+            if (lora && adam.params().size() != 6) throw new IllegalStateException("expected 6 adapter factors, got " + adam.params().size());
             x = Tensor.randn(BATCH, IN);
             y = labels();
         }
 
-        @TearDown(Level.Trial)
-        public void tearDown() {
-            System.out.println("[lora4j] mlpStep last loss " + lastLoss);
+        void close(String name) {
+            System.out.println("[lora4j] " + name + " last loss " + lastLoss);
             adam.close();
             model.close();
             x.close();
             y[0].close();
             y[1].close();
+        }
+
+        /** Forward, cross-entropy, backward, Adam. */
+        double trainStep() {
+            try (TensorScope scope = TensorScope.open()) {
+                Tensor loss = crossEntropy(model.forward(x), y[step++ & 1]);
+                adam.zeroGrad();
+                loss.backward();
+                adam.step();
+                return lastLoss = loss.item();
+            }
+        }
+    }
+
+    @State(Scope.Thread)
+    public static class MlpState extends MlpTraining {
+        @Setup(Level.Trial)
+        public void setUp(Lora4jWork work) {
+            open(work, false);
+        }
+
+        @TearDown(Level.Trial)
+        public void tearDown() {
+            close("mlpStep");
         }
     }
 
     /** (d) forward, cross-entropy, backward, Adam over all parameters. */
     @Benchmark
     public double mlpStep(MlpState s) {
-        return trainStep(s.model, s.adam, s.x, s.y[s.step++ & 1], s);
-    }
-
-    private static double trainStep(Module model, Adam adam, Tensor x, Tensor y, Object state) {
-        try (TensorScope scope = TensorScope.open()) {
-            Tensor loss = crossEntropy(model.forward(x), y);
-            adam.zeroGrad();
-            loss.backward();
-            adam.step();
-            double l = loss.item();
-            if (state instanceof MlpState m) m.lastLoss = l;
-            else if (state instanceof MlpLoraState m) m.lastLoss = l;
-            return l;
-        }
+        return s.trainStep();
     }
 
     // ------------------------------------------------------------------ (e) MLP LoRA step
 
     @State(Scope.Thread)
-    public static class MlpLoraState {
-        Sequential model;
-        Adam adam;
-        Tensor x;
-        Tensor[] y;
-        int step;
-        double lastLoss;
-
+    public static class MlpLoraState extends MlpTraining {
         @Setup(Level.Trial)
         public void setUp(Lora4jWork work) {
-            threads(work.threads);
-            model = mlp();
-            Lora.wrap(model, LoraConfig.of(1, 1));
-            adam = new Adam(model.trainableParameters(), 1e-3);
-            if (adam.params().size() != 6) throw new IllegalStateException("expected 6 adapter factors, got " + adam.params().size());
-            x = Tensor.randn(BATCH, IN);
-            y = labels();
+            open(work, true);
         }
 
         @TearDown(Level.Trial)
         public void tearDown() {
-            System.out.println("[lora4j] mlpLoraStep last loss " + lastLoss);
-            adam.close();
-            model.close();
-            x.close();
-            y[0].close();
-            y[1].close();
+            close("mlpLoraStep");
         }
     }
 
     /** (e) the LoRA fine-tuning step: frozen base, rank-1 adapters, Adam over the adapters. */
     @Benchmark
     public double mlpLoraStep(MlpLoraState s) {
-        return trainStep(s.model, s.adam, s.x, s.y[s.step++ & 1], s);
+        return s.trainStep();
     }
 
     // ------------------------------------------------------------------ (f) inference
