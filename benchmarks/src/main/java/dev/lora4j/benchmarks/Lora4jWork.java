@@ -12,7 +12,6 @@ import dev.lora4j.lora.LoraLinear;
 import dev.lora4j.nn.Activation;
 import dev.lora4j.nn.Functional;
 import dev.lora4j.nn.Linear;
-import dev.lora4j.nn.Module;
 import dev.lora4j.nn.Sequential;
 import dev.lora4j.optim.Adam;
 import dev.lora4j.optim.SGD;
