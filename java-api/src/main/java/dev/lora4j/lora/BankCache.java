@@ -1,6 +1,5 @@
 package dev.lora4j.lora;
 
-import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -38,17 +37,19 @@ final class BankCache {
 
     /** Factor identities, versions and scales of every adapter, in order. */
     private long[] stamp() {
-        List<Long> s = new ArrayList<>();
-        for (String n : layer.adapterNames()) {
+        List<String> names = layer.adapterNames();
+        long[] s = new long[5 * names.size()];
+        int k = 0;
+        for (String n : names) {
             var a = layer.loraA(n);
             var b = layer.loraB(n);
-            s.add((long) System.identityHashCode(a));
-            s.add(a.version());
-            s.add((long) System.identityHashCode(b));
-            s.add(b.version());
-            s.add(Double.doubleToLongBits(layer.scaling(n)));
+            s[k++] = System.identityHashCode(a);
+            s[k++] = a.version();
+            s[k++] = System.identityHashCode(b);
+            s[k++] = b.version();
+            s[k++] = Double.doubleToLongBits(layer.scaling(n));
         }
-        return s.stream().mapToLong(Long::longValue).toArray();
+        return s;
     }
 
     synchronized void invalidate() {

@@ -132,7 +132,10 @@ public class LoraLinear extends LoraLayer {
     @Override
     protected Tensor addAdapter(Tensor base, Tensor input, String name) {
         if (isTraining() && dropout.containsKey(name)) return super.addAdapter(base, input, name);
-        Tensor sum = LoraOps.addDelta(base, input, loraA(name), loraB(name), scaling(name));
+        // name comes from the active list, so the factors are looked up without re-checking it.
+        Tensor a = ((Linear) loraA.get(name)).weight();
+        Tensor b = ((Linear) loraB.get(name)).weight();
+        Tensor sum = LoraOps.addDelta(base, input, a, b, scaling(name));
         base.close();
         return sum;
     }
