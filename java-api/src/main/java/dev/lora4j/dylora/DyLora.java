@@ -27,7 +27,7 @@ public final class DyLora {
 
     /** The DyLoRA wrapper of one layer. */
     public static LoraLayer wrapper(Module m, LoraConfig config) {
-        if (m instanceof Linear l) return new DyLoraLinear(l, config);
+        if (m instanceof Linear || m instanceof dev.lora4j.nn.HfConv1D) return new DyLoraLinear(m, config);
         if (m instanceof Embedding e) return new DyLoraEmbedding(e, config);
         if (m instanceof Conv c) return new DyLoraConv(c, config);
         throw new IllegalArgumentException("DyLoRA cannot wrap " + m.getClass().getSimpleName());

@@ -20,7 +20,8 @@ import java.util.List;
  * b of B receive gradients that step; in {@linkplain Mode#NESTED nested} mode all of the first b
  * do. After training, {@link #setRank} picks any rank for evaluation, merging or serving.
  *
- * <p>Factor layout (rank along A's dimension 0 and B's dimension 1): Linear A (r, in),
+ * <p>The factors take the base weight's dtype (float32 for float16/bfloat16 bases), as
+ * {@link LoraLayer#factorType()} says. Factor layout (rank along A's dimension 0 and B's dimension 1): Linear A (r, in),
  * B (out, r); Embedding A (r, num_embeddings), B (dim, r); Conv A (r, in, *k), B (out, r, 1…).
  *
  * <p>Changing the rank range at run time: {@link #truncateRank}, {@link #padRank},
@@ -88,7 +89,7 @@ public abstract class DyLoraLayer extends LoraLayer {
 
     /** Changes α (the scale becomes α/b). Not allowed while merged. */
     public void setAlpha(double alpha) {
-        if (!(alpha > 0)) throw new IllegalArgumentException("alpha must be > 0, got " + alpha);
+        if (!(alpha > 0) || Double.isInfinite(alpha)) throw new IllegalArgumentException("alpha must be > 0, got " + alpha);
         if (isMerged()) throw new IllegalStateException("unmerge before changing alpha");
         this.alpha = alpha;
     }
@@ -171,7 +172,8 @@ public abstract class DyLoraLayer extends LoraLayer {
         boolean train = isTraining() && Torch.isGradEnabled();
         try (TensorScope s = TensorScope.open()) {
             Module dropout = children().get("lora_dropout");
-            Tensor x = dropout == null ? input : dropout.forward(input);
+            Tensor cast = castInput(input, loraA());
+            Tensor x = dropout == null ? cast : dropout.forward(cast);
             return forwardWith(x, cutA(b, train), cutB(b, train)).mul(scalingAt(b)).keep();
         }
     }
@@ -191,10 +193,11 @@ public abstract class DyLoraLayer extends LoraLayer {
         if (isMerged()) throw new IllegalStateException("a merged DyLoRA layer serves its merged rank only: unmerge first");
         Tensor base = baseLayer().forward(input);
         if (!isAdapterEnabled()) return base;
+        dev.lora4j.DType out = base.dtype();
         try (Tensor lora = loraForward(input, b)) {
             Tensor sum = base.add(lora);
             base.close();
-            return sum;
+            return restoreType(sum, out);
         }
     }
 
@@ -257,7 +260,7 @@ public abstract class DyLoraLayer extends LoraLayer {
      */
     public void reinitialize(int newRMax, double newAlpha) {
         if (newRMax < 1) throw new IllegalArgumentException("rank must be >= 1, got " + newRMax);
-        if (!(newAlpha > 0)) throw new IllegalArgumentException("alpha must be > 0, got " + newAlpha);
+        if (!(newAlpha > 0) || Double.isInfinite(newAlpha)) throw new IllegalArgumentException("alpha must be > 0, got " + newAlpha);
         changeFactors(a -> {
             long[] shape = a.shape();
             shape[0] = newRMax;

@@ -3,6 +3,7 @@ package dev.lora4j.lora;
 import dev.lora4j.Tensor;
 import dev.lora4j.nn.Conv;
 import dev.lora4j.nn.Embedding;
+import dev.lora4j.nn.HfConv1D;
 import dev.lora4j.nn.Linear;
 import dev.lora4j.nn.Module;
 import java.util.ArrayList;
@@ -118,14 +119,14 @@ public final class Lora {
     }
 
     private static boolean isWrappable(Module m) {
-        return m instanceof Linear || m instanceof Embedding || m instanceof Conv;
+        return m instanceof Linear || m instanceof HfConv1D || m instanceof Embedding || m instanceof Conv;
     }
 
     private static boolean selected(String path, Module m, LoraConfig c) {
         if (c.targetRegex() != null) return Pattern.matches(c.targetRegex(), path);
         List<String> t = c.targetModules();
         if (t.isEmpty()) return true;
-        if (t.size() == 1 && t.get(0).equals("all-linear")) return m instanceof Linear;
+        if (t.size() == 1 && t.get(0).equals("all-linear")) return m instanceof Linear || m instanceof HfConv1D;
         return t.stream().anyMatch(x -> nameMatches(path, x));
     }
 
@@ -140,7 +141,7 @@ public final class Lora {
 
     /** The plain LoRA wrapper of a Linear, Embedding or Conv layer, with adapter {@code name}. */
     public static LoraLayer wrapper(Module m, String name, LoraConfig config) {
-        if (m instanceof Linear l) return new LoraLinear(l, name, config);
+        if (m instanceof Linear || m instanceof HfConv1D) return new LoraLinear(m, name, config);
         if (m instanceof Embedding e) return new LoraEmbedding(e, name, config);
         if (m instanceof dev.lora4j.nn.Conv1d c) return new LoraConv1d(c, name, config);
         if (m instanceof dev.lora4j.nn.Conv2d c) return new LoraConv2d(c, name, config);
@@ -166,6 +167,7 @@ public final class Lora {
                     || bias == LoraConfig.Bias.LORA_ONLY && loraBiases.contains(name);
             if (p.dtype().isFloatingPoint()) p.requiresGrad_(train);
         });
+        loraLayers(model).values().forEach(LoraLayer::freezeMerged); // merged factors stay frozen until unmerged
     }
 
     private static List<String> loraLayerBiases(Module model) {
@@ -214,12 +216,15 @@ public final class Lora {
      */
     public static int merge(Module model, boolean safe, String... names) {
         requireKnown(model, names);
-        int n = 0;
+        Map<LoraLayer, String[]> todo = new LinkedHashMap<>();
         for (LoraLayer l : loraLayers(model).values()) {
             String[] here = names.length == 0 ? new String[0] : java.util.Arrays.stream(names).filter(l::hasAdapter).toArray(String[]::new);
             if (names.length > 0 && here.length == 0) continue;
-            if (l.merge(safe, here)) n++;
+            todo.put(l, here);
         }
+        if (safe) todo.forEach(LoraLayer::checkMerge); // every layer before any changes
+        int n = 0;
+        for (var e : todo.entrySet()) if (e.getKey().merge(safe, e.getValue())) n++;
         return n;
     }
 
@@ -383,12 +388,16 @@ public final class Lora {
 
     /**
      * Merges every LoRA layer and puts its base layer back in its place (PEFT's
-     * {@code merge_and_unload}); the adapters are closed. Returns the model.
+     * {@code merge_and_unload}); the adapters are closed. Returns the model. With {@code safe},
+     * every layer is checked first ({@link LoraLayer#checkMerge}): a non-finite merged weight
+     * anywhere throws {@link IllegalStateException} with the model unchanged.
      */
     public static Module mergeAndUnload(Module model, boolean safe) {
-        for (var e : loraLayers(model).entrySet()) {
+        Map<String, LoraLayer> layers = loraLayers(model);
+        if (layers.containsKey("")) throw new IllegalArgumentException("the model itself is a LoRA layer: use its mergeAndUnload");
+        if (safe) layers.values().forEach(l -> l.checkMerge()); // every layer before any changes
+        for (var e : layers.entrySet()) {
             String path = e.getKey();
-            if (path.isEmpty()) throw new IllegalArgumentException("the model itself is a LoRA layer: use its mergeAndUnload");
             int dot = path.lastIndexOf('.');
             Module parent = dot < 0 ? model : model.module(path.substring(0, dot));
             parent.replaceChild(path.substring(dot + 1), e.getValue().mergeAndUnload(safe));

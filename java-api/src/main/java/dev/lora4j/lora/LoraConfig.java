@@ -48,7 +48,9 @@ public record LoraConfig(int r, double loraAlpha, double loraDropout, boolean fa
 
     public LoraConfig {
         if (r < 1) throw new IllegalArgumentException("LoRA rank r must be >= 1, got " + r);
-        if (!(loraAlpha > 0)) throw new IllegalArgumentException("lora_alpha must be > 0, got " + loraAlpha);
+        if (!(loraAlpha > 0) || Double.isInfinite(loraAlpha)) {
+            throw new IllegalArgumentException("lora_alpha must be finite and > 0, got " + loraAlpha);
+        }
         if (!(loraDropout >= 0 && loraDropout < 1)) throw new IllegalArgumentException("lora_dropout must be in [0, 1), got " + loraDropout);
         Objects.requireNonNull(init, "init");
         targetModules = List.copyOf(Objects.requireNonNull(targetModules, "targetModules"));

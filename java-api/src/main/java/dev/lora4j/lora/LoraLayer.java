@@ -4,6 +4,8 @@ import dev.lora4j.DType;
 import dev.lora4j.Tensor;
 import dev.lora4j.TensorScope;
 import dev.lora4j.Torch;
+import dev.lora4j.nn.HfConv1D;
+import dev.lora4j.nn.Linear;
 import dev.lora4j.nn.Module;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -58,6 +60,8 @@ public abstract class LoraLayer extends Module {
     private final Map<String, LoraConfig> configs = new LinkedHashMap<>();
     private volatile List<String> active = List.of();
     private final List<String> merged = new ArrayList<>();
+    /** Whether each merged adapter's factors required gradients before merging (restored by unmerge). */
+    private final Map<String, Boolean> trainableBeforeMerge = new java.util.HashMap<>();
     private boolean enabled = true;
 
     /** Wraps {@code base}, whose weight is frozen (as PEFT does), with no adapter yet; its bias is left as it is. */
@@ -72,8 +76,24 @@ public abstract class LoraLayer extends Module {
      */
     protected LoraLayer(Module base, LoraConfig config) {
         this(base);
-        configs.put(DEFAULT_ADAPTER, Objects.requireNonNull(config, "config"));
+        configs.put(DEFAULT_ADAPTER, layoutOf(base, Objects.requireNonNull(config, "config")));
         active = List.of(DEFAULT_ADAPTER);
+    }
+
+    /**
+     * {@code config} with {@code fanInFanOut} set to what {@code base} stores, as PEFT corrects it
+     * (with a warning): false for a {@link Linear} (weight (out, in)), true for GPT-2's
+     * {@link HfConv1D} (weight (in, out)); other bases keep the config's flag.
+     */
+    static LoraConfig layoutOf(Module base, LoraConfig config) {
+        boolean want;
+        if (base instanceof Linear) want = false;
+        else if (base instanceof HfConv1D) want = true;
+        else return config;
+        if (config.fanInFanOut() == want) return config;
+        LOG.log(System.Logger.Level.WARNING, "fan_in_fan_out is set to " + config.fanInFanOut() + " but the target module is a "
+                + base.getClass().getSimpleName() + ": setting fan_in_fan_out to " + want);
+        return config.withFanInFanOut(want);
     }
 
     /** The wrapped layer. */
@@ -95,7 +115,7 @@ public abstract class LoraLayer extends Module {
     public final void addAdapter(String name, LoraConfig config) {
         ensureOpen();
         checkNewName(name);
-        Objects.requireNonNull(config, "config");
+        config = layoutOf(baseLayer(), Objects.requireNonNull(config, "config"));
         createAdapter(name, config);
         configs.put(name, config);
         if (configs.size() == 1) active = List.of(name);
@@ -214,9 +234,37 @@ public abstract class LoraLayer extends Module {
         List<String> a = active;
         for (String n : configs.keySet()) {
             boolean train = a.contains(n);
+            if (merged.contains(n)) {
+                trainableBeforeMerge.put(n, train);
+                train = false;
+            }
             loraA(n).requiresGrad_(train);
             loraB(n).requiresGrad_(train);
         }
+    }
+
+    /**
+     * Freezes the factors of merged adapters and drops their gradients: while merged, an
+     * optimizer step must not move them, or unmerging would not restore the base weight.
+     */
+    final void freezeMerged() {
+        for (String n : merged) {
+            for (Tensor f : new Tensor[] {loraA(n), loraB(n)}) {
+                f.requiresGrad_(false);
+                f.clearGrad();
+            }
+        }
+    }
+
+    /**
+     * Freezes adapter {@code name}'s factors (PEFT loads adapters this way unless
+     * {@code is_trainable}); {@link #setActiveAdapters} makes active adapters trainable again.
+     */
+    public final void freezeAdapter(String name) {
+        requireAdapter(name);
+        loraA(name).requiresGrad_(false);
+        loraB(name).requiresGrad_(false);
+        if (merged.contains(name)) trainableBeforeMerge.put(name, false);
     }
 
     private void checkNewName(String name) {
@@ -296,8 +344,31 @@ public abstract class LoraLayer extends Module {
      * (whose sums are then rounded once).
      */
     private DType computeType() {
-        DType d = baseWeight().dtype();
-        return d == DType.FLOAT16 || d == DType.BFLOAT16 ? DType.FLOAT32 : d;
+        return factorType();
+    }
+
+    /**
+     * The dtype of a new adapter's factors, as PEFT: the base weight's floating dtype, except
+     * float16/bfloat16 (and non-floating) weights, whose factors are float32; the LoRA path then
+     * runs in float32 and its sum with the base output is rounded once to the output's dtype.
+     */
+    protected final DType factorType() {
+        return factorType(baseWeight().dtype());
+    }
+
+    /** {@link #factorType()} for a base weight of dtype {@code weight}. */
+    public static DType factorType(DType weight) {
+        return weight == DType.FLOAT16 || weight == DType.BFLOAT16 || !weight.isFloatingPoint() ? DType.FLOAT32 : weight;
+    }
+
+    /**
+     * {@code x} as the LoRA path computes it: converted to {@code factor}'s dtype when both are
+     * floating and differ (PEFT's {@code _cast_input_dtype}), else {@code x} itself. The caller
+     * closes the result when it is not {@code x}.
+     */
+    protected static Tensor castInput(Tensor x, Tensor factor) {
+        DType want = factor.dtype();
+        return x.dtype() == want || !x.dtype().isFloatingPoint() ? x : x.to(want);
     }
 
     /** ΔW of the first active adapter in the base weight's dtype (computed as merging computes it); the caller owns it. */
@@ -317,13 +388,25 @@ public abstract class LoraLayer extends Module {
     public Tensor forward(Tensor input) {
         Tensor base = baseLayer().forward(input);
         if (!enabled || configs.isEmpty()) return base;
+        DType out = base.dtype();
         String[] rows = ROW_ADAPTERS.get();
-        if (rows != null) return addOrKeep(base, mixedDelta(input, rows));
+        if (rows != null) return restoreType(addOrKeep(base, mixedDelta(input, rows)), out);
         for (String name : active) {
             if (!merged.isEmpty() && merged.contains(name)) continue;
             base = addAdapter(base, input, name);
         }
-        return base;
+        return restoreType(base, out);
+    }
+
+    /**
+     * {@code y} in dtype {@code out} (closing {@code y} when converted): a float32 LoRA path on a
+     * float16/bfloat16 base promotes the sum, which is rounded back once, as PEFT does.
+     */
+    protected static Tensor restoreType(Tensor y, DType out) {
+        if (y.dtype() == out) return y;
+        try (y) {
+            return y.to(out);
+        }
     }
 
     /**
@@ -426,6 +509,7 @@ public abstract class LoraLayer extends Module {
         ensureOpen();
         List<String> todo = names.length == 0 ? active : List.of(names);
         for (String n : todo) requireAdapter(n);
+        if (safe) checkMerge(names);
         boolean any = false;
         for (String n : todo) {
             if (merged.contains(n)) {
@@ -433,11 +517,37 @@ public abstract class LoraLayer extends Module {
                 continue;
             }
             apply(n, 1.0, safe);
+            trainableBeforeMerge.put(n, loraA(n).requiresGrad() || loraB(n).requiresGrad());
             merged.add(n);
             any = true;
         }
+        freezeMerged();
         if (any) enabled = true;
         return any;
+    }
+
+    /**
+     * Checks, changing nothing, that merging the named adapters (none named: the active ones)
+     * gives a finite weight: the base weight plus every ΔW not merged yet, in the type merging
+     * computes in. {@link Lora#merge} and {@link Lora#mergeAndUnload} with {@code safe} check
+     * every layer this way before changing any.
+     *
+     * @throws IllegalStateException when the merged weight would hold NaN or infinity
+     */
+    public final void checkMerge(String... names) {
+        ensureOpen();
+        List<String> todo = names.length == 0 ? active : List.of(names);
+        for (String n : todo) requireAdapter(n);
+        try (var ng = Torch.noGrad(); TensorScope scope = TensorScope.open()) {
+            Tensor w = baseWeight().to(computeType());
+            for (String n : new java.util.LinkedHashSet<>(todo)) {
+                if (!merged.contains(n)) w = w.add(deltaWeight(computeType(), n));
+            }
+            if (!w.allFinite()) {
+                throw new IllegalStateException("safe merge refused: the merged weight of " + getClass().getSimpleName()
+                        + " with adapters " + todo + " would hold NaN or infinity (an adapter is probably broken)");
+            }
+        }
     }
 
     /** Subtracts every merged ΔW again, last merged first; returns false, with a warning, when none was merged. */
@@ -451,6 +561,9 @@ public abstract class LoraLayer extends Module {
             String n = merged.get(merged.size() - 1);
             apply(n, -1.0, false);
             merged.remove(merged.size() - 1);
+            boolean train = Boolean.TRUE.equals(trainableBeforeMerge.remove(n));
+            loraA(n).requiresGrad_(train);
+            loraB(n).requiresGrad_(train);
         }
         return true;
     }

@@ -15,8 +15,11 @@ import java.util.Arrays;
  * LoRA around a linear layer: {@code y = base(x) + Σ s·(dropout(x)·Aᵀ)·Bᵀ} over the active
  * adapters, each with A (r, in) and B (out, r) held as PEFT holds them
  * ({@code lora_A.<name>.weight}, {@code lora_B.<name>.weight}, dropout {@code lora_dropout.<name>}).
- * The base is a {@link Linear} or any module with a 2-d {@code weight}: (out, in), or (in, out)
- * with {@code fanInFanOut} (GPT-2's Conv1D). See {@link LoraLayer} for named adapters and
+ * The base is a {@link Linear}, GPT-2's {@link dev.lora4j.nn.HfConv1D}, or any module with a
+ * 2-d {@code weight}: (out, in), or (in, out) with {@code fanInFanOut}. As PEFT, the flag is
+ * corrected (with a warning) to the base's layout: false for Linear, true for HfConv1D. The
+ * factors take the base weight's dtype (float32 for float16/bfloat16 bases, whose LoRA path
+ * then runs in float32 and is rounded once into the output). See {@link LoraLayer} for named adapters and
  * merging. Mixed batches in inference run through an {@link AdapterBank} (one fused native
  * call for every row), rebuilt when adapters are added, deleted or their factors change.
  *
@@ -46,7 +49,7 @@ public class LoraLinear extends LoraLayer {
             throw new IllegalArgumentException("LoraLinear needs a base layer with a 2-d weight, got "
                     + (w == null ? "none" : Arrays.toString(w.shape())));
         }
-        fanInFanOut = config.fanInFanOut();
+        fanInFanOut = layoutOf(base, config).fanInFanOut();
         inFeatures = fanInFanOut ? w.size(0) : w.size(1);
         outFeatures = fanInFanOut ? w.size(1) : w.size(0);
         dropout = registerModule("lora_dropout", new ModuleDict());
@@ -62,8 +65,9 @@ public class LoraLinear extends LoraLayer {
                     + " but the base weight's layout is fan_in_fan_out=" + fanInFanOut);
         }
         int r = config.r();
-        Linear a = loraA.put(name, new Linear(inFeatures, r, false));
-        Linear b = loraB.put(name, new Linear(r, outFeatures, false));
+        DType dtype = factorType();
+        Linear a = loraA.put(name, (Linear) new Linear(inFeatures, r, false).to(dtype));
+        Linear b = loraB.put(name, (Linear) new Linear(r, outFeatures, false).to(dtype));
         initFactors(config, a.weight(), b.weight());
         if (config.loraDropout() > 0) dropout.put(name, new Dropout(config.loraDropout()));
         bank.invalidate();
@@ -120,11 +124,13 @@ public class LoraLinear extends LoraLayer {
 
     @Override
     protected Tensor loraForward(Tensor input, String name) {
-        Tensor x = dropout.containsKey(name) ? dropout.get(name).forward(input) : input;
+        Tensor cast = castInput(input, loraA(name));
+        Tensor x = dropout.containsKey(name) ? dropout.get(name).forward(cast) : cast;
         try (Tensor down = loraA.get(name).forward(x); Tensor up = loraB.get(name).forward(down)) {
             return up.mul(scaling(name));
         } finally {
-            if (x != input) x.close();
+            if (x != cast) x.close();
+            if (cast != input) cast.close();
         }
     }
 
@@ -135,6 +141,8 @@ public class LoraLinear extends LoraLayer {
         // name comes from the active list, so the factors are looked up without re-checking it.
         Tensor a = ((Linear) loraA.get(name)).weight();
         Tensor b = ((Linear) loraB.get(name)).weight();
+        // A float32 path on a float16/bfloat16 base: cast and add as PEFT does, unfused.
+        if (a.dtype() != input.dtype() || a.dtype() != base.dtype()) return super.addAdapter(base, input, name);
         Tensor sum = LoraOps.addDelta(base, input, a, b, scaling(name));
         base.close();
         return sum;
@@ -148,7 +156,8 @@ public class LoraLinear extends LoraLayer {
     protected Tensor mixedDelta(Tensor input, String[] rows) {
         checkMixed(input, rows);
         boolean needsGraph = Torch.isGradEnabled() && (input.requiresGrad() || anyTrainable());
-        if (needsGraph || fanInFanOut || (isTraining() && !dropout.keySet().isEmpty()) || input.dim() != 2) {
+        if (needsGraph || fanInFanOut || (isTraining() && !dropout.keySet().isEmpty()) || input.dim() != 2
+                || input.dtype() != factorType()) {
             return super.mixedDelta(input, rows);
         }
         if (groupRows(rows).isEmpty()) return null;
