@@ -44,7 +44,7 @@ final class AdapterFolder {
     static final String CONFIG_DIGEST = "lora4j_adapter_config_sha256";
     /** Largest config file read (a PEFT config is a few kilobytes). */
     static final long MAX_CONFIG_BYTES = 16L << 20;
-    private static final int READ_ATTEMPTS = 50;
+    private static final int READ_ATTEMPTS = 30;
     private static final Map<Path, Object> WRITE_LOCKS = new ConcurrentHashMap<>();
 
     private AdapterFolder() {}
@@ -82,7 +82,7 @@ final class AdapterFolder {
                         + " (its digest differs after " + READ_ATTEMPTS + " reads): the folder is being rewritten or was mixed by hand");
             }
             try {
-                Thread.sleep(Math.min(50, 1 + attempt * 2L));
+                Thread.sleep(Math.min(20, 1 + attempt));
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 throw new IOException("interrupted while reading " + dir, e);

@@ -8,8 +8,9 @@ import java.util.regex.PatternSyntaxException;
  * PEFT's pattern-key matching ({@code get_pattern_key}: a {@code rank_pattern} or
  * {@code alpha_pattern} key {@code k} matches module name {@code n} when
  * {@code re.match(rf"(.*\.)?({k})$", n)}) for keys that come from a file: the keys are
- * untrusted regular expressions, so every match runs under a budget of character reads shared by
- * one load, and a catastrophic pattern is refused by name instead of hanging the loader.
+ * untrusted regular expressions, so every match runs under a budget of character reads (per
+ * match, and in total for one load), and a catastrophic pattern is refused by name instead of
+ * hanging the loader. A plain key on a module name of length L costs a few L reads.
  *
  * <p>Not thread-safe: one instance per load.
  */
@@ -17,8 +18,10 @@ final class BoundedRegex {
 
     /** Longest key accepted (characters). */
     static final int MAX_KEY = 1024;
-    /** Character reads one load may spend on all its matches (≈ a second of matching at worst). */
-    static final long DEFAULT_BUDGET = 20_000_000L;
+    /** Character reads one match may take. */
+    static final long MATCH_BUDGET = 200_000L;
+    /** Character reads one load may spend on all its matches (a few seconds of matching at worst). */
+    static final long DEFAULT_BUDGET = 10_000_000L;
 
     private final String where;
     private long budget;
@@ -68,7 +71,7 @@ final class BoundedRegex {
 
         @Override
         public char charAt(int i) {
-            if (++reads > budget) throw new BudgetExceeded();
+            if (++reads > MATCH_BUDGET || reads > budget) throw new BudgetExceeded();
             return s.charAt(i);
         }
 
