@@ -85,6 +85,16 @@ class LoraDTypeTest {
             double[] expected = linearReference(x.toDoubleArray(), 2, base.weight().toDoubleArray(), base.bias().toDoubleArray(),
                     l.loraA().toDoubleArray(), l.loraB().toDoubleArray(), 4, 3, 2, 1.5);
             assertClose(expected, y.toDoubleArray(), 0, tol(dtype), dtype + " forward");
+            // A mixed batch: row 0 with the adapter, row 1 with the base alone.
+            Tensor mixed = Lora.forward(net, x, LoraLayer.DEFAULT_ADAPTER, AdapterBank.BASE);
+            assertEquals(dtype, mixed.dtype(), "mixed-batch output dtype");
+            double[] m = mixed.toDoubleArray();
+            double[] baseOnly = linearReference(x.toDoubleArray(), 2, base.weight().toDoubleArray(), base.bias().toDoubleArray(),
+                    l.loraA().toDoubleArray(), new double[6], 4, 3, 2, 1.5);
+            for (int o = 0; o < 3; o++) {
+                assertEquals(expected[o], m[o], tol(dtype), "mixed row 0");
+                assertEquals(baseOnly[3 + o], m[3 + o], tol(dtype), "mixed row 1");
+            }
             assertTrue(Lora.merge(net, true) > 0);
             assertEquals(dtype, base.weight().dtype(), "merged weight dtype");
             assertClose(expected, net.forward(x).toDoubleArray(), 0, tol(dtype), dtype + " merged forward");
