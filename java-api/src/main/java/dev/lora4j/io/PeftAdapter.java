@@ -379,11 +379,7 @@ public final class PeftAdapter {
             throw new IOException(file + ": module '" + path + "' needs A " + Arrays.toString(wantA) + " and B "
                     + Arrays.toString(wantB) + ", the file has " + Arrays.toString(a.shape()) + " and " + Arrays.toString(b.shape()));
         }
-        try {
-            return new Plan(path, m, existing, c, a, b);
-        } catch (IllegalArgumentException e) {
-            throw new IOException(file + ": module '" + path + "': " + e.getMessage(), e);
-        }
+        return new Plan(path, m, existing, c, a, b);
     }
 
     /** PEFT's {@code get_pattern_key}: the value of the first key (in file order) matching {@code path}, else null. */

@@ -29,8 +29,8 @@ public final class Lora {
     public record WrapReport(Module model, List<String> wrapped, List<String> excluded) {}
 
     /**
-     * Replaces every selected layer of {@code model} by its LoRA wrapper (Linear →
-     * {@link LoraLinear}, Embedding → {@link LoraEmbedding}, Conv1d/2d/3d → {@link LoraConv1d},
+     * Replaces every selected layer of {@code model} by its LoRA wrapper (Linear and GPT-2's
+     * {@link HfConv1D} → {@link LoraLinear}, Embedding → {@link LoraEmbedding}, Conv1d/2d/3d → {@link LoraConv1d},
      * {@link LoraConv2d}, {@link LoraConv3d}),
      * then marks only the adapters (and the biases {@code config.bias()} names) trainable.
      * Selection follows {@link LoraConfig}'s {@code targetModules}, {@code targetRegex} and
@@ -139,7 +139,10 @@ public final class Lora {
         return wrapper(m, LoraLayer.DEFAULT_ADAPTER, config);
     }
 
-    /** The plain LoRA wrapper of a Linear, Embedding or Conv layer, with adapter {@code name}. */
+    /**
+     * The plain LoRA wrapper of a Linear, {@link HfConv1D}, Embedding or Conv layer, with adapter
+     * {@code name}; {@code fanInFanOut} is set to the layer's layout (see {@link LoraLinear}).
+     */
     public static LoraLayer wrapper(Module m, String name, LoraConfig config) {
         if (m instanceof Linear || m instanceof HfConv1D) return new LoraLinear(m, name, config);
         if (m instanceof Embedding e) return new LoraEmbedding(e, name, config);

@@ -38,6 +38,12 @@ import java.util.Objects;
  * every merged ΔW again, last merged first. Forward adds the active adapters that are not
  * merged.
  *
+ * <h2>dtypes</h2>
+ * As PEFT's: a new adapter's factors take the base weight's floating dtype, except for
+ * float16/bfloat16 weights, whose factors are float32 ({@link #factorType()}); the input of the
+ * LoRA path is cast to the factors' dtype and the sum with the base output rounded once back to
+ * the output's dtype. ΔW is computed in the factors' dtype too.
+ *
  * <h2>Mixed batches</h2>
  * Inside {@link Lora#forward(Module, Tensor, String...)} each row of the batch uses the adapter
  * named for it ({@link AdapterBank#BASE} for none); a name this layer does not hold gives the
@@ -340,14 +346,6 @@ public abstract class LoraLayer extends Module {
     protected abstract Tensor deltaWeight(DType dtype, String name);
 
     /**
-     * The type ΔW is computed in: the weight's own, or float32 for float16/bfloat16 weights
-     * (whose sums are then rounded once).
-     */
-    private DType computeType() {
-        return factorType();
-    }
-
-    /**
      * The dtype of a new adapter's factors, as PEFT: the base weight's floating dtype, except
      * float16/bfloat16 (and non-floating) weights, whose factors are float32; the LoRA path then
      * runs in float32 and its sum with the base output is rounded once to the output's dtype.
@@ -379,7 +377,7 @@ public abstract class LoraLayer extends Module {
     /** ΔW of adapter {@code name} in the base weight's dtype; the caller owns it. */
     public final Tensor deltaWeight(String name) {
         requireAdapter(name);
-        try (var ng = Torch.noGrad(); Tensor d = deltaWeight(computeType(), name)) {
+        try (var ng = Torch.noGrad(); Tensor d = deltaWeight(factorType(), name)) {
             return d.to(baseWeight().dtype());
         }
     }
@@ -539,9 +537,9 @@ public abstract class LoraLayer extends Module {
         List<String> todo = names.length == 0 ? active : List.of(names);
         for (String n : todo) requireAdapter(n);
         try (var ng = Torch.noGrad(); TensorScope scope = TensorScope.open()) {
-            Tensor w = baseWeight().to(computeType());
+            Tensor w = baseWeight().to(factorType());
             for (String n : new java.util.LinkedHashSet<>(todo)) {
-                if (!merged.contains(n)) w = w.add(deltaWeight(computeType(), n));
+                if (!merged.contains(n)) w = w.add(deltaWeight(factorType(), n));
             }
             if (!w.allFinite()) {
                 throw new IllegalStateException("safe merge refused: the merged weight of " + getClass().getSimpleName()
@@ -571,7 +569,7 @@ public abstract class LoraLayer extends Module {
     private void apply(String name, double sign, boolean safe) {
         Tensor w = baseWeight();
         try (var ng = Torch.noGrad(); TensorScope scope = TensorScope.open()) {
-            DType compute = computeType();
+            DType compute = factorType();
             Tensor delta = deltaWeight(compute, name);
             if (!safe && compute == w.dtype()) {
                 w.add_(delta, sign);

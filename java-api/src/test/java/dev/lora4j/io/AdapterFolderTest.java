@@ -9,6 +9,7 @@ import dev.lora4j.lora.Lora;
 import dev.lora4j.lora.LoraConfig;
 import dev.lora4j.lora.LoraLayer;
 import dev.lora4j.lora.LoraLinear;
+import dev.lora4j.lora.MergeSafetyTest;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -30,8 +31,8 @@ class AdapterFolderTest {
     Path dir;
 
     /** A model whose adapter has rank {@code r} and B filled with {@code r} (the marker the reader checks). */
-    private static PeftFidelityTest.Net model(int r) {
-        PeftFidelityTest.Net net = new PeftFidelityTest.Net();
+    private static MergeSafetyTest.Net model(int r) {
+        MergeSafetyTest.Net net = new MergeSafetyTest.Net();
         Lora.wrap(net, LoraConfig.of(r, 2 * r));
         try (var ng = Torch.noGrad()) {
             for (LoraLayer l : Lora.loraLayers(net).values()) l.loraB().fill_(r);
@@ -42,14 +43,14 @@ class AdapterFolderTest {
     @Test
     void readersSeeTheOldAdapterOrTheNewOneNeverAMix() throws Exception {
         Path folder = dir.resolve("adapter");
-        try (TensorScope s = TensorScope.open(); PeftFidelityTest.Net one = model(1); PeftFidelityTest.Net two = model(2)) {
+        try (TensorScope s = TensorScope.open(); MergeSafetyTest.Net one = model(1); MergeSafetyTest.Net two = model(2)) {
             PeftAdapter.save(one, LoraLayer.DEFAULT_ADAPTER, folder);
             AtomicBoolean done = new AtomicBoolean();
             List<Throwable> errors = java.util.Collections.synchronizedList(new ArrayList<>());
             AtomicInteger[] seen = {new AtomicInteger(), new AtomicInteger(), new AtomicInteger()};
             Thread reader = new Thread(() -> {
                 while (!done.get()) {
-                    try (TensorScope rs = TensorScope.open(); PeftFidelityTest.Net net = new PeftFidelityTest.Net()) {
+                    try (TensorScope rs = TensorScope.open(); MergeSafetyTest.Net net = new MergeSafetyTest.Net()) {
                         PeftAdapter.load(net, folder);
                         LoraLinear fc1 = (LoraLinear) net.child("fc1");
                         int r = fc1.r();
@@ -80,12 +81,12 @@ class AdapterFolderTest {
     void aWeightsFileFromAnotherSaveIsRefused() throws Exception {
         Path a = dir.resolve("a");
         Path b = dir.resolve("b");
-        try (TensorScope s = TensorScope.open(); PeftFidelityTest.Net one = model(1); PeftFidelityTest.Net two = model(2);
-             PeftFidelityTest.Net target = new PeftFidelityTest.Net()) {
+        try (TensorScope s = TensorScope.open(); MergeSafetyTest.Net one = model(1); MergeSafetyTest.Net two = model(2);
+             MergeSafetyTest.Net target = new MergeSafetyTest.Net()) {
             PeftAdapter.save(one, LoraLayer.DEFAULT_ADAPTER, a);
             PeftAdapter.save(two, LoraLayer.DEFAULT_ADAPTER, b);
             // Same rank, other alpha: the shapes fit, only the digest tells the files apart.
-            PeftFidelityTest.Net twoAlpha = new PeftFidelityTest.Net();
+            MergeSafetyTest.Net twoAlpha = new MergeSafetyTest.Net();
             Lora.wrap(twoAlpha, LoraConfig.of(1, 7));
             Path c = dir.resolve("c");
             PeftAdapter.save(twoAlpha, LoraLayer.DEFAULT_ADAPTER, c);
@@ -100,7 +101,7 @@ class AdapterFolderTest {
     @Test
     void savedFilesFollowTheUmask() throws Exception {
         Path folder = dir.resolve("perm");
-        try (TensorScope s = TensorScope.open(); PeftFidelityTest.Net one = model(1)) {
+        try (TensorScope s = TensorScope.open(); MergeSafetyTest.Net one = model(1)) {
             PeftAdapter.save(one, LoraLayer.DEFAULT_ADAPTER, folder);
             Path probe = Files.createFile(dir.resolve("probe")); // what the umask gives a new file
             var expected = Files.getPosixFilePermissions(probe);

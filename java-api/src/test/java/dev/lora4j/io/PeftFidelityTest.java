@@ -12,6 +12,7 @@ import dev.lora4j.lora.Lora;
 import dev.lora4j.lora.LoraConfig;
 import dev.lora4j.lora.LoraLayer;
 import dev.lora4j.lora.LoraLinear;
+import dev.lora4j.lora.MergeSafetyTest.Net;
 import dev.lora4j.nn.HfConv1D;
 import dev.lora4j.nn.Linear;
 import dev.lora4j.nn.Module;
@@ -37,21 +38,6 @@ class PeftFidelityTest {
     Path dir;
 
     private static final ObjectMapper JSON = new ObjectMapper();
-
-    /** fc1 (Linear 4→6), fc2 (Linear 6→3). */
-    static final class Net extends Module {
-        Net() {
-            registerModule("fc1", new Linear(4, 6));
-            registerModule("fc2", new Linear(6, 3));
-        }
-
-        @Override
-        public Tensor forward(Tensor input) {
-            try (TensorScope s = TensorScope.open()) {
-                return child("fc2").forward(child("fc1").forward(input)).keep();
-            }
-        }
-    }
 
     /** A GPT-2-like block: c_attn (Conv1D 4→6, weight (4, 6)), square (Linear 4→4), lm_head (Linear 6→3). */
     static final class Gpt extends Module {
@@ -79,11 +65,15 @@ class PeftFidelityTest {
         }
     }
 
-    /** A folder with {@code config} and the given factors (tensors written by hand, no lora4j digest). */
+    /** A folder with {@code config} and the given factors (no lora4j digest), which it closes. */
     Path folder(String name, String config, Map<String, Tensor> tensors) throws IOException {
         Path f = Files.createDirectories(dir.resolve(name));
         Files.writeString(f.resolve(PeftAdapter.CONFIG), config);
-        Safetensors.write(f.resolve(PeftAdapter.WEIGHTS), tensors, Map.of("format", "pt"));
+        try {
+            Safetensors.write(f.resolve(PeftAdapter.WEIGHTS), tensors, Map.of("format", "pt"));
+        } finally {
+            tensors.values().forEach(Tensor::close);
+        }
         return f;
     }
 
@@ -291,9 +281,10 @@ class PeftFidelityTest {
     @Test
     void nonFiniteFactorsAreRefused() throws IOException {
         Map<String, Tensor> t = netFactors();
-        t.put("base_model.model.fc2.lora_B.weight", Tensor.of(new float[] {1, 2, Float.POSITIVE_INFINITY, 4, 5, 6}, 3, 2));
+        t.put("base_model.model.fc2.lora_B.weight", Tensor.of(new float[] {1, 2, Float.POSITIVE_INFINITY, 4, 5, 6}, 3, 2)).close();
         assertRefused(folder("inf", GOOD.formatted(""), t), "infinite");
-        t.put("base_model.model.fc2.lora_B.weight", Tensor.of(new float[] {1, 2, Float.NaN, 4, 5, 6}, 3, 2));
+        t = netFactors();
+        t.put("base_model.model.fc2.lora_B.weight", Tensor.of(new float[] {1, 2, Float.NaN, 4, 5, 6}, 3, 2)).close();
         assertRefused(folder("nan", GOOD.formatted(""), t), "NaN");
     }
 
@@ -352,8 +343,8 @@ class PeftFidelityTest {
     @Test
     void patternKeysMatchModuleNameSuffixesAsPeft() throws IOException {
         Map<String, Tensor> t = netFactors();
-        t.put("base_model.model.fc2.lora_A.weight", values(3, 0.5, 1, 6));
-        t.put("base_model.model.fc2.lora_B.weight", values(4, 0.5, 3, 1));
+        t.put("base_model.model.fc2.lora_A.weight", values(3, 0.5, 1, 6)).close();
+        t.put("base_model.model.fc2.lora_B.weight", values(4, 0.5, 3, 1)).close();
         Path f = folder("pattern", GOOD.formatted(", \"rank_pattern\": {\"f.2\": 1}, \"alpha_pattern\": {\"fc[0-9]\": 3}"), t);
         try (TensorScope s = TensorScope.open(); Net net = new Net()) {
             PeftAdapter.load(net, f);

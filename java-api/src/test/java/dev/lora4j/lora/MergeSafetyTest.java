@@ -16,10 +16,11 @@ import org.junit.jupiter.api.Test;
  * Safe merges check every layer (and every adapter of a layer) before changing any, and merged
  * adapters cannot train while merged, so that unmerging restores the base weights exactly.
  */
-class MergeSafetyTest {
+public class MergeSafetyTest {
 
-    static final class Net extends Module {
-        Net() {
+    /** fc1 (Linear 4→6), fc2 (Linear 6→3); also the model of the PEFT folder tests. */
+    public static final class Net extends Module {
+        public Net() {
             registerModule("fc1", new Linear(4, 6));
             registerModule("fc2", new Linear(6, 3));
         }
