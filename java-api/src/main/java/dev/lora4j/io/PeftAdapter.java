@@ -15,7 +15,6 @@ import dev.lora4j.nn.HfConv1D;
 import dev.lora4j.nn.Linear;
 import dev.lora4j.nn.Module;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -23,7 +22,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
-import java.util.Set;
 import java.util.TreeMap;
 import java.util.regex.Pattern;
 
@@ -105,7 +103,7 @@ public final class PeftAdapter {
         Objects.requireNonNull(dir, "dir");
         Map<String, Tensor> tensors = new LinkedHashMap<>();
         Map<String, LoraConfig> configs = new LinkedHashMap<>();
-        boolean fanInFanOut = config.fanInFanOut();
+        boolean fanInFanOut = false;
         try (TensorScope scope = TensorScope.open()) {
             for (var e : model.namedModules().entrySet()) {
                 if (!(e.getValue() instanceof LoraLayer layer) || !layer.hasAdapter(adapterName)) continue;
