@@ -216,4 +216,47 @@ class LoraDTypeTest {
             assertClose(want, l.deltaWeight("both").toDoubleArray(), 0, 1e-15, "CAT combination in float64");
         }
     }
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"FLOAT64", "BFLOAT16"})
+    void mergedLinearAndParametrizationFollowTheBaseDtype(DType dtype) {
+        try (TensorScope s = TensorScope.open(); Linear fused = new Linear(5, 9); Linear p = new Linear(4, 3)) {
+            fused.to(dtype);
+            MergedLoraLinear m = new MergedLoraLinear(fused, LoraConfig.of(2, 3), true, false, true);
+            assertEquals(LoraLayer.factorType(dtype), m.loraA().dtype());
+            randomize(m.loraB(), 2, 0.5);
+            Tensor x = randT(3, 1, dtype, 2, 5);
+            Tensor y = m.forward(x);
+            assertEquals(dtype, y.dtype());
+            m.merge(true);
+            assertClose(y.toDoubleArray(), m.forward(x).toDoubleArray(), 0, tol(dtype), dtype + " MergedLoraLinear merged = unmerged");
+
+            p.to(dtype);
+            LoraParametrization lp = LoraParametrization.register(p, 2, 2);
+            assertEquals(LoraLayer.factorType(dtype), lp.loraA().dtype());
+            Tensor xp = randT(4, 1, dtype, 2, 4);
+            assertEquals(dtype, p.forward(xp).dtype(), "a parametrized weight keeps its dtype");
+        }
+    }
+
+    @Test
+    void fanInFanOutOnALinearIsCorrectedAsPeftDoes() {
+        try (TensorScope s = TensorScope.open(); Net net = new Net(new Linear(4, 4))) {
+            Lora.wrap(net, LoraConfig.of(2, 2).withFanInFanOut(true));
+            LoraLinear l = (LoraLinear) net.child("fc");
+            assertFalse(l.config().fanInFanOut(), "reset for a Linear (weight (out, in))");
+            randomize(l.loraB(), 5, 0.5);
+            double[] w = l.baseLayer().parameter("weight").toDoubleArray();
+            double[] a = l.loraA().toDoubleArray();
+            double[] b = l.loraB().toDoubleArray();
+            l.merge();
+            double[] merged = l.baseLayer().parameter("weight").toDoubleArray();
+            for (int o = 0; o < 4; o++) {
+                for (int k = 0; k < 4; k++) {
+                    double d = 0;
+                    for (int q = 0; q < 2; q++) d += b[o * 2 + q] * a[q * 4 + k];
+                    assertEquals(w[o * 4 + k] + d, merged[o * 4 + k], 1e-6, "W + B·A, not its transpose");
+                }
+            }
+        }
+    }
 }
