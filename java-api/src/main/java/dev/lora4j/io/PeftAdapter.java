@@ -204,6 +204,11 @@ public final class PeftAdapter {
     public static LoadReport load(Module model, Path dir, String adapterName) throws IOException {
         Objects.requireNonNull(model, "model");
         Objects.requireNonNull(adapterName, "adapterName");
+        // One change of the model's adapters: forwards of other threads see it whole or not at all.
+        return dev.lora4j.lora.AdapterLock.changing(model, () -> loadLocked(model, dir, adapterName));
+    }
+
+    private static LoadReport loadLocked(Module model, Path dir, String adapterName) throws IOException {
         List<String> before = Lora.adapterNames(model);
         if (before.contains(adapterName)) throw new IllegalArgumentException("adapter '" + adapterName + "' already exists: delete it first");
         Path configFile = dir.resolve(CONFIG);

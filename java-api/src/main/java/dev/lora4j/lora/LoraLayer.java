@@ -42,8 +42,9 @@ import java.util.Objects;
  * base output for that row, as in PEFT.
  *
  * <p>Ownership and thread-safety as {@link Module}: forwards in eval mode may run
- * concurrently (mixed batches included); adding, deleting, activating, merging and enabling
- * are single-threaded, with no forward running.
+ * concurrently (mixed batches included). Adding, deleting, activating, merging and enabling
+ * may run while forwards do: they wait for running forwards of the model and the forwards
+ * after them see the change whole (the read-write discipline of {@link AdapterLock}).
  */
 public abstract class LoraLayer extends Module {
 
@@ -59,6 +60,8 @@ public abstract class LoraLayer extends Module {
     private volatile List<String> active = List.of();
     private final List<String> merged = new ArrayList<>();
     private boolean enabled = true;
+    /** The lock this layer's changes and forwards hold: its own until a model takes it over (see {@link AdapterLock}). */
+    volatile AdapterLock adapterLock = AdapterLock.forLayer();
 
     /** Wraps {@code base}, whose weight is frozen (as PEFT does), with no adapter yet; its bias is left as it is. */
     protected LoraLayer(Module base) {
@@ -74,6 +77,19 @@ public abstract class LoraLayer extends Module {
         this(base);
         configs.put(DEFAULT_ADAPTER, Objects.requireNonNull(config, "config"));
         active = List.of(DEFAULT_ADAPTER);
+    }
+
+    /**
+     * Runs {@code body} holding this layer's adapter lock (see {@link AdapterLock}): the write lock
+     * for a subclass's own changes of adapter state, the read lock for its own forwards.
+     */
+    protected final <T, E extends Exception> T withAdapterLock(boolean write, AdapterLock.Body<T, E> body) throws E {
+        AdapterLock.Held held = AdapterLock.lock(this, write);
+        try {
+            return body.run();
+        } finally {
+            held.close();
+        }
     }
 
     /** The wrapped layer. */
@@ -93,6 +109,15 @@ public abstract class LoraLayer extends Module {
      * @throws UnsupportedOperationException for layers that hold one adapter only
      */
     public final void addAdapter(String name, LoraConfig config) {
+        AdapterLock.Held held = AdapterLock.lock(this, true);
+        try {
+            addAdapterLocked(name, config);
+        } finally {
+            held.close();
+        }
+    }
+
+    private void addAdapterLocked(String name, LoraConfig config) {
         ensureOpen();
         checkNewName(name);
         Objects.requireNonNull(config, "config");
@@ -109,6 +134,15 @@ public abstract class LoraLayer extends Module {
      * @throws IllegalStateException when the adapter is merged (unmerge first)
      */
     public final void deleteAdapter(String name) {
+        AdapterLock.Held held = AdapterLock.lock(this, true);
+        try {
+            deleteAdapterLocked(name);
+        } finally {
+            held.close();
+        }
+    }
+
+    private void deleteAdapterLocked(String name) {
         ensureOpen();
         requireAdapter(name);
         if (merged.contains(name)) throw new IllegalStateException("adapter '" + name + "' is merged: unmerge before deleting it");
@@ -124,6 +158,15 @@ public abstract class LoraLayer extends Module {
      * require gradients, the other adapters' do not. No names: only the base layer's output.
      */
     public final void setActiveAdapters(String... names) {
+        AdapterLock.Held held = AdapterLock.lock(this, true);
+        try {
+            setActiveAdaptersLocked(names);
+        } finally {
+            held.close();
+        }
+    }
+
+    private void setActiveAdaptersLocked(String... names) {
         ensureOpen();
         List<String> now = List.of(names);
         for (String n : now) requireAdapter(n);
@@ -221,7 +264,7 @@ public abstract class LoraLayer extends Module {
 
     private void checkNewName(String name) {
         Objects.requireNonNull(name, "name");
-        if (name.isEmpty() || name.contains(".") || name.equals(AdapterBank.BASE)) {
+        if (!Lora.isValidAdapterName(name)) {
             throw new IllegalArgumentException("an adapter name must be non-empty, without dots and not '" + AdapterBank.BASE
                     + "', got '" + name + "'");
         }
@@ -243,6 +286,15 @@ public abstract class LoraLayer extends Module {
      * base layer, which the caller owns from now on (PEFT's {@code merge_and_unload} for one layer).
      */
     public final Module mergeAndUnload(boolean safe) {
+        AdapterLock.Held held = AdapterLock.lock(this, true);
+        try {
+            return mergeAndUnloadLocked(safe);
+        } finally {
+            held.close();
+        }
+    }
+
+    private Module mergeAndUnloadLocked(boolean safe) {
         merge(safe);
         return unload();
     }
@@ -252,6 +304,15 @@ public abstract class LoraLayer extends Module {
      * adapters were merged), which the caller owns from now on (PEFT's {@code unload}).
      */
     public final Module unload() {
+        AdapterLock.Held held = AdapterLock.lock(this, true);
+        try {
+            return unloadLocked();
+        } finally {
+            held.close();
+        }
+    }
+
+    private Module unloadLocked() {
         ensureOpen();
         Module base = removeModule("base_layer");
         close();
@@ -275,6 +336,15 @@ public abstract class LoraLayer extends Module {
      * base layer really is the original.
      */
     public void setAdapterEnabled(boolean enabled) {
+        AdapterLock.Held held = AdapterLock.lock(this, true);
+        try {
+            setAdapterEnabledLocked(enabled);
+        } finally {
+            held.close();
+        }
+    }
+
+    private void setAdapterEnabledLocked(boolean enabled) {
         ensureOpen();
         if (!enabled && isMerged()) unmerge();
         this.enabled = enabled;
@@ -315,6 +385,15 @@ public abstract class LoraLayer extends Module {
 
     @Override
     public Tensor forward(Tensor input) {
+        AdapterLock.Held held = AdapterLock.lock(this, false);
+        try {
+            return forwardLocked(input);
+        } finally {
+            held.close();
+        }
+    }
+
+    private Tensor forwardLocked(Tensor input) {
         Tensor base = baseLayer().forward(input);
         if (!enabled || configs.isEmpty()) return base;
         String[] rows = ROW_ADAPTERS.get();
@@ -423,6 +502,15 @@ public abstract class LoraLayer extends Module {
      *     (the weight is then left as the adapters merged before it left it)
      */
     public final boolean merge(boolean safe, String... names) {
+        AdapterLock.Held held = AdapterLock.lock(this, true);
+        try {
+            return mergeLocked(safe, names);
+        } finally {
+            held.close();
+        }
+    }
+
+    private boolean mergeLocked(boolean safe, String... names) {
         ensureOpen();
         List<String> todo = names.length == 0 ? active : List.of(names);
         for (String n : todo) requireAdapter(n);
@@ -442,6 +530,15 @@ public abstract class LoraLayer extends Module {
 
     /** Subtracts every merged ΔW again, last merged first; returns false, with a warning, when none was merged. */
     public final boolean unmerge() {
+        AdapterLock.Held held = AdapterLock.lock(this, true);
+        try {
+            return unmergeLocked();
+        } finally {
+            held.close();
+        }
+    }
+
+    private boolean unmergeLocked() {
         ensureOpen();
         if (merged.isEmpty()) {
             LOG.log(System.Logger.Level.WARNING, "LoRA layer is not merged: unmerge ignored");
