@@ -13,7 +13,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * The child-JVM part of {@link SafetensorsChangeTest}: one thread rewrites a safetensors file in
- * place over and over, as {@code cp new old} does (truncate, then write), while this thread reads
+ * place over and over, as {@code cp new old} does (truncate, then write; here only the tail, so
+ * the file is whole most of the time), while this thread reads
  * it. Every read must give the file's tensor whole or an {@link IOException}; the JVM must not
  * die (it did, with SIGBUS, when reading copied from a mapping of the file). Prints "reads ok
  * ..." and exits 0, or exits 1 with the problem.
@@ -34,15 +35,20 @@ public final class SafetensorsTruncation {
         byte[] bytes = Files.readAllBytes(file);
         AtomicBoolean stop = new AtomicBoolean();
         Thread writer = Thread.ofPlatform().start(() -> {
+            // Cut the tail off and write it back, so the file is whole most of the time and a read often meets the cut.
+            int half = bytes.length / 2;
             try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
                 while (!stop.get()) {
-                    ch.truncate(0);
-                    ByteBuffer b = ByteBuffer.wrap(bytes);
-                    long pos = 0;
+                    ch.truncate(half);
+                    ByteBuffer b = ByteBuffer.wrap(bytes, half, bytes.length - half);
+                    long pos = half;
                     while (b.hasRemaining()) pos += ch.write(b, pos);
+                    Thread.sleep(0, 300_000);
                 }
             } catch (IOException e) {
                 throw new java.io.UncheckedIOException(e);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
             }
         });
         long end = System.nanoTime() + (long) (seconds * 1e9);
