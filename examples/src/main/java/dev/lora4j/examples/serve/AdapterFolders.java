@@ -122,8 +122,8 @@ final class AdapterFolders {
         } catch (IOException e) {
             deleteSnapshot(copy);
             // The message names the folder and file only: never what a file holds.
-            throw ApiError.unprocessable("adapter folder '" + shown + "' cannot be read safely: " + e.getClass().getSimpleName()
-                    + (e instanceof UnsafeFile ? ": " + e.getMessage() : ""));
+            throw ApiError.unprocessable("adapter folder '" + shown + "' cannot be read safely: "
+                    + (e instanceof UnsafeFile ? e.getMessage() : e.getClass().getSimpleName()));
         } catch (RuntimeException e) {
             deleteSnapshot(copy);
             throw e;

@@ -90,6 +90,23 @@ final class AdapterModel implements AutoCloseable {
     }
 
     /**
+     * Loads the folder {@code relative} (under the adapters root) as {@code name}, from a private
+     * copy of its files made without following links ({@link AdapterFolders#snapshot}).
+     *
+     * @throws ApiError as {@link AdapterFolders#resolve}, {@link AdapterFolders#snapshot} and
+     *     {@link #add(String, Path, Path, int)}
+     */
+    NamedAdapter add(String name, AdapterFolders folders, String relative, int limit) {
+        Path folder = folders.resolve(relative);
+        Path copy = folders.snapshot(folder);
+        try {
+            return add(name, folder, copy, limit);
+        } finally {
+            AdapterFolders.deleteSnapshot(copy);
+        }
+    }
+
+    /**
      * Loads the adapter files {@code copy} holds (a private copy of the folder {@code folder},
      * see {@link AdapterFolders#snapshot}) as {@code name}: a LoRA adapter into the served model,
      * a DyLoRA adapter into a model of its own. Nothing changes when the folder is wrong.

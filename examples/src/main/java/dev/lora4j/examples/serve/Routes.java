@@ -7,7 +7,6 @@ import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpHandler;
 import dev.lora4j.Torch;
 import java.io.IOException;
-import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutionException;
@@ -202,14 +201,8 @@ final class Routes implements HttpHandler {
         if (model.adapters().stream().anyMatch(a -> a.name().equals(name))) {
             throw ApiError.conflict("adapter '" + name + "' is already loaded: delete it first");
         }
-        Path folder = folders.resolve(relative);
-        Path copy = folders.snapshot(folder);
-        try {
-            NamedAdapter adapter = onInference(() -> model.add(name, folder, copy, config.maxAdapters()));
-            return describe(adapter);
-        } finally {
-            AdapterFolders.deleteSnapshot(copy);
-        }
+        String folder = relative;
+        return describe(onInference(() -> model.add(name, folders, folder, config.maxAdapters())));
     }
 
     private JsonNode delete(String name) {
