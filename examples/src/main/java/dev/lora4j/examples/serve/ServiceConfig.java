@@ -64,11 +64,4 @@ public record ServiceConfig(String host, int port, Path adaptersRoot, int maxBod
         return new ServiceConfig(host, port, adaptersRoot, maxBodyBytes, maxRows, n, workers, intraOpThreads, drainSeconds, bodySeconds);
     }
 
-    public ServiceConfig withWorkers(int n) {
-        return new ServiceConfig(host, port, adaptersRoot, maxBodyBytes, maxRows, maxAdapters, n, intraOpThreads, drainSeconds, bodySeconds);
-    }
-
-    public ServiceConfig withBodySeconds(int s) {
-        return new ServiceConfig(host, port, adaptersRoot, maxBodyBytes, maxRows, maxAdapters, workers, intraOpThreads, drainSeconds, s);
-    }
 }

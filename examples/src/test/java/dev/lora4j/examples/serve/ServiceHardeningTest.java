@@ -68,7 +68,8 @@ class ServiceHardeningTest {
         java.nio.ByteBuffer.wrap(file).order(java.nio.ByteOrder.LITTLE_ENDIAN).putLong(head.length).put(head);
         Files.write(badHeader.resolve(PeftAdapter.WEIGHTS), file);
 
-        ServiceConfig config = ServiceConfig.defaults(root).withWorkers(1).withBodySeconds(2);
+        // One inference worker, 2 s to send a body, 1 s to drain at shutdown.
+        ServiceConfig config = new ServiceConfig("127.0.0.1", 0, root, 1 << 20, 64, 8, 1, 1, 1, 2);
         server = InferenceServer.start(config, model(), List.of("c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9"));
     }
 
