@@ -24,7 +24,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * answer a serial run gives in one state the forward could have seen. Weights, factors and
  * inputs are small dyadic rationals, so every sum is exact in float32: merge + unmerge gives the
  * base weight back bit for bit and the cycle of changes returns to its first state exactly.
- * Prints "churn ok ..." and exits 0, or prints the mismatches and exits 1.
+ * Then the same for a lone {@link AdapterBank} (put and remove while deltas run). Prints
+ * "churn ok ..." and exits 0, or prints the mismatches and exits 1.
  *
  * <p>Arguments: seconds, forward threads.
  */
@@ -121,22 +122,61 @@ public final class AdapterChurn {
         Sequential model = baseModel();
         PeftAdapter.load(model, dirA, "a");
         Tensor x = dyadic(new Random(3), new long[] {4, 8}, 4, 4).keep();
-        List<Runnable> cycle = cycle(model, dirB);
-        int period = cycle.size();
+        List<java.util.function.Supplier<String>> queries = new ArrayList<>();
+        for (int q = 0; q <= ROWS.length; q++) {
+            int query = q;
+            queries.add(() -> answer(model, x, query));
+        }
+        String modelReport = churn(cycle(model, dirB), queries, seconds * 0.8, threads);
 
+        // A lone AdapterBank: put and remove while deltas run.
+        AdapterBank bank = new AdapterBank(8, 4);
+        Random rnd = new Random(5);
+        Tensor[] p = {dyadic(rnd, new long[] {2, 8}, 4, 4).keep(), dyadic(rnd, new long[] {4, 2}, 4, 4).keep()};
+        Tensor[] q = {dyadic(rnd, new long[] {3, 8}, 4, 4).keep(), dyadic(rnd, new long[] {4, 3}, 4, 4).keep()};
+        bank.put("p", p[0], p[1], 1);
+        List<Runnable> bankCycle = List.of(
+                () -> bank.put("q", q[0], q[1], 2),
+                () -> bank.remove("p"),
+                () -> bank.put("p", p[0], p[1], 1),
+                () -> bank.remove("q"));
+        List<java.util.function.Supplier<String>> bankQueries = List.of(
+                () -> delta(bank, x, "p", BASE, "p", "p"),
+                () -> delta(bank, x, "q", "p", BASE, "q"));
+        String bankReport = churn(bankCycle, bankQueries, seconds * 0.2, threads);
+        System.out.println("churn ok: model " + modelReport + "; bank " + bankReport);
+        System.exit(0);
+    }
+
+    private static String delta(AdapterBank bank, Tensor x, String... rows) {
+        try (TensorScope s = TensorScope.open(); var ng = Torch.noGrad()) {
+            return Arrays.toString(bank.delta(x, rows).toFloatArray());
+        } catch (IllegalArgumentException e) {
+            return e.getClass().getSimpleName();
+        }
+    }
+
+    /**
+     * Runs {@code cycle} round and round on this thread while {@code threads} threads run the
+     * queries; every answer must be the serial answer in a state the query could have seen
+     * (between the changes done when it started and those begun when it ended). Exits 1 on a
+     * mismatch; returns a summary.
+     */
+    private static String churn(List<Runnable> cycle, List<java.util.function.Supplier<String>> queries, double seconds, int threads)
+            throws InterruptedException {
+        int period = cycle.size();
         // The serial truth: every query's answer in every state, twice round the cycle.
         String[][] expected = new String[period][];
         try (var ng = Torch.noGrad()) {
             for (int round = 0; round < 2; round++) {
                 for (int s = 0; s < period; s++) {
-                    String[] now = answers(model, x);
+                    String[] now = queries.stream().map(java.util.function.Supplier::get).toArray(String[]::new);
                     if (round == 0) expected[s] = now;
                     else if (!Arrays.equals(expected[s], now)) fail("the cycle is not exact: state " + s + " differs in round 2");
                     cycle.get(s).run();
                 }
             }
         }
-
         AtomicLong begun = new AtomicLong();
         AtomicLong done = new AtomicLong();
         AtomicLong forwards = new AtomicLong();
@@ -149,9 +189,9 @@ public final class AdapterChurn {
                 Random rnd = new Random(seed);
                 try (var ng = Torch.noGrad()) {
                     while (System.nanoTime() < end && errors.size() < 10) {
-                        int q = rnd.nextInt(ROWS.length + 1);
+                        int q = rnd.nextInt(queries.size());
                         long lo = done.get();
-                        String got = answer(model, x, q);
+                        String got = queries.get(q).get();
                         long hi = begun.get();
                         boolean ok = false;
                         for (long s = lo; s <= hi && !ok; s++) ok = expected[(int) (s % period)][q].equals(got);
@@ -159,7 +199,7 @@ public final class AdapterChurn {
                         forwards.incrementAndGet();
                     }
                 } catch (Throwable e) {
-                    errors.add("forward thread: " + e);
+                    errors.add("query thread: " + e);
                 }
             }));
         }
@@ -180,8 +220,7 @@ public final class AdapterChurn {
             errors.forEach(System.out::println);
             System.exit(1);
         }
-        System.out.println("churn ok: " + forwards.get() + " forwards, " + changes + " changes in " + seconds + " s");
-        System.exit(0);
+        return forwards.get() + " queries, " + changes + " changes in " + String.format(java.util.Locale.ROOT, "%.1f", seconds) + " s";
     }
 
     private static void fail(String message) {
