@@ -42,7 +42,9 @@ import java.util.regex.Pattern;
  * <p>Loading checks the whole folder against the model before changing anything, and reports
  * config fields it does not know or cannot honour instead of ignoring them silently; fields
  * that would change the adapter's meaning (DoRA, modules_to_save, ...) are refused. Stateless
- * and thread-safe; {@link #load} changes the model (one thread, no concurrent forwards).
+ * and thread-safe; {@link #load} changes the model as one adapter change: it waits for
+ * running forwards of the model and forwards see the model before it or after it
+ * ({@link dev.lora4j.lora.AdapterLock}).
  */
 public final class PeftAdapter {
 

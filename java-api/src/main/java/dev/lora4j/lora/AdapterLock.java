@@ -147,15 +147,16 @@ public final class AdapterLock {
     static Held lockModel(Module model, boolean write) {
         Objects.requireNonNull(model, "model");
         for (;;) {
-            AdapterLock g = lockOf(model);
+            AdapterLock g = lockOf(model, layers(model));
             Held h = g.lock(write);
             try {
                 // A sub-module's operation may have given the layers to a model meanwhile: check under the lock.
-                if (lockOf(model) != g) {
+                java.util.List<LoraLayer> now = layers(model);
+                if (lockOf(model, now) != g) {
                     h.close();
                     continue;
                 }
-                g.takeOver(model);
+                g.takeOver(now);
             } catch (RuntimeException | Error e) {
                 h.close();
                 throw e;
@@ -163,7 +164,7 @@ public final class AdapterLock {
             if (!write) return h;
             return () -> {
                 try {
-                    g.takeOver(model);
+                    g.takeOver(layers(model));
                 } finally {
                     h.close();
                 }
@@ -172,9 +173,9 @@ public final class AdapterLock {
     }
 
     /** The model lock the LoRA layers of {@code model} belong to, or the model's own while none belongs anywhere. */
-    private static AdapterLock lockOf(Module model) {
+    private static AdapterLock lockOf(Module model, java.util.List<LoraLayer> layers) {
         AdapterLock owner = null;
-        for (LoraLayer l : layers(model)) {
+        for (LoraLayer l : layers) {
             AdapterLock g = l.adapterLock;
             if (!g.model) continue;
             if (owner == null) owner = g;
@@ -204,12 +205,12 @@ public final class AdapterLock {
     }
 
     /**
-     * Makes the layers of {@code model} that belong to no model this model's (the caller holds
+     * Makes those of {@code layers} that belong to no model this model's (the caller holds
      * this lock). Waiting for their private locks cannot deadlock: only calls on the lone layer
      * hold those, and such a call waits for nothing else.
      */
-    private void takeOver(Module model) {
-        for (LoraLayer l : layers(model)) {
+    private void takeOver(java.util.List<LoraLayer> layers) {
+        for (LoraLayer l : layers) {
             AdapterLock old = l.adapterLock;
             if (old == this || old.model) continue;
             if (old.rw.getReadHoldCount() > 0 || old.rw.isWriteLockedByCurrentThread()) {

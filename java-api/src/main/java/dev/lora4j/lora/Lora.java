@@ -77,7 +77,7 @@ public final class Lora {
     public static WrapReport addAdapter(Module model, String name, LoraConfig config) {
         Objects.requireNonNull(name, "adapter name");
         return AdapterLock.changing(model, () -> {
-            if (adapterNames(model).contains(name)) throw new IllegalArgumentException("adapter '" + name + "' already exists");
+            if (names(model).contains(name)) throw new IllegalArgumentException("adapter '" + name + "' already exists");
             return inject(model, name, config, Lora::wrapper);
         });
     }
@@ -94,7 +94,7 @@ public final class Lora {
         List<String> wrapped = new ArrayList<>();
         List<String> excluded = new ArrayList<>();
         List<String> inside = new ArrayList<>();
-        boolean hadAdapters = !adapterNames(model).isEmpty();
+        boolean hadAdapters = !names(model).isEmpty();
         for (var e : new LinkedHashMap<>(model.namedModules()).entrySet()) {
             String path = e.getKey();
             Module m = e.getValue();
@@ -305,11 +305,14 @@ public final class Lora {
 
     /** Every adapter name of the model's LoRA layers, in the order first seen. */
     public static List<String> adapterNames(Module model) {
-        return AdapterLock.reading(model, () -> {
-            java.util.LinkedHashSet<String> names = new java.util.LinkedHashSet<>();
-            loraLayers(model).values().forEach(l -> names.addAll(l.adapterNames()));
-            return List.copyOf(names);
-        });
+        return AdapterLock.reading(model, () -> names(model));
+    }
+
+    /** {@link #adapterNames} for callers that hold the model's lock already. */
+    private static List<String> names(Module model) {
+        java.util.LinkedHashSet<String> names = new java.util.LinkedHashSet<>();
+        loraLayers(model).values().forEach(l -> names.addAll(l.adapterNames()));
+        return List.copyOf(names);
     }
 
     /** The adapters active in at least one LoRA layer, in the order first seen. */
@@ -379,7 +382,7 @@ public final class Lora {
         if (svdRank < 0) throw new IllegalArgumentException("svdRank must be >= 0, got " + svdRank);
         AdapterLock.changing(model, () -> {
             requireKnown(model, adapters);
-            if (adapterNames(model).contains(newName)) throw new IllegalArgumentException("adapter '" + newName + "' already exists");
+            if (names(model).contains(newName)) throw new IllegalArgumentException("adapter '" + newName + "' already exists");
             Collection<LoraLayer> layers = loraLayers(model).values();
             for (LoraLayer l : layers) WeightedAdapters.check(l, adapters, weights, type, svdRank); // all layers before any change
             for (LoraLayer l : layers) WeightedAdapters.combine(l, adapters, weights, newName, type, svdRank);
@@ -407,7 +410,7 @@ public final class Lora {
             throw new IllegalArgumentException(rows.length + " adapter names for a batch of " + (input.dim() == 0 ? 0 : input.size(0)) + " rows");
         }
         return AdapterLock.reading(model, () -> {
-            List<String> have = adapterNames(model);
+            List<String> have = names(model);
             java.util.Set<String> known = new java.util.HashSet<>(have);
             for (String row : rows) {
                 if (!row.equals(AdapterBank.BASE) && !known.contains(row)) {
@@ -435,7 +438,7 @@ public final class Lora {
 
     private static void requireKnown(Module model, List<String> names) {
         Objects.requireNonNull(names, "adapter names");
-        List<String> have = adapterNames(model);
+        List<String> have = names(model);
         for (String n : names) {
             Objects.requireNonNull(n, "adapter name");
             if (!have.contains(n)) throw new IllegalArgumentException("no adapter named '" + n + "' (have " + have + ")");
