@@ -83,18 +83,17 @@ public final class AdapterLock {
      */
     public static <T, E extends Exception> T changing(Module model, Body<T, E> body) throws E {
         Objects.requireNonNull(body, "body");
-        Held h = lockModel(model, true);
-        try {
-            return body.run();
-        } finally {
-            h.close();
-        }
+        return holding(lockModel(model, true), body);
     }
 
     /** Runs {@code body} holding the read lock of {@code model}'s adapters: they do not change meanwhile. */
     public static <T, E extends Exception> T reading(Module model, Body<T, E> body) throws E {
         Objects.requireNonNull(body, "body");
-        Held h = lockModel(model, false);
+        return holding(lockModel(model, false), body);
+    }
+
+    /** Runs {@code body}, then releases {@code h}. */
+    static <T, E extends Exception> T holding(Held h, Body<T, E> body) throws E {
         try {
             return body.run();
         } finally {

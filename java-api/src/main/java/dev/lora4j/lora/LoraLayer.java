@@ -84,12 +84,7 @@ public abstract class LoraLayer extends Module {
      * for a subclass's own changes of adapter state, the read lock for its own forwards.
      */
     protected final <T, E extends Exception> T withAdapterLock(boolean write, AdapterLock.Body<T, E> body) throws E {
-        AdapterLock.Held held = AdapterLock.lock(this, write);
-        try {
-            return body.run();
-        } finally {
-            held.close();
-        }
+        return AdapterLock.holding(AdapterLock.lock(this, write), body);
     }
 
     /** The wrapped layer. */
