@@ -39,8 +39,9 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * operation (forwards included) on a model that holds the layer makes it the model's for
  * good: from then on it uses the model's lock. The lock of a model is the lock its LoRA layers
  * belong to (so an operation on a sub-module of a model uses the whole model's lock), or one
- * of its own while none belongs anywhere. A module whose LoRA layers belong to two different
- * models is refused with an {@link IllegalStateException}: a LoRA layer belongs to one model.
+ * of its own while none belongs anywhere. When its layers belong to several (an encoder and a
+ * decoder wrapped separately, say), an operation on the whole holds all of their locks, taken
+ * in one global order so that two such operations cannot deadlock.
  *
  * <p>Training is outside this rule: an optimizer step changes factors in place without the
  * lock, so training stays single-threaded per model, with no concurrent forwards (as
@@ -55,7 +56,11 @@ public final class AdapterLock {
     /** The locks of models whose LoRA layers belong nowhere yet (weak keys; Module keeps Object's equals). */
     private static final Map<Module, AdapterLock> MODELS = new WeakHashMap<>();
 
+    private static final java.util.concurrent.atomic.AtomicLong IDS = new java.util.concurrent.atomic.AtomicLong();
+
     private final ReentrantReadWriteLock rw = new ReentrantReadWriteLock();
+    /** The global order in which several locks are taken. */
+    private final long id = IDS.incrementAndGet();
     /** Whether this is a model's lock (else a new layer's private one, which a model takes over). */
     private final boolean model;
 
@@ -140,22 +145,23 @@ public final class AdapterLock {
     }
 
     /**
-     * Locks {@code model}'s lock and makes every LoRA layer of it the model's. A write hold does
-     * that again when closed, so layers the change created belong to the model from then on.
+     * Locks {@code model}'s locks and makes every LoRA layer of it that belongs to no model the
+     * model's. A write hold does that again when closed, so layers the change created belong to
+     * the model from then on.
      */
     static Held lockModel(Module model, boolean write) {
         Objects.requireNonNull(model, "model");
         for (;;) {
-            AdapterLock g = lockOf(model, layers(model));
-            Held h = g.lock(write);
+            java.util.List<AdapterLock> locks = locksOf(model, layers(model));
+            Held h = lockAll(locks, write);
             try {
-                // A sub-module's operation may have given the layers to a model meanwhile: check under the lock.
+                // A sub-module's operation may have given layers to a model meanwhile: check under the lock.
                 java.util.List<LoraLayer> now = layers(model);
-                if (lockOf(model, now) != g) {
+                if (!locksOf(model, now).equals(locks)) {
                     h.close();
                     continue;
                 }
-                g.takeOver(now);
+                locks.get(0).takeOver(now);
             } catch (RuntimeException | Error e) {
                 h.close();
                 throw e;
@@ -163,7 +169,7 @@ public final class AdapterLock {
             if (!write) return h;
             return () -> {
                 try {
-                    g.takeOver(layers(model));
+                    locks.get(0).takeOver(layers(model));
                 } finally {
                     h.close();
                 }
@@ -171,21 +177,46 @@ public final class AdapterLock {
         }
     }
 
-    /** The model lock the LoRA layers of {@code model} belong to, or the model's own while none belongs anywhere. */
-    private static AdapterLock lockOf(Module model, java.util.List<LoraLayer> layers) {
-        AdapterLock owner = null;
+    /** Locks every one of {@code locks} (in their global order); closing releases them in reverse. */
+    private static Held lockAll(java.util.List<AdapterLock> locks, boolean write) {
+        if (locks.size() == 1) return locks.get(0).lock(write);
+        java.util.List<Held> held = new java.util.ArrayList<>();
+        Held all = () -> {
+            for (int i = held.size() - 1; i >= 0; i--) held.get(i).close();
+        };
+        try {
+            for (AdapterLock g : locks) held.add(g.lock(write));
+        } catch (RuntimeException | Error e) {
+            all.close();
+            throw e;
+        }
+        return all;
+    }
+
+    /**
+     * The model locks the LoRA layers of {@code model} belong to, in their global order, or the
+     * model's own while none belongs anywhere.
+     */
+    private static java.util.List<AdapterLock> locksOf(Module model, java.util.List<LoraLayer> layers) {
+        AdapterLock single = null;
+        java.util.TreeMap<Long, AdapterLock> owners = null;
         for (LoraLayer l : layers) {
             AdapterLock g = l.adapterLock;
-            if (!g.model) continue;
-            if (owner == null) owner = g;
-            else if (owner != g) {
-                throw new IllegalStateException("the LoRA layers of this " + model.getClass().getSimpleName()
-                        + " belong to two different models: a LoRA layer belongs to one model");
+            if (!g.model || g == single) continue;
+            if (single == null) {
+                single = g;
+            } else {
+                if (owners == null) {
+                    owners = new java.util.TreeMap<>();
+                    owners.put(single.id, single);
+                }
+                owners.put(g.id, g);
             }
         }
-        if (owner != null) return owner;
+        if (owners != null) return java.util.List.copyOf(owners.values());
+        if (single != null) return java.util.List.of(single);
         synchronized (MODELS) {
-            return MODELS.computeIfAbsent(model, m -> new AdapterLock(true));
+            return java.util.List.of(MODELS.computeIfAbsent(model, m -> new AdapterLock(true)));
         }
     }
 

@@ -129,4 +129,27 @@ class AdapterLockTest {
             assertTrue(forwards > 0);
         }
     }
+
+    /** Parts wrapped separately, then put in one model: operations on the whole hold both parts' locks. */
+    @Test
+    void aModelWhosePartsWereWrappedSeparatelyHoldsAllTheirLocks() {
+        Torch.manualSeed(4);
+        Sequential encoder = new Sequential(new Linear(5, 6), Activation.relu());
+        Sequential decoder = new Sequential(new Linear(6, 3));
+        Lora.wrap(encoder, LoraConfig.of(2, 2));
+        Lora.wrap(decoder, LoraConfig.of(2, 2));
+        try (Sequential whole = new Sequential(encoder, decoder); TensorScope s = TensorScope.open(); var ng = Torch.noGrad()) {
+            for (LoraLayer l : Lora.loraLayers(whole).values()) NamedAdaptersTest.randomize(l, "default");
+            whole.eval();
+            Tensor x = Tensor.randn(3, 5);
+            assertTrue(Lora.forward(whole, x).allclose(whole.forward(x), 0, 0));
+            Lora.setAdaptersEnabled(whole, false);
+            Tensor base = Lora.forward(whole, x);
+            Lora.setAdaptersEnabled(whole, true);
+            assertFalse(base.allclose(Lora.forward(whole, x), 1e-4, 1e-4));
+            // Holding the whole's read lock holds each part's: a change of a part waits, or here (same thread) is refused.
+            AdapterLock.reading(whole, () -> assertThrows(IllegalStateException.class, () -> Lora.setAdapter(decoder)));
+            AdapterLock.reading(whole, () -> assertThrows(IllegalStateException.class, () -> Lora.setAdapter(encoder)));
+        }
+    }
 }

@@ -8,6 +8,7 @@ import dev.lora4j.dylora.DyLora;
 import dev.lora4j.dylora.DyLoraLinear;
 import dev.lora4j.io.PeftAdapter;
 import dev.lora4j.lora.AdapterBank;
+import dev.lora4j.lora.AdapterLock;
 import dev.lora4j.lora.Lora;
 import dev.lora4j.lora.LoraLayer;
 import dev.lora4j.lora.LoraLinear;
@@ -20,7 +21,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import dev.lora4j.lora.AdapterLock;
 
 /**
  * The served model: a frozen base ({@code Sequential} of linear layers and activations, eval
