@@ -14,5 +14,6 @@ class SafetensorsChangeTest {
         assertFalse(r.crashed(), "the child JVM crashed (exit " + r.exitCode() + "):\n" + r.output());
         assertEquals(0, r.exitCode(), r.output());
         assertTrue(r.output().contains("reads ok"), r.output());
+        System.out.println(r.output().strip());
     }
 }

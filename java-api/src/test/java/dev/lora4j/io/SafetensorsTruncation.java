@@ -29,6 +29,7 @@ public final class SafetensorsTruncation {
         double seconds = Double.parseDouble(args[0]);
         Torch.setNumThreads(1);
         Path dir = Files.createTempDirectory("lora4j-truncation");
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> dev.lora4j.testing.ChildJvm.deleteTree(dir)));
         Path file = dir.resolve("adapter_model.safetensors");
         Tensor t = Tensor.arange(4L << 20).to(dev.lora4j.DType.FLOAT32); // 16 MiB of data
         Safetensors.write(file, Map.of("w", t));

@@ -117,6 +117,7 @@ public final class AdapterChurn {
         int threads = Integer.parseInt(args[1]);
         Torch.setNumThreads(1);
         Path root = Files.createTempDirectory("lora4j-churn");
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> dev.lora4j.testing.ChildJvm.deleteTree(root)));
         Path dirA = adapterFolder(root, "a", 11);
         Path dirB = adapterFolder(root, "b", 12);
         Sequential model = baseModel();

@@ -51,4 +51,20 @@ public final class ChildJvm {
             Files.deleteIfExists(log);
         }
     }
+
+    /** Deletes {@code dir} and everything under it (a child's scratch folder), best effort. */
+    public static void deleteTree(Path dir) {
+        if (dir == null || !Files.exists(dir)) return;
+        try (var walk = Files.walk(dir)) {
+            walk.sorted(java.util.Comparator.reverseOrder()).forEach(p -> {
+                try {
+                    Files.deleteIfExists(p);
+                } catch (IOException e) {
+                    // best effort
+                }
+            });
+        } catch (IOException e) {
+            // best effort
+        }
+    }
 }
