@@ -45,8 +45,9 @@ import java.util.regex.Pattern;
  * folder running at once give the old adapter or the new one, never a mix
  * ({@link AdapterFolder}).
  *
- * <p>Stateless and thread-safe; {@link #load} changes the model (one thread, no concurrent
- * forwards).
+ * <p>Stateless and thread-safe; {@link #load} changes the model as one adapter change: it waits for
+ * running forwards of the model and forwards see the model before it or after it
+ * ({@link dev.lora4j.lora.AdapterLock}).
  */
 public final class PeftAdapter {
 
@@ -192,6 +193,11 @@ public final class PeftAdapter {
         Objects.requireNonNull(model, "model");
         Objects.requireNonNull(dir, "dir");
         Objects.requireNonNull(adapterName, "adapterName");
+        // One change of the model's adapters: forwards of other threads see it whole or not at all.
+        return dev.lora4j.lora.AdapterLock.changing(model, () -> loadLocked(model, dir, adapterName, isTrainable));
+    }
+
+    private static LoadReport loadLocked(Module model, Path dir, String adapterName, boolean isTrainable) throws IOException {
         List<String> before = Lora.adapterNames(model);
         if (before.contains(adapterName)) throw new IllegalArgumentException("adapter '" + adapterName + "' already exists: delete it first");
         Path configFile = dir.resolve(CONFIG);

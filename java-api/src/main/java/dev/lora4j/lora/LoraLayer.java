@@ -50,8 +50,9 @@ import java.util.Objects;
  * base output for that row, as in PEFT.
  *
  * <p>Ownership and thread-safety as {@link Module}: forwards in eval mode may run
- * concurrently (mixed batches included); adding, deleting, activating, merging and enabling
- * are single-threaded, with no forward running.
+ * concurrently (mixed batches included). Adding, deleting, activating, merging and enabling
+ * may run while forwards do: they wait for running forwards of the model and the forwards
+ * after them see the change whole (the read-write discipline of {@link AdapterLock}).
  */
 public abstract class LoraLayer extends Module {
 
@@ -69,6 +70,8 @@ public abstract class LoraLayer extends Module {
     /** Whether each merged adapter's factors required gradients before merging (restored by unmerge). */
     private final Map<String, Boolean> trainableBeforeMerge = new java.util.HashMap<>();
     private boolean enabled = true;
+    /** The lock this layer's changes and forwards hold: its own until a model takes it over (see {@link AdapterLock}). */
+    volatile AdapterLock adapterLock = AdapterLock.forLayer();
 
     /** Wraps {@code base}, whose weight is frozen (as PEFT does), with no adapter yet; its bias is left as it is. */
     protected LoraLayer(Module base) {
@@ -102,6 +105,14 @@ public abstract class LoraLayer extends Module {
         return config.withFanInFanOut(want);
     }
 
+    /**
+     * Runs {@code body} holding this layer's adapter lock (see {@link AdapterLock}): the write lock
+     * for a subclass's own changes of adapter state, the read lock for its own forwards.
+     */
+    protected final <T, E extends Exception> T withAdapterLock(boolean write, AdapterLock.Body<T, E> body) throws E {
+        return AdapterLock.holding(AdapterLock.lock(this, write), body);
+    }
+
     /** The wrapped layer. */
     public Module baseLayer() {
         return child("base_layer");
@@ -119,6 +130,15 @@ public abstract class LoraLayer extends Module {
      * @throws UnsupportedOperationException for layers that hold one adapter only
      */
     public final void addAdapter(String name, LoraConfig config) {
+        AdapterLock.Held held = AdapterLock.lock(this, true);
+        try {
+            addAdapterLocked(name, config);
+        } finally {
+            held.close();
+        }
+    }
+
+    private void addAdapterLocked(String name, LoraConfig config) {
         ensureOpen();
         checkNewName(name);
         config = layoutOf(baseLayer(), Objects.requireNonNull(config, "config"));
@@ -135,6 +155,15 @@ public abstract class LoraLayer extends Module {
      * @throws IllegalStateException when the adapter is merged (unmerge first)
      */
     public final void deleteAdapter(String name) {
+        AdapterLock.Held held = AdapterLock.lock(this, true);
+        try {
+            deleteAdapterLocked(name);
+        } finally {
+            held.close();
+        }
+    }
+
+    private void deleteAdapterLocked(String name) {
         ensureOpen();
         requireAdapter(name);
         if (merged.contains(name)) throw new IllegalStateException("adapter '" + name + "' is merged: unmerge before deleting it");
@@ -150,6 +179,15 @@ public abstract class LoraLayer extends Module {
      * require gradients, the other adapters' do not. No names: only the base layer's output.
      */
     public final void setActiveAdapters(String... names) {
+        AdapterLock.Held held = AdapterLock.lock(this, true);
+        try {
+            setActiveAdaptersLocked(names);
+        } finally {
+            held.close();
+        }
+    }
+
+    private void setActiveAdaptersLocked(String... names) {
         ensureOpen();
         List<String> now = List.of(names);
         for (String n : now) requireAdapter(n);
@@ -275,7 +313,7 @@ public abstract class LoraLayer extends Module {
 
     private void checkNewName(String name) {
         Objects.requireNonNull(name, "name");
-        if (name.isEmpty() || name.contains(".") || name.equals(AdapterBank.BASE)) {
+        if (!Lora.isValidAdapterName(name)) {
             throw new IllegalArgumentException("an adapter name must be non-empty, without dots and not '" + AdapterBank.BASE
                     + "', got '" + name + "'");
         }
@@ -297,6 +335,15 @@ public abstract class LoraLayer extends Module {
      * base layer, which the caller owns from now on (PEFT's {@code merge_and_unload} for one layer).
      */
     public final Module mergeAndUnload(boolean safe) {
+        AdapterLock.Held held = AdapterLock.lock(this, true);
+        try {
+            return mergeAndUnloadLocked(safe);
+        } finally {
+            held.close();
+        }
+    }
+
+    private Module mergeAndUnloadLocked(boolean safe) {
         merge(safe);
         return unload();
     }
@@ -306,6 +353,15 @@ public abstract class LoraLayer extends Module {
      * adapters were merged), which the caller owns from now on (PEFT's {@code unload}).
      */
     public final Module unload() {
+        AdapterLock.Held held = AdapterLock.lock(this, true);
+        try {
+            return unloadLocked();
+        } finally {
+            held.close();
+        }
+    }
+
+    private Module unloadLocked() {
         ensureOpen();
         Module base = removeModule("base_layer");
         close();
@@ -329,6 +385,15 @@ public abstract class LoraLayer extends Module {
      * base layer really is the original.
      */
     public void setAdapterEnabled(boolean enabled) {
+        AdapterLock.Held held = AdapterLock.lock(this, true);
+        try {
+            setAdapterEnabledLocked(enabled);
+        } finally {
+            held.close();
+        }
+    }
+
+    private void setAdapterEnabledLocked(boolean enabled) {
         ensureOpen();
         if (!enabled && isMerged()) unmerge();
         this.enabled = enabled;
@@ -384,6 +449,15 @@ public abstract class LoraLayer extends Module {
 
     @Override
     public Tensor forward(Tensor input) {
+        AdapterLock.Held held = AdapterLock.lock(this, false);
+        try {
+            return forwardLocked(input);
+        } finally {
+            held.close();
+        }
+    }
+
+    private Tensor forwardLocked(Tensor input) {
         Tensor base = baseLayer().forward(input);
         if (!enabled || configs.isEmpty()) return base;
         DType out = base.dtype();
@@ -504,6 +578,15 @@ public abstract class LoraLayer extends Module {
      *     (the weight is then left as the adapters merged before it left it)
      */
     public final boolean merge(boolean safe, String... names) {
+        AdapterLock.Held held = AdapterLock.lock(this, true);
+        try {
+            return mergeLocked(safe, names);
+        } finally {
+            held.close();
+        }
+    }
+
+    private boolean mergeLocked(boolean safe, String... names) {
         ensureOpen();
         List<String> todo = names.length == 0 ? active : List.of(names);
         for (String n : todo) requireAdapter(n);
@@ -550,6 +633,15 @@ public abstract class LoraLayer extends Module {
 
     /** Subtracts every merged ΔW again, last merged first; returns false, with a warning, when none was merged. */
     public final boolean unmerge() {
+        AdapterLock.Held held = AdapterLock.lock(this, true);
+        try {
+            return unmergeLocked();
+        } finally {
+            held.close();
+        }
+    }
+
+    private boolean unmergeLocked() {
         ensureOpen();
         if (merged.isEmpty()) {
             LOG.log(System.Logger.Level.WARNING, "LoRA layer is not merged: unmerge ignored");
