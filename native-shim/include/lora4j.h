@@ -317,9 +317,12 @@ lt_status lt_optimizer_free(lt_optimizer* opt);
  * Data-parallel training over LibTorch's c10d engine (what PyTorch's DistributedDataParallel
  * uses): a TCPStore rendezvous and a Gloo process group over TCP. Collectives must be called
  * in the same order with the same tensor shapes on every rank; a process group is used by one
- * thread at a time. Every call is bounded by a timeout (timeout_ms; 0 = the group's own).
- * A failed collective leaves the ranks out of step: the group then fails every further
- * collective with LT_ERR_COMMUNICATION; free it. Tensors are dense CPU tensors. */
+ * thread at a time. Every call is bounded by a timeout (timeout_ms; 0 = the group's own). Gloo
+ * enforces the group's timeout inside a collective; a shorter timeout_ms bounds only the wait,
+ * and the collective stays in Gloo until the group's timeout (freeing the group waits for it).
+ * A failed collective leaves the ranks out of step: the group closes its connections (so the
+ * peers fail at once too) and fails every further collective with LT_ERR_COMMUNICATION; free
+ * it. Tensors are dense CPU tensors. */
 
 enum {
     LT_ERR_TIMEOUT = 16,       /* a rendezvous or collective did not complete within its timeout */
@@ -341,8 +344,8 @@ typedef struct lt_process_group lt_process_group;
 lt_status lt_process_group_new(const char* master_addr, int32_t master_port, int32_t world_size,
                                int32_t rank, int64_t timeout_ms, const char* local_addr,
                                const char* interface_name, lt_process_group** out);
-/* Frees the group, its connections and its threads; waits (at most the group's timeout) for a
- * collective still running in Gloo after a timed-out wait. */
+/* Frees the group, its connections and its threads; waits for a collective still running in
+ * Gloo after a wait shorter than the group's timeout (at most that timeout). */
 lt_status lt_process_group_free(lt_process_group* pg);
 /* This process's rank and the world size; -1 when pg is NULL. */
 int32_t lt_process_group_rank(const lt_process_group* pg);

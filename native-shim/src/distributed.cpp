@@ -32,7 +32,30 @@
 // c10d::ProcessGroup, which this file never relies on; the differences it does meet live here.
 namespace compat {
 
-using Group = c10d::ProcessGroupGloo;
+// Gloo cannot cancel a collective, and LibTorch 1.13's Gloo group applies only the group's
+// timeout to it; destroying the group waits for running collectives. So after a failure the
+// shim closes the group's connections itself: a collective still blocked in Gloo then fails at
+// once and the group can be freed. contexts_ is a protected member in 1.13 and 2.x alike.
+class Group : public c10d::ProcessGroupGloo {
+public:
+    using c10d::ProcessGroupGloo::ProcessGroupGloo;
+
+    void close_connections() noexcept {
+        for (auto& ctx : contexts_) {
+            if (!ctx) continue;
+            for (int i = 0; i < ctx->size; ++i) {
+                if (i == ctx->rank) continue;
+                try {
+                    auto& pair = ctx->getPair(i);
+                    if (pair) pair->close();
+                } catch (...) {
+                    // already closed or never connected
+                }
+            }
+        }
+    }
+};
+
 using WorkPtr = c10::intrusive_ptr<c10d::Work>;
 
 inline c10d::TCPStoreOptions store_options(uint16_t port, bool server, size_t workers,
@@ -41,7 +64,9 @@ inline c10d::TCPStoreOptions store_options(uint16_t port, bool server, size_t wo
     o.port = port;
     o.isServer = server;
     o.numWorkers = workers;
-    o.waitWorkers = true;
+    // Rank 0 does not wait for the others here: LibTorch 1.13 gives up that wait silently after
+    // the timeout, and Gloo's connection phase waits for every rank (bounded) anyway.
+    o.waitWorkers = false;
     o.timeout = timeout;
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
     o.useLibUV = false;  // 2.4+ default to a libuv server; keep the classic one 1.13 has (untested)
@@ -103,14 +128,15 @@ void check_usable(const lt_process_group* pg) {
                         "the process group is unusable after an earlier failure (" + pg->broken_reason + ")");
 }
 
-// Waits for a collective, bounded: Gloo enforces the timeout itself; the wait adds a margin so
-// that a Gloo that does not return still cannot hang the caller.
+// Waits for a collective, bounded by the timeout (a timed-out collective is then failed by
+// closing the connections, see collective()).
 void wait(compat::WorkPtr work, std::chrono::milliseconds timeout) {
-    if (!work->wait(timeout + std::chrono::milliseconds(2000)))
+    if (!work->wait(timeout))
         throw CommError(LT_ERR_COMMUNICATION, "the collective was aborted");
 }
 
-// Runs a collective; a failure marks the group broken.
+// Runs a collective; a failure marks the group broken and closes its connections, so that the
+// peers fail too instead of waiting for their timeouts, and nothing is left running in Gloo.
 template <class Body>
 void collective(lt_process_group* pg, const char* what, Body&& body) {
     check_usable(pg);
@@ -119,6 +145,7 @@ void collective(lt_process_group* pg, const char* what, Body&& body) {
     } catch (const CommError& e) {
         pg->broken_reason = e.what();
         pg->broken.store(true);
+        pg->group->close_connections();
         throw;
     }
 }
@@ -262,7 +289,10 @@ lt_status lt_process_group_new(const char* master_addr, int32_t master_port, int
 }
 
 lt_status lt_process_group_free(lt_process_group* pg) {
-    LT_BODY(delete pg);
+    LT_BODY({
+        if (pg != nullptr && pg->broken.load() && pg->group) pg->group->close_connections();
+        delete pg;
+    });
 }
 
 int32_t lt_process_group_rank(const lt_process_group* pg) { return pg == nullptr ? -1 : pg->rank; }

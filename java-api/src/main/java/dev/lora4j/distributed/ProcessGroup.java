@@ -25,9 +25,12 @@ import java.util.Objects;
  *
  * <p>Collectives ({@link #allReduce}, {@link #broadcast}, {@link #barrier}) must be called in the
  * same order, with tensors of the same shapes and dtypes, on every rank. Each is bounded by the
- * group's timeout: a rank that dies, hangs or never arrives makes the others throw a
- * {@link DistributedException} instead of hanging. After such a failure the group refuses further
- * collectives (the ranks are out of step); close it.
+ * group's timeout (Gloo enforces it too, so nothing is left running after it): a rank that hangs
+ * or never arrives makes the others throw a {@link DistributedException} after the timeout, a
+ * rank that dies makes them throw at once. After such a failure the group closes its connections
+ * (so the other ranks fail promptly as well) and refuses further collectives; close it. The
+ * rendezvous has two bounded phases (the store, then Gloo's connections), so a missing rank is
+ * reported after at most about twice the timeout.
  *
  * <h2>Ownership</h2>
  * The group owns its native process group, its store and its connections; {@link #close()} frees
@@ -82,8 +85,9 @@ public final class ProcessGroup implements AutoCloseable {
      * when set (as in PyTorch), otherwise to the local address this host uses to reach
      * {@code masterAddr}.
      *
-     * @param timeout bounds the rendezvous and, afterwards, every collective
-     * @throws DistributedException when a rank is missing or unreachable after {@code timeout}
+     * @param timeout bounds each phase of the rendezvous and, afterwards, every collective
+     *     (PyTorch's {@code timeout}; {@link #DEFAULT_TIMEOUT} is its default)
+     * @throws DistributedException when a rank is missing or unreachable after the timeout
      */
     public static ProcessGroup init(String masterAddr, int masterPort, int worldSize, int rank, Duration timeout) {
         Objects.requireNonNull(masterAddr, "masterAddr");
@@ -185,15 +189,8 @@ public final class ProcessGroup implements AutoCloseable {
 
     /** Returns once every rank has called it, as {@code torch.distributed.barrier}. */
     public void barrier() {
-        barrier(timeout);
-    }
-
-    /** {@link #barrier()} bounded by {@code timeout} instead of the group's. */
-    public void barrier(Duration timeout) {
-        long millis = timeoutMillis(timeout);
         synchronized (this) {
-            check(DistributedCalls.barrier(group(), millis), "barrier", rank, worldSize, timeout);
-            Reference.reachabilityFence(this);
+            check(DistributedCalls.barrier(group(), timeout.toMillis()), "barrier");
         }
     }
 
