@@ -28,9 +28,7 @@ import java.util.Objects;
  * group's timeout (Gloo enforces it too, so nothing is left running after it): a rank that hangs
  * or never arrives makes the others throw a {@link DistributedException} after the timeout, a
  * rank that dies makes them throw at once. After such a failure the group closes its connections
- * (so the other ranks fail promptly as well) and refuses further collectives; close it. The
- * rendezvous has two bounded phases (the store, then Gloo's connections), so a missing rank is
- * reported after at most about twice the timeout.
+ * (so the other ranks fail promptly as well) and refuses further collectives; close it.
  *
  * <h2>Ownership</h2>
  * The group owns its native process group, its store and its connections; {@link #close()} frees
@@ -85,7 +83,7 @@ public final class ProcessGroup implements AutoCloseable {
      * when set (as in PyTorch), otherwise to the local address this host uses to reach
      * {@code masterAddr}.
      *
-     * @param timeout bounds each phase of the rendezvous and, afterwards, every collective
+     * @param timeout bounds the rendezvous and, afterwards, every collective
      *     (PyTorch's {@code timeout}; {@link #DEFAULT_TIMEOUT} is its default)
      * @throws DistributedException when a rank is missing or unreachable after the timeout
      */
