@@ -1,7 +1,8 @@
 // Collective communication for data-parallel training: LibTorch's own c10d engine (what
 // PyTorch's DistributedDataParallel uses), a TCPStore rendezvous and a Gloo process group over
 // TCP. Every collective runs with a timeout and reports failures as statuses; after a failed
-// collective the group is marked broken (the ranks are out of step) and refuses further ones.
+// collective the group is marked broken (the ranks are out of step), closes its connections and
+// refuses further collectives.
 #ifndef USE_C10D_GLOO
 #define USE_C10D_GLOO 1
 #endif
@@ -10,8 +11,6 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/version.h>
-
-#include <gloo/common/error.h>
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -32,10 +31,10 @@
 // c10d::ProcessGroup, which this file never relies on; the differences it does meet live here.
 namespace compat {
 
-// Gloo cannot cancel a collective, and LibTorch 1.13's Gloo group applies only the group's
-// timeout to it; destroying the group waits for running collectives. So after a failure the
-// shim closes the group's connections itself: a collective still blocked in Gloo then fails at
-// once and the group can be freed. contexts_ is a protected member in 1.13 and 2.x alike.
+// After a failure the group closes its Gloo connections itself (c10d has no abort for Gloo):
+// the peers' reads then fail at once ("connection closed") instead of waiting for their own
+// timeouts. A collective of this rank still inside Gloo ends at the group's timeout, which Gloo
+// enforces. contexts_ is a protected member of ProcessGroupGloo in 1.13 and 2.x alike.
 class Group : public c10d::ProcessGroupGloo {
 public:
     using c10d::ProcessGroupGloo::ProcessGroupGloo;
@@ -128,8 +127,7 @@ void check_usable(const lt_process_group* pg) {
                         "the process group is unusable after an earlier failure (" + pg->broken_reason + ")");
 }
 
-// Waits for a collective, bounded by the timeout (a timed-out collective is then failed by
-// closing the connections, see collective()).
+// Waits for a collective, bounded by the timeout.
 void wait(compat::WorkPtr work, std::chrono::milliseconds timeout) {
     if (!work->wait(timeout))
         throw CommError(LT_ERR_COMMUNICATION, "the collective was aborted");
