@@ -91,15 +91,20 @@ public final class DataLoader implements Iterable<Batch> {
     }
 
     private long[] permutation(long n) {
+        synchronized (random) {
+            return permutation(n, random);
+        }
+    }
+
+    /** A Fisher-Yates shuffle of 0..n-1 drawn from {@code random} (shared with {@link DistributedSampler}). */
+    static long[] permutation(long n, Random random) {
         long[] p = new long[Math.toIntExact(n)];
         for (int i = 0; i < p.length; i++) p[i] = i;
-        synchronized (random) {
-            for (int i = p.length - 1; i > 0; i--) {
-                int j = random.nextInt(i + 1);
-                long t = p[i];
-                p[i] = p[j];
-                p[j] = t;
-            }
+        for (int i = p.length - 1; i > 0; i--) {
+            int j = random.nextInt(i + 1);
+            long t = p[i];
+            p[i] = p[j];
+            p[j] = t;
         }
         return p;
     }

@@ -75,16 +75,12 @@ public final class DistributedSampler {
     /** This rank's indices for the current epoch, in reading order. */
     public long[] indices() {
         int n = (int) datasetSize;
-        long[] all = new long[n];
-        for (int i = 0; i < n; i++) all[i] = i;
+        long[] all;
         if (shuffle) {
-            Random random = new Random(seed + epoch);
-            for (int i = n - 1; i > 0; i--) {
-                int j = random.nextInt(i + 1);
-                long t = all[i];
-                all[i] = all[j];
-                all[j] = t;
-            }
+            all = DataLoader.permutation(n, new Random(seed + epoch));
+        } else {
+            all = new long[n];
+            for (int i = 0; i < n; i++) all[i] = i;
         }
         int per = numSamples();
         long[] mine = new long[per];

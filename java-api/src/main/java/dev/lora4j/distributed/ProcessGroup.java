@@ -151,7 +151,7 @@ public final class ProcessGroup implements AutoCloseable {
      */
     public void allReduce(List<Tensor> tensors, ReduceOp op) {
         Objects.requireNonNull(op, "op");
-        List<Tensor> ts = List.copyOf(Objects.requireNonNull(tensors, "tensors"));
+        List<Tensor> ts = checked(tensors, "tensors");
         synchronized (this) {
             check(DistributedCalls.allReduce(group(), ts, op == ReduceOp.AVG, timeout.toMillis()), "allReduce");
         }
@@ -169,7 +169,7 @@ public final class ProcessGroup implements AutoCloseable {
      */
     public void allReduceGradients(List<Tensor> params, ReduceOp op) {
         Objects.requireNonNull(op, "op");
-        List<Tensor> ps = List.copyOf(Objects.requireNonNull(params, "params"));
+        List<Tensor> ps = checked(params, "params");
         synchronized (this) {
             check(DistributedCalls.allReduceGrads(group(), ps, op == ReduceOp.AVG, timeout.toMillis()), "allReduceGradients");
         }
@@ -179,7 +179,7 @@ public final class ProcessGroup implements AutoCloseable {
     public void broadcast(List<Tensor> tensors, int src) {
         if (src < 0 || src >= worldSize)
             throw new IllegalArgumentException("src must be in 0.." + (worldSize - 1) + ", got " + src);
-        List<Tensor> ts = List.copyOf(Objects.requireNonNull(tensors, "tensors"));
+        List<Tensor> ts = checked(tensors, "tensors");
         synchronized (this) {
             check(DistributedCalls.broadcast(group(), ts, src, timeout.toMillis()), "broadcast");
         }
@@ -230,6 +230,13 @@ public final class ProcessGroup implements AutoCloseable {
             throw new DistributedException(kind, operation, rank, worldSize, timeout, DistributedCalls.lastError());
         }
         Status.check(status, operation);
+    }
+
+    // A copy of the list, with a NullPointerException naming a missing list or element.
+    private static List<Tensor> checked(List<Tensor> tensors, String name) {
+        Objects.requireNonNull(tensors, name);
+        for (int i = 0; i < tensors.size(); i++) Objects.requireNonNull(tensors.get(i), name + "[" + i + "]");
+        return List.copyOf(tensors);
     }
 
     private static long timeoutMillis(Duration timeout) {

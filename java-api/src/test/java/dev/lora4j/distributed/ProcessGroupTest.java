@@ -100,6 +100,8 @@ class ProcessGroupTest {
                 TensorScope s = TensorScope.open()) {
             assertThrows(IllegalArgumentException.class, () -> g.broadcast(List.of(Tensor.ones(2)), 1));
             assertThrows(NullPointerException.class, () -> g.allReduce(null, ReduceOp.SUM));
+            var element = assertThrows(NullPointerException.class, () -> g.allReduce(java.util.Arrays.asList(Tensor.ones(1), null), ReduceOp.SUM));
+            assertEquals("tensors[1]", element.getMessage());
             var avg = assertThrows(dev.lora4j.TorchException.class, () -> g.allReduce(ReduceOp.AVG, Tensor.ones(DType.INT64, 2)));
             assertTrue(avg.getMessage().contains("an average needs floating-point tensors"), avg.getMessage());
             Tensor closed = Tensor.ones(2);
