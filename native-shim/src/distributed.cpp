@@ -134,7 +134,7 @@ void wait(compat::WorkPtr work, std::chrono::milliseconds timeout) {
 }
 
 // Runs a collective; a failure marks the group broken and closes its connections, so that the
-// peers fail too instead of waiting for their timeouts, and nothing is left running in Gloo.
+// peers fail at once instead of waiting for their own timeouts.
 template <class Body>
 void collective(lt_process_group* pg, const char* what, Body&& body) {
     check_usable(pg);
