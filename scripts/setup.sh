@@ -30,7 +30,7 @@ lora4j_apt_install() {
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
-lora4j_apt_install libtorch-dev cmake g++ make maven libopenblas0-pthread ca-certificates dataset-fashion-mnist
+lora4j_apt_install libtorch-dev libgloo-dev iproute2 cmake g++ make maven libopenblas0-pthread ca-certificates dataset-fashion-mnist
 
 blas=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || true)
 case "$blas" in
