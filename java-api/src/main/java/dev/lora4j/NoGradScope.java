@@ -4,7 +4,6 @@ import dev.lora4j.bindings.LibLora4j;
 import dev.lora4j.internal.PerThread;
 import dev.lora4j.internal.Status;
 import java.lang.foreign.ValueLayout;
-import java.lang.ref.PhantomReference;
 
 /**
  * Disables gradient recording on the current thread until closed, like PyTorch's
@@ -35,7 +34,7 @@ public final class NoGradScope implements AutoCloseable {
         boolean closed;
         volatile boolean abandoned;
         /** Keeps the watch reachable exactly as long as this frame is. */
-        Watch watch;
+        ScopeWatch watch;
 
         Frame(PerThread thread, Frame parent, boolean previous) {
             this.thread = thread;
@@ -44,26 +43,13 @@ public final class NoGradScope implements AutoCloseable {
         }
     }
 
-    /** Enqueued by the GC when an open scope's object became unreachable (see {@link TensorScope.Watch}). */
-    static final class Watch extends PhantomReference<NoGradScope> {
-        private final Frame frame;
-
-        Watch(NoGradScope scope, Frame frame) {
-            super(scope, SafetyNet.QUEUE);
-            this.frame = frame;
-        }
-
-        void dropped() {
-            frame.abandoned = true;
-        }
-    }
-
     NoGradScope() {
         PerThread t = PerThread.get();
         closeDropped(t);
         boolean previous = setGradEnabled(t, false);
         frame = new Frame(t, (Frame) t.gradScope, previous);
-        frame.watch = new Watch(this, frame);
+        Frame f = frame;
+        f.watch = new ScopeWatch(this, () -> f.abandoned = true);
         t.gradScope = frame;
     }
 

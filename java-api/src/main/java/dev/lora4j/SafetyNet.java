@@ -32,7 +32,7 @@ import java.util.concurrent.atomic.LongAdder;
  */
 final class SafetyNet {
 
-    /** Where the GC puts tensors ({@link Ref}) and scopes ({@link TensorScope}'s watch) found unreachable. */
+    /** Where the GC puts tensors ({@link Ref}) and dropped open scopes ({@link ScopeWatch}) it found unreachable. */
     static final ReferenceQueue<Object> QUEUE = new ReferenceQueue<>();
     private static final LongAdder RECLAIMED = new LongAdder();
     /** Every registry ever created and not yet retired: keeps their references reachable. */
@@ -275,8 +275,7 @@ final class SafetyNet {
     /** Acts on a reference the GC found unreachable: frees a tensor, or notes a dropped scope. */
     static void process(Object ref) {
         if (ref instanceof Ref r) reclaim(r);
-        else if (ref instanceof TensorScope.Watch w) w.dropped();
-        else if (ref instanceof NoGradScope.Watch w) w.dropped();
+        else if (ref instanceof ScopeWatch w) w.dropped();
     }
 
     /** Frees one reference the GC found unreachable (unless it was closed). */

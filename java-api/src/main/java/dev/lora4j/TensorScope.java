@@ -1,7 +1,6 @@
 package dev.lora4j;
 
 import dev.lora4j.internal.PerThread;
-import java.lang.ref.PhantomReference;
 import java.util.Arrays;
 
 /**
@@ -43,26 +42,6 @@ public final class TensorScope implements AutoCloseable {
     private final Frame frame;
 
     /**
-     * Watches a scope object for the GC: enqueued (and acted on by the safety net's thread)
-     * only if the scope became unreachable while its frame, which holds this watch, was still
-     * reachable, that is, while still open on a live thread's stack of scopes. A closed frame
-     * drops out of reach with its watch, which then costs nothing more: no list to leave, unlike
-     * a {@link java.lang.ref.Cleaner} registration.
-     */
-    static final class Watch extends PhantomReference<TensorScope> {
-        private final Frame frame;
-
-        Watch(TensorScope scope, Frame frame) {
-            super(scope, SafetyNet.QUEUE);
-            this.frame = frame;
-        }
-
-        void dropped() {
-            frame.dropped();
-        }
-    }
-
-    /**
      * What a scope owns, apart from the object the user holds: the thread refers to frames,
      * so that a scope the user dropped can become unreachable and be noticed.
      */
@@ -76,7 +55,7 @@ public final class TensorScope implements AutoCloseable {
         /** Set (by the safety net's thread) when the scope object became unreachable while open. */
         volatile boolean abandoned;
         /** Keeps the watch reachable exactly as long as this frame is. */
-        Watch watch;
+        ScopeWatch watch;
 
         Frame(PerThread thread, Frame parent) {
             this.thread = thread;
@@ -90,11 +69,6 @@ public final class TensorScope implements AutoCloseable {
 
         boolean isClosed() {
             return closed;
-        }
-
-        /** The scope object is unreachable. */
-        void dropped() {
-            abandoned = true;
         }
 
         /** Closes every tensor still owned; one that fails to close passes to the safety net. */
@@ -129,7 +103,8 @@ public final class TensorScope implements AutoCloseable {
         NoGradScope.closeDropped(thread);
         Frame innermost = popAbandoned(thread);
         this.frame = new Frame(thread, innermost);
-        frame.watch = new Watch(this, frame);
+        Frame f = frame;
+        f.watch = new ScopeWatch(this, () -> f.abandoned = true);
         setInnermost(thread, frame);
     }
 
