@@ -87,15 +87,24 @@ public final class TensorScope implements AutoCloseable {
             return failure;
         }
 
-        /** Hands the tensors of a dropped scope to the safety net (on {@code via}'s thread). */
+        /**
+         * Hands the tensors of a dropped scope to the safety net (on {@code via}'s thread), all
+         * of them even if the budget's strict mode objects to one; then throws the first objection.
+         */
         private void handOver(PerThread via) {
             if (closed) return;
             closed = true;
+            RuntimeException failure = null;
             for (int i = 0; i < count; i++) {
-                tensors[i].abandonedBy(this, via);
+                try {
+                    tensors[i].abandonedBy(this, via);
+                } catch (RuntimeException e) {
+                    if (failure == null) failure = e;
+                }
                 tensors[i] = null;
             }
             count = 0;
+            if (failure != null) throw failure;
         }
     }
 
@@ -120,12 +129,11 @@ public final class TensorScope implements AutoCloseable {
     static Frame popAbandoned(PerThread thread) {
         Frame s = (Frame) thread.scope;
         if (s == null || !s.abandoned) return s;
-        while (s != null && s.abandoned) {
-            s.handOver(thread);
-            s = s.parent;
-        }
-        setInnermost(thread, s);
-        return s;
+        Frame live = s;
+        while (live != null && live.abandoned) live = live.parent;
+        setInnermost(thread, live);
+        for (Frame f = s; f != live; f = f.parent) f.handOver(thread); // throws only in strict mode
+        return live;
     }
 
     /**
@@ -143,7 +151,13 @@ public final class TensorScope implements AutoCloseable {
      */
     static void handOverScopesOf(Object innermost) {
         PerThread here = PerThread.get();
-        for (Frame f = (Frame) innermost; f != null; f = f.parent) f.handOver(here);
+        for (Frame f = (Frame) innermost; f != null; f = f.parent) {
+            try {
+                f.handOver(here);
+            } catch (RuntimeException strictModeObjects) {
+                // no one to tell on this thread: the tensors are the safety net's all the same
+            }
+        }
     }
 
     /** How many tensors this scope has taken in so far (closed and kept ones included). */
@@ -174,7 +188,7 @@ public final class TensorScope implements AutoCloseable {
                 if (!g.closed) inner++;
                 failure = g.release(failure);
             }
-            failure = withCause(new IllegalStateException("tensor scopes must be closed innermost first: closing this scope"
+            failure = withSuppressed(new IllegalStateException("tensor scopes must be closed innermost first: closing this scope"
                     + " also closed " + inner + " scope(s) opened inside it and left open"), failure);
         }
         if (encloses(f, (Frame) t.scope)) setInnermost(t, f.parent);
@@ -188,7 +202,7 @@ public final class TensorScope implements AutoCloseable {
         return false;
     }
 
-    private static RuntimeException withCause(RuntimeException e, RuntimeException earlier) {
+    private static RuntimeException withSuppressed(RuntimeException e, RuntimeException earlier) {
         if (earlier != null) e.addSuppressed(earlier);
         return e;
     }
