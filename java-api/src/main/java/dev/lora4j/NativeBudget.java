@@ -28,8 +28,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p>Settings (system properties, read once):
  * <ul>
  *   <li>{@code lora4j.maxUnownedBytes}: the budget, in bytes or with a {@code k}, {@code m}
- *       or {@code g} suffix; default 1/128 of physical memory, at least 64 MiB and at most
- *       512 MiB.</li>
+ *       or {@code g} suffix; default 1/256 of physical memory, at least 32 MiB and at most
+ *       256 MiB (a collection per that much garbage is cheap next to what it frees).</li>
  *   <li>{@code lora4j.strictUnowned=true}: strict mode, for tests and development: exceeding
  *       the budget throws {@link IllegalStateException} from the call that created the tensor,
  *       naming where this thread's unowned tensors were created, instead of collecting.</li>
@@ -156,9 +156,9 @@ final class NativeBudget {
                 || cls.equals("dev.lora4j.NativeBudget") || cls.startsWith("dev.lora4j.TensorScope");
     }
 
-    /** The budget: the property's value, or 1/128 of physical memory within [64 MiB, 512 MiB]. */
+    /** The budget: the property's value, or 1/256 of physical memory within [32 MiB, 256 MiB]. */
     static long budget(String property, long physical) {
-        if (property == null || property.isBlank()) return Math.clamp(physical / 128, 64 * MIB, 512 * MIB);
+        if (property == null || property.isBlank()) return Math.clamp(physical / 256, 32 * MIB, 256 * MIB);
         String s = property.trim().toLowerCase(Locale.ROOT);
         long unit = switch (s.charAt(s.length() - 1)) {
             case 'k' -> 1L << 10;

@@ -118,7 +118,7 @@ public final class Torch {
     /**
      * The budget for {@link #unownedTensorBytes()}: the system property
      * {@code lora4j.maxUnownedBytes} (bytes, or with a k, m or g suffix) read at startup, else
-     * 1/128 of physical memory, at least 64 MiB and at most 512 MiB.
+     * 1/256 of physical memory, at least 32 MiB and at most 256 MiB.
      */
     public static long maxUnownedTensorBytes() {
         return NativeBudget.BUDGET;

@@ -73,9 +73,9 @@ class NativeLifetimeTest {
         assertEquals(2L << 30, NativeBudget.budget(" 2G ", 0));
         assertEquals(4096, NativeBudget.budget("4k", 0));
         assertEquals(1000, NativeBudget.budget("1000", 0));
-        assertEquals(192L << 20, NativeBudget.budget(null, 24L << 30)); // 1/128
-        assertEquals(64L << 20, NativeBudget.budget(null, 1L << 30)); // at least 64 MiB
-        assertEquals(512L << 20, NativeBudget.budget("", 1L << 40)); // at most 512 MiB
+        assertEquals(96L << 20, NativeBudget.budget(null, 24L << 30)); // 1/256
+        assertEquals(32L << 20, NativeBudget.budget(null, 1L << 30)); // at least 32 MiB
+        assertEquals(256L << 20, NativeBudget.budget("", 1L << 40)); // at most 256 MiB
         for (String bad : new String[] {"lots", "-1m", "12q", "99999999999g"}) {
             var e = assertThrows(IllegalArgumentException.class, () -> NativeBudget.budget(bad, 0));
             assertTrue(e.getMessage().contains("lora4j.maxUnownedBytes"), e.getMessage());
