@@ -101,7 +101,6 @@ public abstract sealed class Optimizer implements AutoCloseable permits SGD, Ada
         if (!(lr >= 0)) throw new IllegalArgumentException("learning rate must be >= 0, got " + lr);
     }
 
-
     /** The parameters, in the order given. */
     public final List<Tensor> params() {
         return params;
