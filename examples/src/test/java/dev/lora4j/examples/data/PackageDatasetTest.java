@@ -64,8 +64,8 @@ class PackageDatasetTest {
         Collections.shuffle(shuffled, new Random(99));
         assertEquals(ds, PackageDataset.build(shuffled, Tenant.LANGUAGES, options), "independent of the list's order");
         for (Tenant t : Tenant.defaults()) checkConsistent(PackageDataset.build(packages, t, options), packages);
-        assertEquals(1, PackageDataset.build(packages, Tenant.DESKTOP_MEDIA, options).counts().get(0).available(),
-                "games: the contrib/games record");
+        assertEquals(4, PackageDataset.build(packages, Tenant.DESKTOP_MEDIA, options).counts().get(0).available(),
+                "games: three records and the contrib/games one");
     }
 
     @Test
