@@ -30,7 +30,7 @@ import java.util.Locale;
  * <p>A shim built for another LibTorch than the one present is refused before it is loaded, with
  * a {@link dev.lora4j.LibTorchMismatchError} that says which LibTorch the shim needs, which was found, and
  * how to fix it. LibTorch's own handlers for the signals the JVM relies on are removed right
- * after loading ({@link SignalHandlers}).
+ * after loading ({@link SignalHandlers}; {@code -Dlora4j.restoreSignalHandlers=false} keeps them).
  *
  * <h2>Memory allocator</h2>
  * LibTorch allocates every tensor with the C library's {@code malloc}. glibc's defaults hand
@@ -131,7 +131,9 @@ public final class NativeLibrary {
         } catch (UnsatisfiedLinkError e) {
             throw LibTorchCheck.explain(shim, shimInfo, e);
         } finally {
-            jvmHandlers.restore();
+            // -Dlora4j.restoreSignalHandlers=false keeps LibTorch's handlers (the JVM will then
+            // die on its first implicit null check unless libjsig.so is preloaded).
+            if (!"false".equals(System.getProperty("lora4j.restoreSignalHandlers"))) jvmHandlers.restore();
         }
         configureAllocator();
     }
