@@ -2,7 +2,8 @@
 # Builds examples/user-project the way a user would, from lora4j's published coordinates only:
 # this build's artifacts are installed into a private local repository (.cache/m2-user, so the
 # shared ~/.m2 is left alone; its first run downloads the plugins), the user project is built
-# against it (javac -Xlint:all -Werror), and its shaded jar is run with java -jar.
+# against it (javac -Xlint:all -Werror), and its shaded jar is run with java -jar. The install
+# runs with -Prelease, so the sources and javadoc jars are built too.
 # Also checks that the README's fine-tune is the user project's FineTune.java, verbatim.
 set -euo pipefail
 LORA4J_SKIP_MAVEN=1 . "$(dirname "$0")/setup.sh" >/dev/null 2>&1 || . "$(dirname "$0")/setup.sh"
@@ -17,7 +18,7 @@ diff <(sed -n '/<!-- lora4j:fine-tune -->/,/<!-- \/lora4j:fine-tune -->/p' READM
   || die "README.md's fine-tune differs from $user/src/main/java/com/example/FineTune.java"
 
 say "installing lora4j ($classifier) into $repo"
-mvn -B -q install -DskipTests -Dmaven.repo.local="$repo" -pl .,bindings,native,java-api \
+mvn -B -q install -Prelease -DskipTests -Dmaven.repo.local="$repo" -pl .,bindings,native,java-api \
   -Dlora4j.native.classifier="$classifier" -Dlora4j.native.module="$(echo "$classifier" | tr .- __)"
 say "building the user project against it"
 (cd "$user" && mvn -B -q package -Dmaven.repo.local="$repo" -Dlora4j.native="$classifier")
