@@ -6,7 +6,7 @@
 # runs with -Prelease, so the sources and javadoc jars are built too.
 # Also checks that the README's fine-tune is the user project's FineTune.java, verbatim.
 set -euo pipefail
-LORA4J_SKIP_MAVEN=1 . "$(dirname "$0")/setup.sh" >/dev/null 2>&1 || . "$(dirname "$0")/setup.sh"
+LORA4J_SKIP_MAVEN=1 . "$(dirname "$0")/setup.sh"
 cd "$LORA4J_ROOT"
 repo=$LORA4J_ROOT/.cache/m2-user
 classifier=$(sed -n 's/^classifier=//p' build/native/liblora4j.properties)
