@@ -194,7 +194,8 @@ public final class NativeLibrary {
                     String classifier = new String(in.readAllBytes(), StandardCharsets.UTF_8).strip();
                     if (!classifier.startsWith(platform() + "-")) continue;
                     try (InputStream meta = loader.getResourceAsStream(RESOURCE_DIR + classifier + "/" + ShimInfo.FILE_NAME)) {
-                        if (meta != null) found.add(ShimInfo.read(meta, classifier));
+                        // The folder's name (the jar's classifier) is where the shim is, whatever the metadata says.
+                        if (meta != null) found.add(ShimInfo.read(meta, classifier).inFolder(classifier));
                     }
                 }
             }

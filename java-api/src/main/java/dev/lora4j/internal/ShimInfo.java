@@ -51,6 +51,11 @@ record ShimInfo(String libtorchVersion, String libtorchLine, String classifier, 
         return new ShimInfo(version, line, p.getProperty("classifier", ""), needed);
     }
 
+    /** The same metadata, for the shim packaged in the folder named {@code classifier}. */
+    ShimInfo inFolder(String classifier) {
+        return new ShimInfo(libtorchVersion, libtorchLine, classifier, needed);
+    }
+
     /** The libc10 library the shim needs (the cheapest probe of which LibTorch is present), or null. */
     String probeLibrary() {
         return needed.stream().filter(n -> n.startsWith("libc10")).findFirst()
