@@ -19,7 +19,8 @@ LORA4J_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TREE=${LORA4J_TRIXIE:-$LORA4J_ROOT/.cache/trixie}
 # Bump when the package list changes: the tree is then updated on the next run.
 PACKAGES=(libtorch-dev python3-torch libgloo-dev openjdk-25-jdk-headless cmake g++ make maven
-          libopenblas0-pthread ca-certificates dataset-fashion-mnist)
+          libopenblas0-pthread ca-certificates dataset-fashion-mnist
+          libharfbuzz0b libfontconfig1 fonts-dejavu-core)  # fonts: the examples draw plots (xchart)
 STAMP="$TREE/.lora4j-packages"
 TRIXIE_JAVA_HOME=/usr/lib/jvm/java-25-openjdk-amd64
 # Where the 2.6 shim is built (beside the host's build/ for 1.13; both git-ignored).
