@@ -92,10 +92,10 @@ final class SecureExtraction {
                 .readAttributes();
         if (!attrs.isDirectory() || attrs.isSymbolicLink()) return false;
         if (!attrs.permissions().equals(OWNER_ONLY)) return false;
-        return attrs.owner().equals(currentUser(dir));
+        return attrs.owner().equals(currentUser());
     }
 
-    private static UserPrincipal currentUser(Path anywhere) throws IOException {
+    private static UserPrincipal currentUser() throws IOException {
         // The owner of a file this process creates is this process's user (uid), whatever user.name says.
         Path probe = Files.createTempFile("lora4j-owner", ".tmp");
         try {
