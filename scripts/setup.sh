@@ -7,30 +7,13 @@
 #                 libopenblas0-pthread (LibTorch's BLAS; the reference BLAS is ~16x slower)
 #   JDK 25+:      found in JAVA_HOME, /usr/lib/jvm, or PATH; the script stops if there is none
 #   build:        build/native/liblora4j.so (CMake), then the Maven modules (mvn install)
+#   LibTorch 2.6:  scripts/trixie.sh (Debian 13 in a chroot; needs debootstrap, installed there)
 set -euo pipefail
 LORA4J_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export LORA4J_ROOT
 
-say() { printf '\033[1m[lora4j]\033[0m %s\n' "$*" >&2; }
-die() { printf '\033[1;31m[lora4j] error:\033[0m %s\n' "$*" >&2; exit 1; }
-
-# ---------------------------------------------------------------- apt packages
-lora4j_apt_install() {
-  local missing=()
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  say "installing Debian packages: ${missing[*]}"
-  local sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null || die "need root (or sudo) to install: ${missing[*]}"
-    sudo=sudo
-  fi
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-lora4j_apt_install libtorch-dev libgloo-dev iproute2 cmake g++ make maven libopenblas0-pthread ca-certificates dataset-fashion-mnist
+. "$LORA4J_ROOT/scripts/lib.sh"
+lora4j_apt_install libtorch-dev cmake g++ make maven libopenblas0-pthread ca-certificates dataset-fashion-mnist debootstrap libgloo-dev iproute2
 
 blas=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || true)
 case "$blas" in

@@ -366,6 +366,21 @@ lt_status lt_process_group_broadcast(lt_process_group* pg, const lt_tensor* cons
 lt_status lt_process_group_barrier(lt_process_group* pg, int64_t timeout_ms);
 /* ================================================================== end distributed */
 
+/* ------------------------------------------------------------------ build information
+ * What the shim was built against, for Torch.buildInfo() and the Java side's refusal of a shim
+ * built for another LibTorch. Each returns 0 or 1 and cannot fail. (lt_version gives the
+ * LibTorch version.) */
+
+/* 1 when the shim was compiled with the C++11 std::string ABI (_GLIBCXX_USE_CXX11_ABI=1). */
+int32_t lt_build_cxx11_abi(void);
+/* 1 when the LibTorch the shim runs on has CUDA compiled in (a GPU need not be present). */
+int32_t lt_build_has_cuda(void);
+/* 1 when the LibTorch the shim was compiled against ships distributed (c10d) support. */
+int32_t lt_build_has_distributed(void);
+/* 1 when the shim uses LibTorch's fused scaled-dot-product attention (LibTorch 2.x). */
+int32_t lt_build_has_fused_attention(void);
+/* ------------------------------------------------------------------ end of build information */
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,6 +3,7 @@ package dev.lora4j;
 import static dev.lora4j.bindings.LibLora4j.*;
 
 import dev.lora4j.internal.NativeLibrary;
+import dev.lora4j.internal.SignalHandlers;
 import dev.lora4j.internal.Status;
 
 /**
@@ -56,7 +57,20 @@ public final class Torch {
         return lt_version().reinterpret(Long.MAX_VALUE).getString(0);
     }
 
-    /** Whether a CUDA device can be used (false on a CPU-only LibTorch). */
+    /**
+     * What the native shim was built against (LibTorch version, C++ ABI, CUDA, distributed) and
+     * which shim file was loaded.
+     */
+    public static BuildInfo buildInfo() {
+        return new BuildInfo(version(), lt_build_cxx11_abi() != 0, lt_build_has_cuda() != 0,
+                lt_build_has_distributed() != 0, lt_build_has_fused_attention() != 0, NativeLibrary.shim(),
+                SignalHandlers.report());
+    }
+
+    /**
+     * Whether a CUDA device can be used: false on a CPU-only LibTorch, and on a CUDA LibTorch
+     * without a GPU ({@link BuildInfo#cuda()} tells whether CUDA is compiled in).
+     */
     public static boolean cudaAvailable() {
         return lt_device_count(LT_DEVICE_CUDA()) > 0;
     }

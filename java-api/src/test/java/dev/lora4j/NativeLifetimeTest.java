@@ -1,5 +1,6 @@
 package dev.lora4j;
 
+import dev.lora4j.testing.ChildJvm;
 import static org.junit.jupiter.api.Assertions.*;
 
 import java.util.List;

@@ -7799,5 +7799,237 @@ public class LibLora4j extends LibLora4j$shared {
            throw new AssertionError("should not reach here", ex$);
         }
     }
+
+    private static class lt_build_cxx11_abi {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT    );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_build_cxx11_abi");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t lt_build_cxx11_abi()
+     * }
+     */
+    public static FunctionDescriptor lt_build_cxx11_abi$descriptor() {
+        return lt_build_cxx11_abi.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t lt_build_cxx11_abi()
+     * }
+     */
+    public static MethodHandle lt_build_cxx11_abi$handle() {
+        return lt_build_cxx11_abi.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t lt_build_cxx11_abi()
+     * }
+     */
+    public static MemorySegment lt_build_cxx11_abi$address() {
+        return lt_build_cxx11_abi.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t lt_build_cxx11_abi()
+     * }
+     */
+    public static int lt_build_cxx11_abi() {
+        var mh$ = lt_build_cxx11_abi.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_build_cxx11_abi");
+            }
+            return (int)mh$.invokeExact();
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class lt_build_has_cuda {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT    );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_build_has_cuda");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t lt_build_has_cuda()
+     * }
+     */
+    public static FunctionDescriptor lt_build_has_cuda$descriptor() {
+        return lt_build_has_cuda.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t lt_build_has_cuda()
+     * }
+     */
+    public static MethodHandle lt_build_has_cuda$handle() {
+        return lt_build_has_cuda.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t lt_build_has_cuda()
+     * }
+     */
+    public static MemorySegment lt_build_has_cuda$address() {
+        return lt_build_has_cuda.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t lt_build_has_cuda()
+     * }
+     */
+    public static int lt_build_has_cuda() {
+        var mh$ = lt_build_has_cuda.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_build_has_cuda");
+            }
+            return (int)mh$.invokeExact();
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class lt_build_has_distributed {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT    );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_build_has_distributed");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t lt_build_has_distributed()
+     * }
+     */
+    public static FunctionDescriptor lt_build_has_distributed$descriptor() {
+        return lt_build_has_distributed.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t lt_build_has_distributed()
+     * }
+     */
+    public static MethodHandle lt_build_has_distributed$handle() {
+        return lt_build_has_distributed.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t lt_build_has_distributed()
+     * }
+     */
+    public static MemorySegment lt_build_has_distributed$address() {
+        return lt_build_has_distributed.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t lt_build_has_distributed()
+     * }
+     */
+    public static int lt_build_has_distributed() {
+        var mh$ = lt_build_has_distributed.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_build_has_distributed");
+            }
+            return (int)mh$.invokeExact();
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class lt_build_has_fused_attention {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT    );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_build_has_fused_attention");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t lt_build_has_fused_attention()
+     * }
+     */
+    public static FunctionDescriptor lt_build_has_fused_attention$descriptor() {
+        return lt_build_has_fused_attention.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t lt_build_has_fused_attention()
+     * }
+     */
+    public static MethodHandle lt_build_has_fused_attention$handle() {
+        return lt_build_has_fused_attention.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t lt_build_has_fused_attention()
+     * }
+     */
+    public static MemorySegment lt_build_has_fused_attention$address() {
+        return lt_build_has_fused_attention.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t lt_build_has_fused_attention()
+     * }
+     */
+    public static int lt_build_has_fused_attention() {
+        var mh$ = lt_build_has_fused_attention.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_build_has_fused_attention");
+            }
+            return (int)mh$.invokeExact();
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
 }
 

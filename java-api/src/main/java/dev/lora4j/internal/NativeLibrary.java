@@ -6,10 +6,10 @@ import java.io.UncheckedIOException;
 import java.net.URISyntaxException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
-import java.util.HexFormat;
+import java.net.URL;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.Locale;
 
@@ -17,13 +17,20 @@ import java.util.Locale;
  * Finds and loads {@code liblora4j.so} (and, when asked, LibTorch) once per class loader.
  *
  * <p>Search order for the shim: the system property {@code lora4j.shim} (a file), a
- * {@code liblora4j.so} next to the jar that holds this class, then the copy packaged in the
- * jar, extracted once into {@code java.io.tmpdir} under a name derived from its hash.
+ * {@code liblora4j.so} next to the jar that holds this class, then the native artifacts on the
+ * class path ({@code dev.lora4j:lora4j-native} with a classifier per platform and LibTorch line,
+ * e.g. {@code linux-x86_64-libtorch2.6}): the first whose LibTorch is present is extracted into a
+ * private folder ({@link SecureExtraction}) and loaded.
  *
  * <p>LibTorch is found by the system's dynamic linker (Debian's {@code libtorch-dev} puts it
  * on the default path) unless {@code -Dlora4j.libtorch=DIR} names a folder holding
  * {@code libc10.so}, {@code libtorch_cpu.so} and {@code libtorch.so}; those are then loaded
  * first, by absolute path.
+ *
+ * <p>A shim built for another LibTorch than the one present is refused before it is loaded, with
+ * a {@link dev.lora4j.LibTorchMismatchError} that says which LibTorch the shim needs, which was found, and
+ * how to fix it. LibTorch's own handlers for the signals the JVM relies on are removed right
+ * after loading ({@link SignalHandlers}; {@code -Dlora4j.restoreSignalHandlers=false} keeps them).
  *
  * <h2>Memory allocator</h2>
  * LibTorch allocates every tensor with the C library's {@code malloc}. glibc's defaults hand
@@ -56,7 +63,12 @@ import java.util.Locale;
  */
 public final class NativeLibrary {
 
-    private static final String RESOURCE_DIR = "/dev/lora4j/native/";
+    /** Where the native jars keep each shim: RESOURCE_DIR + classifier + "/liblora4j.so" (and .properties). */
+    static final String RESOURCE_DIR = "META-INF/lora4j/native/";
+    /** One per native jar, holding its classifier. */
+    static final String NATIVE_INDEX = "META-INF/lora4j/native.index";
+    private static Path shim;
+    private static ShimInfo shimInfo;
     /** lora4j's malloc setting: mmap threshold, trim threshold, top pad (bytes). */
     static final long MMAP_THRESHOLD = 32L << 20;
     static final long TRIM_THRESHOLD = 256L << 20;
@@ -102,6 +114,7 @@ public final class NativeLibrary {
     }
 
     private static void load() {
+        SignalHandlers.Snapshot jvmHandlers = SignalHandlers.snapshot();
         String libtorch = System.getProperty("lora4j.libtorch");
         if (libtorch != null && !libtorch.isBlank()) {
             for (String name : List.of("libc10.so", "libtorch_cpu.so", "libtorch.so")) {
@@ -112,19 +125,27 @@ public final class NativeLibrary {
                 System.load(p.toAbsolutePath().toString());
             }
         }
-        Path shim = locateShim();
+        shim = locateShim();
         try {
             System.load(shim.toString());
         } catch (UnsatisfiedLinkError e) {
-            String msg = String.valueOf(e.getMessage());
-            if (msg.contains("libtorch") || msg.contains("libc10")) {
-                throw new UnsatisfiedLinkError("LibTorch was not found while loading " + shim
-                        + ": install it (Debian: apt-get install libtorch-dev) or point"
-                        + " -Dlora4j.libtorch=DIR at the folder holding libtorch.so (" + msg + ")");
-            }
-            throw e;
+            throw LibTorchCheck.explain(shim, shimInfo, e);
+        } finally {
+            // -Dlora4j.restoreSignalHandlers=false keeps LibTorch's handlers (the JVM will then
+            // die on its first implicit null check unless libjsig.so is preloaded).
+            if (!"false".equals(System.getProperty("lora4j.restoreSignalHandlers"))) jvmHandlers.restore();
         }
         configureAllocator();
+    }
+
+    /** The shim that was loaded. */
+    public static Path shim() {
+        return shim;
+    }
+
+    /** The LibTorch version the loaded shim was built for, from its metadata, or null when it has none. */
+    public static String shimLibTorchVersion() {
+        return shimInfo == null ? null : shimInfo.libtorchVersion();
     }
 
     private static Path locateShim() {
@@ -134,11 +155,20 @@ public final class NativeLibrary {
             if (!Files.isRegularFile(p)) {
                 throw new UnsatisfiedLinkError("-Dlora4j.shim=" + explicit + " is not a file");
             }
-            return p;
+            return checked(p, ShimInfo.besideShim(p));
         }
         Path besideJar = besideJar();
-        if (besideJar != null) return besideJar;
+        if (besideJar != null) return checked(besideJar, ShimInfo.besideShim(besideJar));
         return extractPackaged();
+    }
+
+    /** The shim, once the LibTorch it needs is known to be present; otherwise a clear refusal. */
+    private static Path checked(Path path, ShimInfo info) {
+        shimInfo = info;
+        if (info != null && !LibTorchCheck.present(info.probeLibrary())) {
+            throw LibTorchCheck.refuse(path.toString(), List.of(info));
+        }
+        return path;
     }
 
     private static Path besideJar() {
@@ -154,37 +184,50 @@ public final class NativeLibrary {
         }
     }
 
-    private static Path extractPackaged() {
-        String resource = RESOURCE_DIR + platform() + "/" + LIB_NAME;
-        byte[] bytes;
-        try (InputStream in = NativeLibrary.class.getResourceAsStream(resource)) {
-            if (in == null) {
-                throw new UnsatisfiedLinkError("lora4j's native library is not packaged for " + platform()
-                        + " (no resource " + resource + "); build it with CMake and set -Dlora4j.shim=FILE");
+    /** The packaged shims for this platform, in the order the native jars appear on the class path. */
+    private static List<ShimInfo> packagedShims() {
+        List<ShimInfo> found = new ArrayList<>();
+        try {
+            ClassLoader loader = NativeLibrary.class.getClassLoader();
+            for (URL index : Collections.list(loader.getResources(NATIVE_INDEX))) {
+                try (InputStream in = index.openStream()) {
+                    String classifier = new String(in.readAllBytes(), StandardCharsets.UTF_8).strip();
+                    if (!classifier.startsWith(platform() + "-")) continue;
+                    try (InputStream meta = loader.getResourceAsStream(RESOURCE_DIR + classifier + "/" + ShimInfo.FILE_NAME)) {
+                        // The folder's name (the jar's classifier) is where the shim is, whatever the metadata says.
+                        if (meta != null) found.add(ShimInfo.read(meta, classifier).inFolder(classifier));
+                    }
+                }
             }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read lora4j's native artifacts (" + NATIVE_INDEX + ")", e);
+        }
+        return found;
+    }
+
+    private static Path extractPackaged() {
+        List<ShimInfo> candidates = packagedShims();
+        if (candidates.isEmpty()) {
+            throw new UnsatisfiedLinkError("lora4j's native library is missing: add the dependency"
+                    + " dev.lora4j:lora4j-native with the classifier " + platform() + "-libtorch<LINE> for your"
+                    + " LibTorch (e.g. " + platform() + "-libtorch2.6), or build the shim (scripts/setup.sh)"
+                    + " and set -Dlora4j.shim=FILE");
+        }
+        ShimInfo chosen = candidates.stream().filter(c -> LibTorchCheck.present(c.probeLibrary()))
+                .findFirst().orElseThrow(() -> LibTorchCheck.refuse("the native artifacts", candidates));
+        String resource = RESOURCE_DIR + chosen.classifier() + "/" + LIB_NAME;
+        byte[] bytes;
+        try (InputStream in = NativeLibrary.class.getClassLoader().getResourceAsStream(resource)) {
+            if (in == null) throw new UnsatisfiedLinkError("lora4j's native artifact has no " + resource);
             bytes = in.readAllBytes();
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read " + resource, e);
         }
-        try {
-            String hash = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes), 0, 8);
-            String user = System.getProperty("user.name", "user").replaceAll("[^A-Za-z0-9_.-]", "_");
-            Path dir = Path.of(System.getProperty("java.io.tmpdir"), "lora4j-" + user + "-" + hash);
-            Path target = dir.resolve(LIB_NAME);
-            if (Files.isRegularFile(target) && Files.size(target) == bytes.length) return target;
-            Files.createDirectories(dir);
-            Path tmp = Files.createTempFile(dir, LIB_NAME, ".part");
-            Files.write(tmp, bytes);
-            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            return target;
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot extract " + LIB_NAME + " into java.io.tmpdir", e);
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
+        shimInfo = chosen;
+        return SecureExtraction.extract(bytes, LIB_NAME);
     }
 
-    private static String platform() {
+    static String platform() {
         String arch = System.getProperty("os.arch", "").toLowerCase(Locale.ROOT);
         String os = System.getProperty("os.name", "").toLowerCase(Locale.ROOT);
         String osPart = os.contains("linux") ? "linux" : os.replaceAll("\\s+", "");

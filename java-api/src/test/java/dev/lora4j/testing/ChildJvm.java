@@ -20,12 +20,31 @@ public final class ChildJvm {
         public boolean crashed() {
             return exitCode > 128;
         }
+
+        @Override
+        public String toString() {
+            return "exit " + exitCode + ":\n" + output;
+        }
     }
 
     private ChildJvm() {}
 
     /** Runs {@code main}'s {@code main(args)} in a child JVM and waits at most {@code timeoutSeconds}. */
     public static Result run(Class<?> main, long timeoutSeconds, String... args) throws IOException, InterruptedException {
+        return run(main, List.of(), timeoutSeconds, args);
+    }
+
+    /** As {@link #run(Class, long, String...)} with five minutes to finish and extra JVM options. */
+    public static Result run(Class<?> main, List<String> jvmArgs, String... args) throws IOException, InterruptedException {
+        return run(main, jvmArgs, 300, args);
+    }
+
+    /**
+     * Runs {@code main} in a child JVM with {@code jvmArgs} after the defaults (so they win) and
+     * waits at most {@code timeoutSeconds}; a child still running then is killed (exit code -1).
+     */
+    public static Result run(Class<?> main, List<String> jvmArgs, long timeoutSeconds, String... args)
+            throws IOException, InterruptedException {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         cmd.add("--enable-native-access=ALL-UNNAMED");
@@ -35,6 +54,7 @@ public final class ChildJvm {
         System.getProperties().forEach((k, v) -> {
             if (k.toString().startsWith("lora4j.")) cmd.add("-D" + k + "=" + v);
         });
+        cmd.addAll(jvmArgs);
         cmd.add("-cp");
         cmd.add(System.getProperty("java.class.path"));
         cmd.add(main.getName());

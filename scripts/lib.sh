@@ -1,0 +1,20 @@
+# Shared helpers for lora4j's scripts (sourced, never run): messages and Debian package installs.
+say() { printf '\033[1m[lora4j]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31m[lora4j] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# Installs the Debian packages that are missing (as root, or through sudo).
+lora4j_apt_install() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "installing Debian packages: ${missing[*]}"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || die "need root (or sudo) to install: ${missing[*]}"
+    sudo=sudo
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
