@@ -313,6 +313,21 @@ lt_status lt_optimizer_set_lr(lt_optimizer* opt, double lr);
 lt_status lt_optimizer_get_lr(const lt_optimizer* opt, double* out);
 lt_status lt_optimizer_free(lt_optimizer* opt);
 
+/* ------------------------------------------------------------------ transformer blocks */
+
+/* As F.layer_norm: normalises over the last ndim dimensions, whose sizes normalized_shape gives;
+ * weight and bias (of that shape) may be NULL. */
+lt_status lt_layer_norm(const lt_tensor* input, const int64_t* normalized_shape, int64_t ndim,
+                        const lt_tensor* weight, const lt_tensor* bias, double eps, lt_tensor** out);
+/* As F.scaled_dot_product_attention: softmax(q·kᵀ/√d + mask)·v over the last two dimensions of
+ * query (..., L, d), key (..., S, d), value (..., S, dv). attn_mask may be NULL, boolean (true =
+ * take part) or floating (added to the scores), broadcastable to (..., L, S). dropout_p applies to
+ * the attention weights (pass 0 in inference); is_causal adds a lower-triangular mask. Uses
+ * LibTorch's fused entry point. */
+lt_status lt_scaled_dot_product_attention(const lt_tensor* query, const lt_tensor* key, const lt_tensor* value,
+                                          const lt_tensor* attn_mask, double dropout_p, int32_t is_causal,
+                                          lt_tensor** out);
+
 #ifdef __cplusplus
 }
 #endif

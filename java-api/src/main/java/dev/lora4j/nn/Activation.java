@@ -30,6 +30,18 @@ public final class Activation extends Module {
         return new Activation("GELU", Tensor::gelu);
     }
 
+    /**
+     * {@code nn.GELU(approximate=...)}: {@code "none"} is the exact erf form, {@code "tanh"}
+     * the tanh approximation (Hugging Face's {@code gelu_new}).
+     */
+    public static Activation gelu(String approximate) {
+        return switch (java.util.Objects.requireNonNull(approximate, "approximate")) {
+            case "none" -> gelu();
+            case "tanh" -> new Activation("GELU(approximate='tanh')", t -> t.gelu("tanh"));
+            default -> throw new IllegalArgumentException("approximate must be 'none' or 'tanh', not '" + approximate + "'");
+        };
+    }
+
     /** {@code nn.Tanh()}. */
     public static Activation tanh() {
         return new Activation("Tanh", Tensor::tanh);
@@ -52,6 +64,6 @@ public final class Activation extends Module {
 
     @Override
     public String toString() {
-        return name + "()";
+        return name.endsWith(")") ? name : name + "()";
     }
 }
