@@ -146,16 +146,22 @@ public final class PeftAdapter {
         ObjectNode json = JSON.createObjectNode();
         json.put("peft_type", "LORA");
         json.put("r", config.r());
-        json.put("lora_alpha", config.loraAlpha());
+        // PEFT's dataclass types: lora_alpha is an int (a float only when it is not whole).
+        if (config.loraAlpha() == Math.rint(config.loraAlpha()) && Math.abs(config.loraAlpha()) < 1e9) {
+            json.put("lora_alpha", (long) config.loraAlpha());
+        } else {
+            json.put("lora_alpha", config.loraAlpha());
+        }
         json.put("lora_dropout", config.loraDropout());
         json.put("fan_in_fan_out", config.fanInFanOut());
         json.put("use_rslora", config.useRslora());
         json.put("bias", config.bias().name().toLowerCase(java.util.Locale.ROOT));
-        json.put("init_lora_weights", switch (config.init()) {
-            case DEFAULT -> "true";
-            case GAUSSIAN -> "gaussian";
-            case NORMAL -> "normal";
-        });
+        // PEFT writes the default as the JSON boolean true, the variants as strings.
+        switch (config.init()) {
+            case DEFAULT -> json.put("init_lora_weights", true);
+            case GAUSSIAN -> json.put("init_lora_weights", "gaussian");
+            case NORMAL -> json.put("init_lora_weights", "normal");
+        }
         var t = json.putArray("target_modules");
         targets.forEach(t::add);
         ObjectNode rp = json.putObject("rank_pattern");

@@ -353,6 +353,20 @@ public final class Lora {
      */
     public static Tensor forward(Module model, Tensor input, String... rowAdapters) {
         Objects.requireNonNull(input, "input");
+        return withRowAdapters(model, input.dim() == 0 ? 0 : input.size(0), () -> model.forward(input), rowAdapters);
+    }
+
+    /**
+     * Runs {@code body} (forwards of {@code model} on a batch of {@code batchSize} rows, with
+     * whatever extra inputs the model takes, such as a BERT attention mask) so that row i of
+     * every LoRA layer's input uses adapter {@code rowAdapters[i]}, as {@link #forward} does.
+     * Row i is dimension 0 of each layer's input ([batch, seq, hidden] for a transformer).
+     *
+     * @throws IllegalArgumentException for an unknown adapter name or a count of names that
+     *     differs from {@code batchSize}
+     */
+    public static <T> T withRowAdapters(Module model, long batchSize, java.util.function.Supplier<T> body, String... rowAdapters) {
+        Objects.requireNonNull(body, "body");
         String[] rows = rowAdapters.clone();
         java.util.Set<String> known = new java.util.HashSet<>(adapterNames(model));
         for (int i = 0; i < rows.length; i++) {
@@ -362,10 +376,10 @@ public final class Lora {
                         + AdapterBank.BASE + "' for none)");
             }
         }
-        if (input.dim() == 0 || input.size(0) != rows.length) {
-            throw new IllegalArgumentException(rows.length + " adapter names for a batch of " + (input.dim() == 0 ? 0 : input.size(0)) + " rows");
+        if (batchSize != rows.length) {
+            throw new IllegalArgumentException(rows.length + " adapter names for a batch of " + batchSize + " rows");
         }
-        return LoraLayer.withRowAdapters(rows, () -> model.forward(input));
+        return LoraLayer.withRowAdapters(rows, body);
     }
 
     private static void requireKnown(Module model, String[] names) {
