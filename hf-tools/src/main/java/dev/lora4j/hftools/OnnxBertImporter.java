@@ -34,6 +34,17 @@ public final class OnnxBertImporter {
 
     private OnnxBertImporter() {}
 
+    /** Command line: {@code OnnxBertImporter model.onnx out-dir}. */
+    public static void main(String[] args) throws IOException {
+        if (args.length != 2) {
+            System.err.println("usage: OnnxBertImporter MODEL.onnx OUT_DIR");
+            System.exit(2);
+        }
+        BertConfig c = importModel(Path.of(args[0]), Path.of(args[1]));
+        System.out.println("wrote " + args[1] + ": " + c.numHiddenLayers() + " layers, hidden " + c.hiddenSize() + ", "
+                + c.numAttentionHeads() + " heads");
+    }
+
     /** Reads {@code onnxFile} and writes {@code config.json} and {@code model.safetensors} into {@code outDir}. */
     public static BertConfig importModel(Path onnxFile, Path outDir) throws IOException {
         OnnxGraph g = OnnxGraph.read(Files.readAllBytes(onnxFile));
