@@ -41,7 +41,9 @@ import java.util.regex.Pattern;
  *
  * <p>Loading checks the whole folder against the model before changing anything, and reports
  * config fields it does not know or cannot honour instead of ignoring them silently; fields
- * that would change the adapter's meaning (DoRA, modules_to_save, ...) are refused. Stateless
+ * that would change the adapter's meaning (DoRA, layers_to_transform, ...) are refused.
+ * {@code modules_to_save} is honoured: those modules' parameters are saved whole and loaded in
+ * place (PEFT keeps the original module beside its trained copy; lora4j replaces it). Stateless
  * and thread-safe; {@link #load} changes the model (one thread, no concurrent forwards).
  */
 public final class PeftAdapter {
@@ -55,12 +57,13 @@ public final class PeftAdapter {
 
     /** Fields lora4j reads and honours. */
     private static final Set<String> HONOURED = Set.of("peft_type", "r", "lora_alpha", "lora_dropout", "fan_in_fan_out",
-            "use_rslora", "target_modules", "rank_pattern", "alpha_pattern", "bias", "init_lora_weights", "exclude_modules");
+            "use_rslora", "target_modules", "rank_pattern", "alpha_pattern", "bias", "init_lora_weights", "exclude_modules",
+            "modules_to_save");
     /** Fields that only describe where the adapter came from or how it was trained. */
     private static final Set<String> DESCRIPTIVE = Set.of("base_model_name_or_path", "revision", "task_type", "inference_mode",
             "auto_mapping", "peft_version", "lora_bias", "runtime_config");
     /** Fields that change the adapter's meaning unless they hold their default (null, false, empty). */
-    private static final Set<String> REFUSED_UNLESS_DEFAULT = Set.of("use_dora", "modules_to_save", "layers_to_transform",
+    private static final Set<String> REFUSED_UNLESS_DEFAULT = Set.of("use_dora", "layers_to_transform",
             "layers_pattern", "layer_replication", "megatron_config", "megatron_core", "loftq_config", "trainable_token_indices",
             "eva_config", "corda_config", "target_parameters", "qalora_group_size", "use_qalora", "alora_invocation_tokens");
 
@@ -106,7 +109,21 @@ public final class PeftAdapter {
      *     layer holds the adapter
      */
     public static void save(Module model, String adapterName, LoraConfig config, Path dir) throws IOException {
+        save(model, adapterName, config, List.of(), dir);
+    }
+
+    /**
+     * As {@link #save(Module, String, LoraConfig, Path)}, plus PEFT's {@code modules_to_save}:
+     * every parameter of the modules those names select (a module path equal to a name or
+     * ending in "." + it, e.g. "classifier") is written whole under
+     * {@code base_model.model.<path>.<parameter>}, and the names go to the config.
+     *
+     * @throws IllegalArgumentException as the other overloads, or for a name that selects no module
+     */
+    public static void save(Module model, String adapterName, LoraConfig config, List<String> modulesToSave, Path dir)
+            throws IOException {
         Objects.requireNonNull(model, "model");
+        Objects.requireNonNull(modulesToSave, "modulesToSave");
         Objects.requireNonNull(adapterName, "adapterName");
         Objects.requireNonNull(config, "config");
         Map<String, Tensor> tensors = new LinkedHashMap<>();
@@ -140,6 +157,13 @@ public final class PeftAdapter {
                 targets.add(path);
             }
             if (targets.isEmpty()) throw new IllegalArgumentException("no LoRA layer of the model holds adapter '" + adapterName + "'");
+            for (String name : modulesToSave) {
+                List<String> paths = modulesToSavePaths(model, name);
+                if (paths.isEmpty()) throw new IllegalArgumentException("modules_to_save: no module of the model is named '" + name + "'");
+                for (String path : paths) {
+                    model.module(path).namedParameters().forEach((k, t) -> tensors.put(PREFIX + path + "." + k, t.detach()));
+                }
+            }
             Files.createDirectories(dir);
             Safetensors.write(dir.resolve(WEIGHTS), tensors, Map.of("format", "pt"));
         }
@@ -168,7 +192,12 @@ public final class PeftAdapter {
         rankPattern.forEach(rp::put);
         ObjectNode ap = json.putObject("alpha_pattern");
         alphaPattern.forEach(ap::put);
-        json.putNull("modules_to_save");
+        if (modulesToSave.isEmpty()) {
+            json.putNull("modules_to_save");
+        } else {
+            var mts = json.putArray("modules_to_save");
+            modulesToSave.forEach(mts::add);
+        }
         json.put("use_dora", false);
         json.put("inference_mode", true);
         json.putNull("task_type");
@@ -243,13 +272,34 @@ public final class PeftAdapter {
         Map<String, JsonNode> rankPattern = fields(cfg.get("rank_pattern"));
         Map<String, JsonNode> alphaPattern = fields(cfg.get("alpha_pattern"));
 
+        List<String> savedPaths = new ArrayList<>();
+        JsonNode mts = cfg.get("modules_to_save");
+        if (mts != null && mts.isArray()) {
+            for (JsonNode n : mts) {
+                List<String> paths = modulesToSavePaths(model, n.asText());
+                if (paths.isEmpty()) throw new IOException(configFile + ": modules_to_save names '" + n.asText() + "', no module of the model");
+                savedPaths.addAll(paths);
+            }
+        }
         try (Safetensors.Contents contents = Safetensors.read(weightsFile)) {
             // Group the tensors by module and check every one before touching the model.
             Map<String, Map<String, Tensor>> byModule = new LinkedHashMap<>();
+            Map<Tensor, Tensor> wholeModules = new LinkedHashMap<>(); // model parameter -> file tensor (modules_to_save)
             for (var e : contents.tensors().entrySet()) {
                 String k = e.getKey();
                 if (!k.startsWith(PREFIX)) throw new IOException(weightsFile + ": key '" + k + "' does not start with " + PREFIX);
                 String rest = k.substring(PREFIX.length());
+                String saved = savedPaths.stream().filter(p -> rest.startsWith(p + ".")).findFirst().orElse(null);
+                if (saved != null) {
+                    Tensor target = model.module(saved).namedParameters().get(rest.substring(saved.length() + 1));
+                    if (target == null || !Arrays.equals(target.shape(), e.getValue().shape())) {
+                        throw new IOException(weightsFile + ": modules_to_save tensor '" + k + "' "
+                                + (target == null ? "names no parameter of module '" + saved + "'"
+                                        : "has shape " + Arrays.toString(e.getValue().shape()) + ", the model's is " + Arrays.toString(target.shape())));
+                    }
+                    wholeModules.put(target, e.getValue());
+                    continue;
+                }
                 String[] suffixes = {".lora_A.weight", ".lora_B.weight", ".lora_embedding_A", ".lora_embedding_B"};
                 String suffix = Arrays.stream(suffixes).filter(rest::endsWith).findFirst()
                         .orElseThrow(() -> new IOException(weightsFile + ": key '" + k + "' is not a LoRA factor lora4j knows"));
@@ -279,6 +329,10 @@ public final class PeftAdapter {
                 wrapped.add(p.path);
             }
             if (before.isEmpty()) Lora.markOnlyLoraAsTrainable(model, base.bias());
+            // modules_to_save: replaced in place (PEFT keeps the original beside the copy) and trainable.
+            try (var ng = Torch.noGrad()) {
+                wholeModules.forEach((target, value) -> target.copy_(value).requiresGrad_(true));
+            }
             return new LoadReport(List.copyOf(wrapped), List.copyOf(unknown), List.copyOf(ignored), base);
         }
     }
@@ -409,6 +463,15 @@ public final class PeftAdapter {
     private static Map<String, JsonNode> fields(JsonNode obj) {
         Map<String, JsonNode> out = new LinkedHashMap<>();
         if (obj != null && obj.isObject()) obj.fields().forEachRemaining(e -> out.put(e.getKey(), e.getValue()));
+        return out;
+    }
+
+    /** Paths of the modules a modules_to_save name selects (equal to it or ending in "." + it). */
+    private static List<String> modulesToSavePaths(Module model, String name) {
+        List<String> out = new ArrayList<>();
+        for (String path : model.namedModules().keySet()) {
+            if (!path.isEmpty() && (path.equals(name) || path.endsWith("." + name))) out.add(path);
+        }
         return out;
     }
 

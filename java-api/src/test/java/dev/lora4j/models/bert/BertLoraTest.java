@@ -182,6 +182,35 @@ class BertLoraTest {
     }
 
     @Test
+    void modulesToSaveClassifierIsSavedWholeWithPeftsKeysAndLoadsBack() throws Exception {
+        LoraConfig cfg = LoraConfig.of(8, 16).withTargetModules("query", "value");
+        try (var c = new BertForSequenceClassification(TINY); var fresh = new BertForSequenceClassification(TINY)) {
+            fresh.loadStateDict(c.stateDict(), true);
+            Lora.wrap(c, cfg);
+            try (var ng = Torch.noGrad(); var s = TensorScope.open()) {
+                for (LoraLayer l : Lora.loraLayers(c).values()) l.loraB("default").copy_(Tensor.randn(l.loraB("default").shape()));
+                c.child("classifier").parameter("weight").copy_(Tensor.randn(3, 16));
+            }
+            c.eval();
+            fresh.eval();
+            PeftAdapter.save(c, "default", cfg, List.of("classifier"), dir);
+            try (var contents = Safetensors.read(dir.resolve("adapter_model.safetensors"))) {
+                assertTrue(contents.tensors().containsKey("base_model.model.classifier.weight"));
+                assertTrue(contents.tensors().containsKey("base_model.model.classifier.bias"));
+                assertTrue(contents.tensors().containsKey("base_model.model.bert.encoder.layer.1.attention.self.value.lora_B.weight"));
+                assertEquals(4 * 2 + 2, contents.tensors().size());
+            }
+            JsonNode json = new ObjectMapper().readTree(Files.readString(dir.resolve("adapter_config.json")));
+            assertEquals("classifier", json.get("modules_to_save").get(0).asText());
+            assertFalse(fresh.forward(IDS, MASK, null).allclose(c.forward(IDS, MASK, null), 1e-3, 1e-3));
+            PeftAdapter.load(fresh, dir);
+            assertTrue(fresh.forward(IDS, MASK, null).allclose(c.forward(IDS, MASK, null), 1e-5, 1e-6));
+            assertTrue(fresh.child("classifier").parameter("weight").requiresGrad(), "modules_to_save train, as in PEFT");
+            assertThrows(IllegalArgumentException.class, () -> PeftAdapter.save(c, "default", cfg, List.of("no_such_head"), dir));
+        }
+    }
+
+    @Test
     void aTrainingStepMovesOnlyTheAdaptersAndLowersTheLoss() {
         try (var c = new BertForSequenceClassification(TINY)) {
             Lora.wrap(c, LoraConfig.of(4, 8).withTargetModules("query", "value"));
