@@ -21,6 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from bench import LoraLinear  # PEFT's LoRA linear, shared with the other Python benchmarks
+
 BATCH, SEQ = 32, 128
 
 
@@ -38,22 +40,6 @@ def read_safetensors(path):
         a, b = v["data_offsets"]
         out[k] = torch.frombuffer(bytearray(data[a:b]), dtype=dtypes[v["dtype"]]).reshape(v["shape"])
     return out
-
-
-class LoraLinear(nn.Module):
-    """PEFT's LoRA linear (no dropout): base(x) + lora_B(lora_A(x)) * scaling, base frozen."""
-
-    def __init__(self, base, r, alpha):
-        super().__init__()
-        self.base_layer = base
-        self.lora_A = nn.Linear(base.in_features, r, bias=False)
-        self.lora_B = nn.Linear(r, base.out_features, bias=False)
-        nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
-        nn.init.zeros_(self.lora_B.weight)
-        self.scaling = alpha / r
-
-    def forward(self, x):
-        return self.base_layer(x) + self.lora_B(self.lora_A(x)) * self.scaling
 
 
 class SelfAttention(nn.Module):

@@ -5,14 +5,15 @@ import java.util.Objects;
 
 /**
  * Modules held in a list, as {@code nn.ModuleList}: children named "0", "1", ..., no forward of
- * its own (the owner decides how to call them, e.g. with extra arguments).
+ * its own (the owner decides how to call them, e.g. with extra arguments). {@link Sequential}
+ * is the list that chains them.
  *
  * <p>Ownership and threads: as every {@link Module}.
  */
 public class ModuleList extends Module {
 
     /** Appends a module; returns this. */
-    public final ModuleList add(Module module) {
+    public ModuleList add(Module module) {
         registerModule(Integer.toString(children().size()), Objects.requireNonNull(module, "module"));
         return this;
     }
