@@ -152,7 +152,7 @@ final class OnnxGraph {
                 default -> 0;
             };
             if (size == 0) return new OnnxTensor(name, type, shape, null);
-            if (raw.length != n * size) {
+            if (n > Integer.MAX_VALUE || raw.length != n * size) {
                 throw new IOException("tensor '" + name + "' declares " + n + " elements but holds " + raw.length + " bytes");
             }
             ByteBuffer b = ByteBuffer.wrap(raw).order(ByteOrder.LITTLE_ENDIAN);
