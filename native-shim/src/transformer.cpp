@@ -2,7 +2,11 @@
 // Both are composed of (or dispatch to) ATen ops, so autograd records them as usual.
 #include <torch/csrc/api/include/torch/version.h>
 
+#include <ATen/Parallel.h>
+#include <c10/core/GradMode.h>
+
 #include <limits>
+#include <vector>
 
 #include "internal.h"
 
@@ -21,6 +25,60 @@ at::Tensor additive_mask(const at::Tensor& mask, const at::Tensor& q) {
                                                              -std::numeric_limits<double>::infinity());
 }
 
+// Inference attention as one loop over the (batch · head) slices: per slice one addmm
+// (scale·q·kᵀ + mask), a softmax and one mm into the output. On LibTorch 1.13's CPU build a
+// loop of BLAS matrix products is several times faster than its bmm at these sizes (128×32·32×128:
+// bmm 675 ms against 129 ms for the loop, measured with python3-torch), and no (B, H, L, S)
+// mask is materialised. Not autograd-aware: used only when no gradient is needed.
+at::Tensor attention_inference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask) {
+    const int64_t L = q.size(-2), S = k.size(-2), d = q.size(-1), dv = v.size(-1);
+    std::vector<int64_t> lead(q.sizes().begin(), q.sizes().end() - 2);
+    for (size_t i = 0; i < lead.size(); i++) {
+        require(k.size(i) == lead[i] && v.size(i) == lead[i],
+                "scaled_dot_product_attention: query, key and value disagree on the batch dimensions");
+    }
+    const at::Tensor q3 = q.reshape({-1, L, d}).contiguous();
+    const at::Tensor k3 = k.reshape({-1, S, d}).contiguous();
+    const at::Tensor v3 = v.reshape({-1, S, dv}).contiguous();
+    const int64_t n = q3.size(0);
+    std::vector<int64_t> full(lead);
+    full.push_back(L);
+    full.push_back(S);
+    const at::Tensor m = mask.defined() ? mask.expand(full) : at::Tensor();  // a view: nothing copied
+    at::Tensor out = at::empty({n, L, dv}, q.options());
+    const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+    at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; i++) {
+            at::Tensor scores;
+            if (m.defined()) {
+                at::Tensor mi = m;
+                int64_t rest = i;
+                // Unravel i over the leading dimensions (row-major).
+                std::vector<int64_t> idx(lead.size());
+                for (size_t j = lead.size(); j-- > 0;) {
+                    idx[j] = rest % lead[j];
+                    rest /= lead[j];
+                }
+                for (size_t j = 0; j < idx.size(); j++) mi = mi.select(0, idx[j]);
+                scores = at::addmm(mi, q3[i], k3[i].t(), 1, scale);
+            } else {
+                scores = at::mm(q3[i], k3[i].t()).mul_(scale);
+            }
+            at::Tensor oi = out[i];
+            at::mm_out(oi, at::softmax(scores, -1), v3[i]);
+        }
+    });
+    std::vector<int64_t> shape(lead);
+    shape.push_back(L);
+    shape.push_back(dv);
+    return out.view(shape);
+}
+
+bool needs_grad(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask) {
+    return c10::GradMode::is_enabled() &&
+           (q.requires_grad() || k.requires_grad() || v.requires_grad() || (mask.defined() && mask.requires_grad()));
+}
+
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, at::Tensor mask,
                      double dropout_p, bool is_causal) {
     require(q.dim() >= 2 && k.dim() == q.dim() && v.dim() == q.dim(),
@@ -33,6 +91,12 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
         mask = mask.defined() ? additive_mask(mask, q) + c : c;
     } else if (mask.defined()) {
         mask = additive_mask(mask, q);
+    }
+    if (dropout_p == 0 && q.device().is_cpu() && q.dim() >= 3 &&
+        (q.scalar_type() == at::kFloat || q.scalar_type() == at::kDouble) && k.scalar_type() == q.scalar_type() &&
+        v.scalar_type() == q.scalar_type() && (!mask.defined() || mask.scalar_type() == q.scalar_type()) &&
+        !needs_grad(q, k, v, mask)) {
+        return attention_inference(q, k, v, mask);
     }
     // An absent mask must be an empty optional, not an undefined tensor.
     const c10::optional<at::Tensor> m = mask.defined() ? c10::optional<at::Tensor>(mask) : c10::nullopt;

@@ -13,10 +13,16 @@ import java.util.function.UnaryOperator;
 public final class Activation extends Module {
 
     private final String name;
+    private final String args;
     private final UnaryOperator<Tensor> fn;
 
     private Activation(String name, UnaryOperator<Tensor> fn) {
+        this(name, "", fn);
+    }
+
+    private Activation(String name, String args, UnaryOperator<Tensor> fn) {
         this.name = name;
+        this.args = args;
         this.fn = fn;
     }
 
@@ -37,7 +43,7 @@ public final class Activation extends Module {
     public static Activation gelu(String approximate) {
         return switch (java.util.Objects.requireNonNull(approximate, "approximate")) {
             case "none" -> gelu();
-            case "tanh" -> new Activation("GELU(approximate='tanh')", t -> t.gelu("tanh"));
+            case "tanh" -> new Activation("GELU", "approximate='tanh'", t -> t.gelu("tanh"));
             default -> throw new IllegalArgumentException("approximate must be 'none' or 'tanh', not '" + approximate + "'");
         };
     }
@@ -64,6 +70,6 @@ public final class Activation extends Module {
 
     @Override
     public String toString() {
-        return name.endsWith(")") ? name : name + "()";
+        return name + "(" + args + ")";
     }
 }

@@ -255,15 +255,17 @@ public final class Functional {
             throw new IllegalArgumentException("layerNorm: normalizedShape " + Arrays.toString(normalizedShape)
                     + " must be the last dimensions of input's shape " + Arrays.toString(shape));
         }
-        for (var p : new Object[][] {{"weight", weight}, {"bias", bias}}) {
-            Tensor t = (Tensor) p[1];
-            if (t != null && !Arrays.equals(t.shape(), normalizedShape)) {
-                throw new IllegalArgumentException("layerNorm: " + p[0] + " must have shape " + Arrays.toString(normalizedShape)
-                        + ", got " + Arrays.toString(t.shape()));
-            }
-        }
+        checkAffine("weight", weight, normalizedShape);
+        checkAffine("bias", bias, normalizedShape);
         if (!(eps > 0)) throw new IllegalArgumentException("layerNorm: eps must be > 0, got " + eps);
         return dev.lora4j.internal.TransformerOps.layerNorm(input, normalizedShape.clone(), weight, bias, eps);
+    }
+
+    private static void checkAffine(String name, Tensor t, long[] normalizedShape) {
+        if (t != null && !Arrays.equals(t.shape(), normalizedShape)) {
+            throw new IllegalArgumentException("layerNorm: " + name + " must have shape " + Arrays.toString(normalizedShape)
+                    + ", got " + Arrays.toString(t.shape()));
+        }
     }
 
     /**

@@ -142,20 +142,24 @@ class TransformerBlocksTest {
         return out;
     }
 
+    /**
+     * Both native paths: without gradients the shim's per-slice loop, with a query that
+     * requires grad LibTorch's autograd-aware op.
+     */
     @ParameterizedTest
-    @EnumSource(value = DType.class, names = {"FLOAT32", "FLOAT64"})
-    void attentionMatchesPlainJavaWithAdditiveBooleanAndCausalMasks(DType dtype) {
+    @org.junit.jupiter.params.provider.CsvSource({"FLOAT32, false", "FLOAT64, false", "FLOAT32, true", "FLOAT64, true"})
+    void attentionMatchesPlainJavaWithAdditiveBooleanAndCausalMasks(DType dtype, boolean grad) {
         int b = 2, h = 3, l = 4, s = 5, d = 6, dv = 3;
         double[] q = gaussian(b * h * l * d), k = gaussian(b * h * s * d), v = gaussian(b * h * s * dv);
-        Tensor tq = tensor(q, dtype, b, h, l, d), tk = tensor(k, dtype, b, h, s, d), tv = tensor(v, dtype, b, h, s, dv);
+        Tensor tq = tensor(q, dtype, b, h, l, d).requiresGrad_(grad), tk = tensor(k, dtype, b, h, s, d), tv = tensor(v, dtype, b, h, s, dv);
         double t = 10 * tol(dtype);
 
         assertArrayEquals(attentionRef(q, k, v, null, b * h, l, s, d, dv),
-                Functional.scaledDotProductAttention(tq, tk, tv, null, 0, false).to(DType.FLOAT64).toDoubleArray(), t);
+                Functional.scaledDotProductAttention(tq, tk, tv, null, 0, false).detach().to(DType.FLOAT64).toDoubleArray(), t);
 
         double[] add = gaussian(l * s);
         assertArrayEquals(attentionRef(q, k, v, add, b * h, l, s, d, dv),
-                Functional.scaledDotProductAttention(tq, tk, tv, tensor(add, dtype, l, s), 0, false).to(DType.FLOAT64).toDoubleArray(), t);
+                Functional.scaledDotProductAttention(tq, tk, tv, tensor(add, dtype, l, s), 0, false).detach().to(DType.FLOAT64).toDoubleArray(), t);
 
         // Boolean: keys 3 and 4 hidden from every query == an additive -1e30 there.
         boolean[] keep = new boolean[s];
@@ -166,7 +170,7 @@ class TransformerBlocksTest {
         }
         double[] want = attentionRef(q, k, v, hidden, b * h, l, s, d, dv);
         assertArrayEquals(want, Functional.scaledDotProductAttention(tq, tk, tv, Tensor.of(keep, 1, 1, 1, s), 0, false)
-                .to(DType.FLOAT64).toDoubleArray(), t);
+                .detach().to(DType.FLOAT64).toDoubleArray(), t);
 
         // Causal with L = S: query i sees keys 0..i.
         Tensor kk = tensor(k, dtype, b, h, s, d).narrow(2, 0, l), vv = tensor(v, dtype, b, h, s, dv).narrow(2, 0, l);
@@ -174,7 +178,7 @@ class TransformerBlocksTest {
         for (int i = 0; i < l; i++) for (int j = i + 1; j < l; j++) causal[i * l + j] = -1e30;
         assertArrayEquals(attentionRef(q, kk.contiguous().to(DType.FLOAT64).toDoubleArray(), vv.contiguous().to(DType.FLOAT64).toDoubleArray(),
                         causal, b * h, l, l, d, dv),
-                Functional.scaledDotProductAttention(tq, kk, vv, null, 0, true).to(DType.FLOAT64).toDoubleArray(), t);
+                Functional.scaledDotProductAttention(tq, kk, vv, null, 0, true).detach().to(DType.FLOAT64).toDoubleArray(), t);
     }
 
     @Test

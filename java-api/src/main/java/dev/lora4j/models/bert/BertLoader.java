@@ -5,9 +5,7 @@ import dev.lora4j.hf.HfCheckpoint;
 import dev.lora4j.nn.Module;
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 
 /**
@@ -64,25 +62,12 @@ public final class BertLoader {
         Map<String, Tensor> w = new LinkedHashMap<>(weights);
         w.remove("embeddings.position_ids");
         w.remove("bert.embeddings.position_ids");
-        Map<String, Tensor> own = model.stateDict();
         try {
-            List<String> missing = new ArrayList<>(own.keySet());
-            missing.removeAll(w.keySet());
-            List<String> unexpected = new ArrayList<>(w.keySet());
-            unexpected.removeAll(own.keySet());
-            if (!missing.isEmpty() || !unexpected.isEmpty()) {
-                model.close();
-                throw new IllegalArgumentException("the checkpoint does not match " + model.getClass().getSimpleName()
-                        + ": missing " + missing + ", unexpected " + unexpected);
-            }
-        } finally {
-            own.values().forEach(Tensor::close);
-        }
-        try {
-            model.loadStateDict(w, true);
+            model.loadStateDict(w, true); // strict: names every missing and unexpected key, checks every shape
         } catch (RuntimeException e) {
             model.close();
-            throw e;
+            throw new IllegalArgumentException("the checkpoint does not fit " + model.getClass().getSimpleName() + ": "
+                    + e.getMessage(), e);
         }
         model.eval();
     }
