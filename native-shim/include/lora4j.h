@@ -322,8 +322,9 @@ lt_status lt_layer_norm(const lt_tensor* input, const int64_t* normalized_shape,
 /* As F.scaled_dot_product_attention: softmax(q·kᵀ/√d + mask)·v over the last two dimensions of
  * query (..., L, d), key (..., S, d), value (..., S, dv). attn_mask may be NULL, boolean (true =
  * take part) or floating (added to the scores), broadcastable to (..., L, S). dropout_p applies to
- * the attention weights (pass 0 in inference); is_causal adds a lower-triangular mask. Uses
- * LibTorch's fused entry point. */
+ * the attention weights (pass 0 in inference); is_causal adds a lower-triangular mask. LibTorch 2.x:
+ * its fused kernel; LibTorch 1.13 (no fused CPU kernel): a loop of BLAS products over the
+ * (batch · head) slices, autograd-aware, or LibTorch's composite op when dropout_p > 0. */
 lt_status lt_scaled_dot_product_attention(const lt_tensor* query, const lt_tensor* key, const lt_tensor* value,
                                           const lt_tensor* attn_mask, double dropout_p, int32_t is_causal,
                                           lt_tensor** out);

@@ -25,12 +25,15 @@ at::Tensor additive_mask(const at::Tensor& mask, const at::Tensor& q) {
                                                              -std::numeric_limits<double>::infinity());
 }
 
-// Inference attention as one loop over the (batch · head) slices: per slice one addmm
-// (scale·q·kᵀ + mask), a softmax and one mm into the output. On LibTorch 1.13's CPU build a
-// loop of BLAS matrix products is several times faster than its bmm at these sizes (128×32·32×128:
-// bmm 675 ms against 129 ms for the loop, measured with python3-torch), and no (B, H, L, S)
-// mask is materialised. Not autograd-aware: used only when no gradient is needed.
-at::Tensor attention_inference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask) {
+// Attention as one loop over the (batch · head) slices: per slice one addmm (scale·q·kᵀ + mask),
+// a softmax and one mm. On LibTorch 1.13's CPU build a loop of BLAS matrix products is several
+// times faster than its bmm at BERT's sizes (128×32·32×128 for 384 slices: bmm 675 ms against
+// 129 ms for the loop, python3-torch on this machine), and no (B, H, L, S) mask is materialised.
+// Without gradients the slices run in parallel (LibTorch's intra-op threads) straight into the
+// output; with gradients the loop is serial and autograd records every slice's ops (their
+// backward is matrix products too).
+at::Tensor attention_loop(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
+                          bool grad) {
     const int64_t L = q.size(-2), S = k.size(-2), d = q.size(-1), dv = v.size(-1);
     std::vector<int64_t> lead(q.sizes().begin(), q.sizes().end() - 2);
     for (size_t i = 0; i < lead.size(); i++) {
@@ -45,32 +48,40 @@ at::Tensor attention_inference(const at::Tensor& q, const at::Tensor& k, const a
     full.push_back(L);
     full.push_back(S);
     const at::Tensor m = mask.defined() ? mask.expand(full) : at::Tensor();  // a view: nothing copied
-    at::Tensor out = at::empty({n, L, dv}, q.options());
     const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-    at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; i++) {
-            at::Tensor scores;
-            if (m.defined()) {
-                at::Tensor mi = m;
-                int64_t rest = i;
-                // Unravel i over the leading dimensions (row-major).
-                std::vector<int64_t> idx(lead.size());
-                for (size_t j = lead.size(); j-- > 0;) {
-                    idx[j] = rest % lead[j];
-                    rest /= lead[j];
-                }
-                for (size_t j = 0; j < idx.size(); j++) mi = mi.select(0, idx[j]);
-                scores = at::addmm(mi, q3[i], k3[i].t(), 1, scale);
-            } else {
-                scores = at::mm(q3[i], k3[i].t()).mul_(scale);
+    auto slice = [&](int64_t i) {
+        at::Tensor scores;
+        if (m.defined()) {
+            at::Tensor mi = m;  // m[i] over the leading dimensions, unravelled row-major
+            int64_t rest = i;
+            std::vector<int64_t> idx(lead.size());
+            for (size_t j = lead.size(); j-- > 0;) {
+                idx[j] = rest % lead[j];
+                rest /= lead[j];
             }
-            at::Tensor oi = out[i];
-            at::mm_out(oi, at::softmax(scores, -1), v3[i]);
+            for (int64_t x : idx) mi = mi.select(0, x);
+            scores = at::addmm(mi, q3[i], k3[i].t(), 1, scale);
+        } else {
+            scores = at::mm(q3[i], k3[i].t()).mul_(scale);
         }
-    });
+        return at::softmax(scores, -1);
+    };
     std::vector<int64_t> shape(lead);
     shape.push_back(L);
     shape.push_back(dv);
+    if (grad) {
+        std::vector<at::Tensor> outs;
+        outs.reserve(n);
+        for (int64_t i = 0; i < n; i++) outs.push_back(at::mm(slice(i), v3[i]));
+        return at::stack(outs).view(shape);
+    }
+    at::Tensor out = at::empty({n, L, dv}, q.options());
+    at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; i++) {
+            at::Tensor oi = out[i];
+            at::mm_out(oi, slice(i), v3[i]);
+        }
+    });
     return out.view(shape);
 }
 
@@ -92,12 +103,14 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
     } else if (mask.defined()) {
         mask = additive_mask(mask, q);
     }
+#if TORCH_VERSION_MAJOR < 2
+    // LibTorch 1.13 has no fused CPU kernel: the composed path (see attention_loop).
     if (dropout_p == 0 && q.device().is_cpu() && q.dim() >= 3 &&
         (q.scalar_type() == at::kFloat || q.scalar_type() == at::kDouble) && k.scalar_type() == q.scalar_type() &&
-        v.scalar_type() == q.scalar_type() && (!mask.defined() || mask.scalar_type() == q.scalar_type()) &&
-        !needs_grad(q, k, v, mask)) {
-        return attention_inference(q, k, v, mask);
+        v.scalar_type() == q.scalar_type() && (!mask.defined() || mask.scalar_type() == q.scalar_type())) {
+        return attention_loop(q, k, v, mask, needs_grad(q, k, v, mask));
     }
+#endif
     // An absent mask must be an empty optional, not an undefined tensor.
     const c10::optional<at::Tensor> m = mask.defined() ? c10::optional<at::Tensor>(mask) : c10::nullopt;
 #if TORCH_VERSION_MAJOR >= 2

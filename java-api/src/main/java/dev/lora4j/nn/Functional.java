@@ -274,7 +274,9 @@ public final class Functional {
      * {@code value} (..., S, dv). {@code attnMask} may be null, boolean (true = takes part; a
      * row with no true entry gives NaN, as in PyTorch) or of the query's floating dtype (added
      * to the scores); it broadcasts to (..., L, S). Dropout with probability {@code dropoutP}
-     * applies to the attention weights: pass 0 in inference. Runs LibTorch's fused entry point.
+     * applies to the attention weights: pass 0 in inference. Runs LibTorch's fused kernel where
+     * the LibTorch has one (2.x); on 1.13 a composed per-(batch · head) loop of BLAS products in
+     * the shim, faster there than LibTorch's batched products.
      */
     public static Tensor scaledDotProductAttention(Tensor query, Tensor key, Tensor value, Tensor attnMask,
                                                    double dropoutP, boolean isCausal) {

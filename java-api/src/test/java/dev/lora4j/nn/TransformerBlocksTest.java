@@ -143,8 +143,8 @@ class TransformerBlocksTest {
     }
 
     /**
-     * Both native paths: without gradients the shim's per-slice loop, with a query that
-     * requires grad LibTorch's autograd-aware op.
+     * Both native paths: without gradients the shim's parallel per-slice loop, with a query
+     * that requires grad the serial loop that autograd records (LibTorch 1.13).
      */
     @ParameterizedTest
     @org.junit.jupiter.params.provider.CsvSource({"FLOAT32, false", "FLOAT64, false", "FLOAT32, true", "FLOAT64, true"})
