@@ -31,7 +31,8 @@ at::Tensor additive_mask(const at::Tensor& mask, const at::Tensor& q) {
 // 129 ms for the loop, python3-torch on this machine), and no (B, H, L, S) mask is materialised.
 // Without gradients the slices run in parallel (LibTorch's intra-op threads) straight into the
 // output; with gradients the loop is serial and autograd records every slice's ops (their
-// backward is matrix products too).
+// backward is matrix products too). Measured with python3-torch, one thread, (32, 12, 128, 32):
+// forward + backward 1.1 s batched against 0.13 s for this loop.
 at::Tensor attention_loop(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
                           bool grad) {
     const int64_t L = q.size(-2), S = k.size(-2), d = q.size(-1), dv = v.size(-1);
@@ -49,7 +50,7 @@ at::Tensor attention_loop(const at::Tensor& q, const at::Tensor& k, const at::Te
     full.push_back(S);
     const at::Tensor m = mask.defined() ? mask.expand(full) : at::Tensor();  // a view: nothing copied
     const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-    auto slice = [&](int64_t i) {
+    auto slice = [&](const at::Tensor& qi, const at::Tensor& ki, int64_t i) {
         at::Tensor scores;
         if (m.defined()) {
             at::Tensor mi = m;  // m[i] over the leading dimensions, unravelled row-major
@@ -60,9 +61,9 @@ at::Tensor attention_loop(const at::Tensor& q, const at::Tensor& k, const at::Te
                 rest /= lead[j];
             }
             for (int64_t x : idx) mi = mi.select(0, x);
-            scores = at::addmm(mi, q3[i], k3[i].t(), 1, scale);
+            scores = at::addmm(mi, qi, ki.t(), 1, scale);
         } else {
-            scores = at::mm(q3[i], k3[i].t()).mul_(scale);
+            scores = at::mm(qi, ki.t()).mul_(scale);
         }
         return at::softmax(scores, -1);
     };
@@ -70,16 +71,19 @@ at::Tensor attention_loop(const at::Tensor& q, const at::Tensor& k, const at::Te
     shape.push_back(L);
     shape.push_back(dv);
     if (grad) {
+        // unbind, not q3[i]: one backward node for all slices (a stack) instead of a zero-filled
+        // full-size gradient per slice (select's backward), which made backward quadratic.
+        const std::vector<at::Tensor> qs = q3.unbind(0), ks = k3.unbind(0), vs = v3.unbind(0);
         std::vector<at::Tensor> outs;
         outs.reserve(n);
-        for (int64_t i = 0; i < n; i++) outs.push_back(at::mm(slice(i), v3[i]));
+        for (int64_t i = 0; i < n; i++) outs.push_back(at::mm(slice(qs[i], ks[i], i), vs[i]));
         return at::stack(outs).view(shape);
     }
     at::Tensor out = at::empty({n, L, dv}, q.options());
     at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; i++) {
             at::Tensor oi = out[i];
-            at::mm_out(oi, slice(i), v3[i]);
+            at::mm_out(oi, slice(q3[i], k3[i], i), v3[i]);
         }
     });
     return out.view(shape);
