@@ -5,7 +5,7 @@
 #   scripts/test.sh [--libtorch 1.13|2.6] [maven args]
 #
 #   --libtorch 1.13  (default) the host's LibTorch: Debian 12's libtorch-dev
-#   --libtorch 2.6   Debian 13's libtorch-dev 2.6 in a chroot under .cache/trixie (scripts/trixie.sh;
+#   --libtorch 2.6   Debian 13's libtorch-dev 2.6 in a chroot under ~/.cache/lora4j/trixie (scripts/trixie.sh;
 #                    the first run bootstraps it, later runs reuse it)
 set -euo pipefail
 line=1.13

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds and tests lora4j against LibTorch 2.6 without touching the host: a Debian 13 (trixie)
-# tree is bootstrapped once into .cache/trixie (git-ignored, reused by later runs), Debian's
+# tree is bootstrapped once into ~/.cache/lora4j/trixie (reused by later runs and clones), Debian's
 # libtorch-dev 2.6, python3-torch 2.6 and OpenJDK 25 are installed in it, and the build runs
 # there in a chroot that sees this work tree and ~/.m2 at the same paths as the host.
 #
@@ -16,7 +16,8 @@ set -euo pipefail
 LORA4J_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$LORA4J_ROOT/scripts/lib.sh"
 
-TREE=${LORA4J_TRIXIE:-$LORA4J_ROOT/.cache/trixie}
+# Outside the work tree, so fresh clones (CI) and worktrees share one tree.
+TREE=${LORA4J_TRIXIE:-${XDG_CACHE_HOME:-$HOME/.cache}/lora4j/trixie}
 # Bump when the package list changes: the tree is then updated on the next run.
 PACKAGES=(libtorch-dev python3-torch libgloo-dev openjdk-25-jdk-headless cmake g++ make maven
           libopenblas0-pthread ca-certificates dataset-fashion-mnist iproute2

@@ -381,6 +381,22 @@ int32_t lt_build_has_distributed(void);
 int32_t lt_build_has_fused_attention(void);
 /* ------------------------------------------------------------------ end of build information */
 
+/* ------------------------------------------------------------------ transformer blocks */
+
+/* As F.layer_norm: normalises over the last ndim dimensions, whose sizes normalized_shape gives;
+ * weight and bias (of that shape) may be NULL. */
+lt_status lt_layer_norm(const lt_tensor* input, const int64_t* normalized_shape, int64_t ndim,
+                        const lt_tensor* weight, const lt_tensor* bias, double eps, lt_tensor** out);
+/* As F.scaled_dot_product_attention: softmax(q·kᵀ/√d + mask)·v over the last two dimensions of
+ * query (..., L, d), key (..., S, d), value (..., S, dv). attn_mask may be NULL, boolean (true =
+ * take part) or floating (added to the scores), broadcastable to (..., L, S). dropout_p applies to
+ * the attention weights (pass 0 in inference); is_causal adds a lower-triangular mask. LibTorch 2.x:
+ * its fused kernel; LibTorch 1.13 (no fused CPU kernel): a loop of BLAS products over the
+ * (batch · head) slices, autograd-aware, or LibTorch's composite op when dropout_p > 0. */
+lt_status lt_scaled_dot_product_attention(const lt_tensor* query, const lt_tensor* key, const lt_tensor* value,
+                                          const lt_tensor* attn_mask, double dropout_p, int32_t is_causal,
+                                          lt_tensor** out);
+
 #ifdef __cplusplus
 }
 #endif

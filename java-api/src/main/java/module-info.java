@@ -16,7 +16,9 @@ module dev.lora4j {
     exports dev.lora4j.distributed;
     exports dev.lora4j.dylora;
     exports dev.lora4j.io;
+    exports dev.lora4j.hf;
     exports dev.lora4j.lora;
+    exports dev.lora4j.models.bert;
     exports dev.lora4j.nn;
     exports dev.lora4j.optim;
 }

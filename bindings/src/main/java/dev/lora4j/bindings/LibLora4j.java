@@ -8031,5 +8031,137 @@ public class LibLora4j extends LibLora4j$shared {
            throw new AssertionError("should not reach here", ex$);
         }
     }
+
+    private static class lt_layer_norm {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_LONG,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_DOUBLE,
+            LibLora4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_layer_norm");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * lt_status lt_layer_norm(const lt_tensor *input, const int64_t *normalized_shape, int64_t ndim, const lt_tensor *weight, const lt_tensor *bias, double eps, lt_tensor **out)
+     * }
+     */
+    public static FunctionDescriptor lt_layer_norm$descriptor() {
+        return lt_layer_norm.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * lt_status lt_layer_norm(const lt_tensor *input, const int64_t *normalized_shape, int64_t ndim, const lt_tensor *weight, const lt_tensor *bias, double eps, lt_tensor **out)
+     * }
+     */
+    public static MethodHandle lt_layer_norm$handle() {
+        return lt_layer_norm.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * lt_status lt_layer_norm(const lt_tensor *input, const int64_t *normalized_shape, int64_t ndim, const lt_tensor *weight, const lt_tensor *bias, double eps, lt_tensor **out)
+     * }
+     */
+    public static MemorySegment lt_layer_norm$address() {
+        return lt_layer_norm.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * lt_status lt_layer_norm(const lt_tensor *input, const int64_t *normalized_shape, int64_t ndim, const lt_tensor *weight, const lt_tensor *bias, double eps, lt_tensor **out)
+     * }
+     */
+    public static int lt_layer_norm(MemorySegment input, MemorySegment normalized_shape, long ndim, MemorySegment weight, MemorySegment bias, double eps, MemorySegment out) {
+        var mh$ = lt_layer_norm.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_layer_norm", input, normalized_shape, ndim, weight, bias, eps, out);
+            }
+            return (int)mh$.invokeExact(input, normalized_shape, ndim, weight, bias, eps, out);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class lt_scaled_dot_product_attention {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_DOUBLE,
+            LibLora4j.C_INT,
+            LibLora4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_scaled_dot_product_attention");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * lt_status lt_scaled_dot_product_attention(const lt_tensor *query, const lt_tensor *key, const lt_tensor *value, const lt_tensor *attn_mask, double dropout_p, int32_t is_causal, lt_tensor **out)
+     * }
+     */
+    public static FunctionDescriptor lt_scaled_dot_product_attention$descriptor() {
+        return lt_scaled_dot_product_attention.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * lt_status lt_scaled_dot_product_attention(const lt_tensor *query, const lt_tensor *key, const lt_tensor *value, const lt_tensor *attn_mask, double dropout_p, int32_t is_causal, lt_tensor **out)
+     * }
+     */
+    public static MethodHandle lt_scaled_dot_product_attention$handle() {
+        return lt_scaled_dot_product_attention.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * lt_status lt_scaled_dot_product_attention(const lt_tensor *query, const lt_tensor *key, const lt_tensor *value, const lt_tensor *attn_mask, double dropout_p, int32_t is_causal, lt_tensor **out)
+     * }
+     */
+    public static MemorySegment lt_scaled_dot_product_attention$address() {
+        return lt_scaled_dot_product_attention.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * lt_status lt_scaled_dot_product_attention(const lt_tensor *query, const lt_tensor *key, const lt_tensor *value, const lt_tensor *attn_mask, double dropout_p, int32_t is_causal, lt_tensor **out)
+     * }
+     */
+    public static int lt_scaled_dot_product_attention(MemorySegment query, MemorySegment key, MemorySegment value, MemorySegment attn_mask, double dropout_p, int is_causal, MemorySegment out) {
+        var mh$ = lt_scaled_dot_product_attention.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_scaled_dot_product_attention", query, key, value, attn_mask, dropout_p, is_causal, out);
+            }
+            return (int)mh$.invokeExact(query, key, value, attn_mask, dropout_p, is_causal, out);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
 }
 

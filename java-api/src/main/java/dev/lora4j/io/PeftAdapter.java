@@ -40,8 +40,10 @@ import java.util.regex.Pattern;
  * factors, keys with empty path segments and keys that reach inside a LoRA layer, plans every
  * module before changing anything and undoes what it applied if anything fails: on any refusal
  * the model is exactly as before and the adapter name is free. Config fields it does not know
- * are reported, fields that would change the adapter's meaning (DoRA, modules_to_save, ...)
- * are refused. Saving writes PEFT's JSON types and values only; a save and a load of one
+ * are reported, fields that would change the adapter's meaning (DoRA, layers_to_transform, ...)
+ * are refused. {@code modules_to_save} is honoured: those modules' parameters are saved whole
+ * and loaded in place (PEFT keeps the original module beside its trained copy; lora4j replaces
+ * it), trainable only with {@code isTrainable}. Saving writes PEFT's JSON types and values only; a save and a load of one
  * folder running at once give the old adapter or the new one, never a mix
  * ({@link AdapterFolder}).
  *
@@ -98,7 +100,21 @@ public final class PeftAdapter {
      *     layer holds the adapter
      */
     public static void save(Module model, String adapterName, LoraConfig config, Path dir) throws IOException {
+        save(model, adapterName, config, List.of(), dir);
+    }
+
+    /**
+     * As {@link #save(Module, String, LoraConfig, Path)}, plus PEFT's {@code modules_to_save}:
+     * every parameter of the modules those names select (a module path equal to a name or
+     * ending in "." + it, e.g. "classifier") is written whole under
+     * {@code base_model.model.<path>.<parameter>}, and the names go to the config.
+     *
+     * @throws IllegalArgumentException as the other overloads, or for a name that selects no module
+     */
+    public static void save(Module model, String adapterName, LoraConfig config, List<String> modulesToSave, Path dir)
+            throws IOException {
         Objects.requireNonNull(model, "model");
+        Objects.requireNonNull(modulesToSave, "modulesToSave");
         Objects.requireNonNull(adapterName, "adapterName");
         Objects.requireNonNull(config, "config");
         Objects.requireNonNull(dir, "dir");
@@ -141,7 +157,14 @@ public final class PeftAdapter {
                 if (c.r() != config.r()) rankPattern.put(patternKey(e.getKey(), targets), c.r());
                 if (c.loraAlpha() != config.loraAlpha()) alphaPattern.put(patternKey(e.getKey(), targets), c.loraAlpha());
             }
-            byte[] json = PeftConfigJson.write(config, fanInFanOut, targets, rankPattern, alphaPattern);
+            for (String name : modulesToSave) {
+                List<String> paths = modulesToSavePaths(model, name);
+                if (paths.isEmpty()) throw new IllegalArgumentException("modules_to_save: no module of the model is named '" + name + "'");
+                for (String path : paths) {
+                    model.module(path).namedParameters().forEach((k, t) -> tensors.put(PREFIX + path + "." + k, t.detach()));
+                }
+            }
+            byte[] json = PeftConfigJson.write(config, fanInFanOut, targets, rankPattern, alphaPattern, modulesToSave);
             AdapterFolder.write(dir, CONFIG, json, WEIGHTS, tensors);
         }
     }
@@ -205,7 +228,9 @@ public final class PeftAdapter {
         try (AdapterFolder.Snapshot folder = AdapterFolder.read(dir, CONFIG, WEIGHTS)) {
             BoundedRegex regex = new BoundedRegex(configFile.toString(), BoundedRegex.DEFAULT_BUDGET);
             PeftConfigJson.Parsed parsed = PeftConfigJson.parse(configFile.toString(), folder.config(), regex);
-            Map<String, Map<String, Tensor>> byModule = byModule(weightsFile, folder.weights().tensors());
+            Map<String, Tensor> factors = new LinkedHashMap<>(folder.weights().tensors());
+            Map<Tensor, Tensor> wholeModules = wholeModules(model, weightsFile, parsed.modulesToSave(), factors);
+            Map<String, Map<String, Tensor>> byModule = byModule(weightsFile, factors);
             List<Plan> plans = new ArrayList<>();
             Map<Module, String> seen = new java.util.IdentityHashMap<>();
             for (var e : byModule.entrySet()) {
@@ -214,9 +239,53 @@ public final class PeftAdapter {
                 if (other != null) throw new IOException(weightsFile + ": modules '" + other + "' and '" + p.path + "' are the same layer");
                 plans.add(p);
             }
-            List<String> wrapped = apply(model, adapterName, plans, before.isEmpty(), isTrainable, parsed.config());
+            List<String> wrapped = apply(model, adapterName, plans, wholeModules, before.isEmpty(), isTrainable, parsed.config());
             return new LoadReport(wrapped, parsed.unknownFields(), parsed.ignoredFields(), parsed.config());
         }
+    }
+
+    /**
+     * Takes the tensors of the {@code modules_to_save} modules out of {@code tensors} and pairs
+     * each with the model parameter it replaces, checking names, shapes, dtypes and values.
+     */
+    private static Map<Tensor, Tensor> wholeModules(Module model, Path file, List<String> modulesToSave, Map<String, Tensor> tensors)
+            throws IOException {
+        List<String> savedPaths = new ArrayList<>();
+        for (String name : modulesToSave) {
+            List<String> paths = modulesToSavePaths(model, name);
+            if (paths.isEmpty()) throw new IOException(file + ": modules_to_save names '" + name + "', no module of the model");
+            savedPaths.addAll(paths);
+        }
+        Map<Tensor, Tensor> whole = new java.util.IdentityHashMap<>();
+        for (var it = tensors.entrySet().iterator(); it.hasNext(); ) {
+            var e = it.next();
+            String k = e.getKey();
+            if (!k.startsWith(PREFIX)) continue; // refused by byModule
+            String rest = k.substring(PREFIX.length());
+            String saved = savedPaths.stream().filter(p -> rest.startsWith(p + ".")).findFirst().orElse(null);
+            if (saved == null) continue;
+            Tensor target = model.module(saved).namedParameters().get(rest.substring(saved.length() + 1));
+            Tensor value = e.getValue();
+            if (target == null || !Arrays.equals(target.shape(), value.shape())) {
+                throw new IOException(file + ": modules_to_save tensor '" + k + "' "
+                        + (target == null ? "names no parameter of module '" + saved + "'"
+                                : "has shape " + Arrays.toString(value.shape()) + ", the model's is " + Arrays.toString(target.shape())));
+            }
+            if (target.dtype() != value.dtype()) throw new IOException(file + ": '" + k + "' holds " + value.dtype() + ", the model's is " + target.dtype());
+            if (value.dtype().isFloatingPoint() && !value.allFinite()) throw new IOException(file + ": '" + k + "' holds NaN or infinite values");
+            if (whole.put(target, value) != null) throw new IOException(file + ": '" + k + "' names a parameter twice");
+            it.remove();
+        }
+        return whole;
+    }
+
+    /** Paths of the modules a modules_to_save name selects (equal to it or ending in "." + it). */
+    private static List<String> modulesToSavePaths(Module model, String name) {
+        List<String> out = new ArrayList<>();
+        for (String path : model.namedModules().keySet()) {
+            if (!path.isEmpty() && (path.equals(name) || path.endsWith("." + name))) out.add(path);
+        }
+        return out;
     }
 
     private static final String[] SUFFIXES = {".lora_A.weight", ".lora_B.weight", ".lora_embedding_A", ".lora_embedding_B"};
@@ -246,10 +315,11 @@ public final class PeftAdapter {
      * Applies every plan; when one fails, undoes the ones applied (adapters deleted, wrapped
      * layers put back) so the model is as before, and rethrows.
      */
-    private static List<String> apply(Module model, String adapterName, List<Plan> plans, boolean first, boolean isTrainable,
-                                      LoraConfig config) {
+    private static List<String> apply(Module model, String adapterName, List<Plan> plans, Map<Tensor, Tensor> wholeModules,
+                                      boolean first, boolean isTrainable, LoraConfig config) {
         List<Runnable> undo = new ArrayList<>();
         List<String> wrapped = new ArrayList<>();
+        List<Tensor> olds = new ArrayList<>(); // modules_to_save values before the load, for the undo
         try {
             List<LoraLayer> layers = new ArrayList<>();
             for (Plan p : plans) {
@@ -278,8 +348,23 @@ public final class PeftAdapter {
                 layers.add(layer);
                 wrapped.add(p.path);
             }
+            // modules_to_save: replaced in place (PEFT keeps the original beside its trained copy), old values kept for the undo.
+            try (var ng = Torch.noGrad()) {
+                for (var e : wholeModules.entrySet()) {
+                    Tensor target = e.getKey();
+                    Tensor old = target.detach().clone();
+                    olds.add(old);
+                    undo.add(() -> {
+                        try (var ng2 = Torch.noGrad()) {
+                            target.copy_(old);
+                        }
+                    });
+                    target.copy_(e.getValue());
+                }
+            }
             if (isTrainable) {
                 if (first) Lora.markOnlyLoraAsTrainable(model, config.bias());
+                wholeModules.keySet().forEach(t -> t.requiresGrad_(true));
             } else {
                 if (first) model.requiresGrad_(false); // PEFT's inference mode: nothing trains
                 layers.forEach(l -> l.freezeAdapter(adapterName));
@@ -295,6 +380,8 @@ public final class PeftAdapter {
                 }
             }
             throw e;
+        } finally {
+            olds.forEach(Tensor::close);
         }
     }
 

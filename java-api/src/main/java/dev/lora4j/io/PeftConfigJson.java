@@ -28,12 +28,13 @@ final class PeftConfigJson {
 
     /** Fields lora4j reads and honours. */
     private static final Set<String> HONOURED = Set.of("peft_type", "r", "lora_alpha", "lora_dropout", "fan_in_fan_out",
-            "use_rslora", "target_modules", "rank_pattern", "alpha_pattern", "bias", "init_lora_weights", "exclude_modules");
+            "use_rslora", "target_modules", "rank_pattern", "alpha_pattern", "bias", "init_lora_weights", "exclude_modules",
+            "modules_to_save");
     /** Fields that only describe where the adapter came from or how it was trained. */
     private static final Set<String> DESCRIPTIVE = Set.of("base_model_name_or_path", "revision", "task_type", "inference_mode",
             "auto_mapping", "peft_version", "lora_bias", "runtime_config");
     /** Fields that change the adapter's meaning unless they hold their default (null, false, empty). */
-    private static final Set<String> REFUSED_UNLESS_DEFAULT = Set.of("use_dora", "modules_to_save", "layers_to_transform",
+    private static final Set<String> REFUSED_UNLESS_DEFAULT = Set.of("use_dora", "layers_to_transform",
             "layers_pattern", "layer_replication", "megatron_config", "megatron_core", "loftq_config", "trainable_token_indices",
             "eva_config", "corda_config", "target_parameters", "qalora_group_size", "use_qalora", "alora_invocation_tokens");
     /** PEFT's {@code init_lora_weights} strings that change the base weights or need data: a file made with them cannot be applied to a plain base. */
@@ -43,7 +44,7 @@ final class PeftConfigJson {
 
     /** What a config file says: the adapter's defaults, its per-module patterns, and the fields reported. */
     record Parsed(LoraConfig config, Map<Pattern, Integer> rankPattern, Map<Pattern, Double> alphaPattern,
-                  List<String> unknownFields, List<String> ignoredFields) {}
+                  List<String> modulesToSave, List<String> unknownFields, List<String> ignoredFields) {}
 
     static Parsed parse(String where, byte[] bytes, BoundedRegex regex) throws IOException {
         JsonNode cfg;
@@ -86,6 +87,7 @@ final class PeftConfigJson {
         LoraConfig.Init init = init(where, cfg.get("init_lora_weights"));
         List<String> targets = names(where, "target_modules", cfg.get("target_modules"));
         List<String> excluded = names(where, "exclude_modules", cfg.get("exclude_modules"));
+        List<String> modulesToSave = names(where, "modules_to_save", cfg.get("modules_to_save"));
         Map<Pattern, Integer> rankPattern = new LinkedHashMap<>();
         for (var e : object(where, "rank_pattern", cfg.get("rank_pattern")).entrySet()) {
             rankPattern.put(regex.compile("rank_pattern", e.getKey()), rank(where, "rank_pattern['" + e.getKey() + "']", e.getValue(), 0));
@@ -100,7 +102,7 @@ final class PeftConfigJson {
         } catch (IllegalArgumentException e) {
             throw new IOException(where + ": " + e.getMessage(), e);
         }
-        return new Parsed(config, rankPattern, alphaPattern, List.copyOf(unknown), List.copyOf(ignored));
+        return new Parsed(config, rankPattern, alphaPattern, modulesToSave, List.copyOf(unknown), List.copyOf(ignored));
     }
 
     private static int rank(String where, String field, JsonNode v, int def) throws IOException {
@@ -187,7 +189,7 @@ final class PeftConfigJson {
      * written as {@code true}: the saved factors do not depend on it).
      */
     static byte[] write(LoraConfig config, boolean fanInFanOut, List<String> targets, Map<String, Integer> rankPattern,
-                        Map<String, Double> alphaPattern) throws IOException {
+                        Map<String, Double> alphaPattern, List<String> modulesToSave) throws IOException {
         ObjectNode json = JSON.createObjectNode();
         json.putNull("base_model_name_or_path");
         json.put("peft_type", "LORA");
@@ -208,7 +210,12 @@ final class PeftConfigJson {
         rankPattern.forEach(rp::put);
         ObjectNode ap = json.putObject("alpha_pattern");
         alphaPattern.forEach((k, v) -> putNumber(ap, k, v));
-        json.putNull("modules_to_save");
+        if (modulesToSave.isEmpty()) {
+            json.putNull("modules_to_save");
+        } else {
+            var mts = json.putArray("modules_to_save");
+            modulesToSave.forEach(mts::add);
+        }
         json.putNull("layers_to_transform");
         json.putNull("layers_pattern");
         json.put("use_dora", false);

@@ -412,10 +412,24 @@ public final class Lora {
      */
     public static Tensor forward(Module model, Tensor input, String... rowAdapters) {
         Objects.requireNonNull(input, "input");
+        return withRowAdapters(model, input.dim() == 0 ? 0 : input.size(0), () -> model.forward(input), rowAdapters);
+    }
+
+    /**
+     * Runs {@code body} (forwards of {@code model} on a batch of {@code batchSize} rows, with
+     * whatever extra inputs the model takes, such as a BERT attention mask) so that row i of
+     * every LoRA layer's input uses adapter {@code rowAdapters[i]}, as {@link #forward} does.
+     * Row i is dimension 0 of each layer's input ([batch, seq, hidden] for a transformer).
+     *
+     * @throws IllegalArgumentException for an unknown adapter name or a count of names that
+     *     differs from {@code batchSize}
+     */
+    public static <T> T withRowAdapters(Module model, long batchSize, java.util.function.Supplier<T> body, String... rowAdapters) {
+        Objects.requireNonNull(body, "body");
         String[] rows = rowAdapters.clone();
         for (int i = 0; i < rows.length; i++) Objects.requireNonNull(rows[i], "rowAdapters[" + i + "]");
-        if (input.dim() == 0 || input.size(0) != rows.length) {
-            throw new IllegalArgumentException(rows.length + " adapter names for a batch of " + (input.dim() == 0 ? 0 : input.size(0)) + " rows");
+        if (batchSize != rows.length) {
+            throw new IllegalArgumentException(rows.length + " adapter names for a batch of " + batchSize + " rows");
         }
         return AdapterLock.reading(model, () -> {
             List<String> have = names(model);
@@ -425,7 +439,7 @@ public final class Lora {
                     throw new IllegalArgumentException("no adapter named '" + row + "' (have " + have + ", or '" + AdapterBank.BASE + "' for none)");
                 }
             }
-            return LoraLayer.withRowAdapters(rows, () -> model.forward(input));
+            return LoraLayer.withRowAdapters(rows, body);
         });
     }
 

@@ -13,10 +13,16 @@ import java.util.function.UnaryOperator;
 public final class Activation extends Module {
 
     private final String name;
+    private final String args;
     private final UnaryOperator<Tensor> fn;
 
     private Activation(String name, UnaryOperator<Tensor> fn) {
+        this(name, "", fn);
+    }
+
+    private Activation(String name, String args, UnaryOperator<Tensor> fn) {
         this.name = name;
+        this.args = args;
         this.fn = fn;
     }
 
@@ -28,6 +34,18 @@ public final class Activation extends Module {
     /** {@code nn.GELU()} (exact, erf form). */
     public static Activation gelu() {
         return new Activation("GELU", Tensor::gelu);
+    }
+
+    /**
+     * {@code nn.GELU(approximate=...)}: {@code "none"} is the exact erf form, {@code "tanh"}
+     * the tanh approximation (Hugging Face's {@code gelu_new}).
+     */
+    public static Activation gelu(String approximate) {
+        return switch (java.util.Objects.requireNonNull(approximate, "approximate")) {
+            case "none" -> gelu();
+            case "tanh" -> new Activation("GELU", "approximate='tanh'", t -> t.gelu("tanh"));
+            default -> throw new IllegalArgumentException("approximate must be 'none' or 'tanh', not '" + approximate + "'");
+        };
     }
 
     /** {@code nn.Tanh()}. */
@@ -52,6 +70,6 @@ public final class Activation extends Module {
 
     @Override
     public String toString() {
-        return name + "()";
+        return name + "(" + args + ")";
     }
 }

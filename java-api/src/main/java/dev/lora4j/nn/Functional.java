@@ -256,4 +256,88 @@ public final class Functional {
         int r = reduction.ordinal();
         return Calls.call("mseLoss", input, target, (x, t, o) -> lt_mse_loss(x, t, r, o));
     }
+
+    /**
+     * As {@code F.layer_norm}: normalises over the last {@code normalizedShape.length}
+     * dimensions (biased variance), then scales by {@code weight} and shifts by {@code bias}
+     * (each of shape {@code normalizedShape}, or null).
+     */
+    public static Tensor layerNorm(Tensor input, long[] normalizedShape, Tensor weight, Tensor bias, double eps) {
+        Objects.requireNonNull(input, "input");
+        Objects.requireNonNull(normalizedShape, "normalizedShape");
+        long[] shape = input.shape();
+        int n = normalizedShape.length;
+        if (n == 0 || n > shape.length
+                || !Arrays.equals(normalizedShape, Arrays.copyOfRange(shape, shape.length - n, shape.length))) {
+            throw new IllegalArgumentException("layerNorm: normalizedShape " + Arrays.toString(normalizedShape)
+                    + " must be the last dimensions of input's shape " + Arrays.toString(shape));
+        }
+        checkAffine("weight", weight, normalizedShape);
+        checkAffine("bias", bias, normalizedShape);
+        if (!(eps > 0)) throw new IllegalArgumentException("layerNorm: eps must be > 0, got " + eps);
+        return dev.lora4j.internal.TransformerOps.layerNorm(input, normalizedShape.clone(), weight, bias, eps);
+    }
+
+    private static void checkAffine(String name, Tensor t, long[] normalizedShape) {
+        if (t != null && !Arrays.equals(t.shape(), normalizedShape)) {
+            throw new IllegalArgumentException("layerNorm: " + name + " must have shape " + Arrays.toString(normalizedShape)
+                    + ", got " + Arrays.toString(t.shape()));
+        }
+    }
+
+    /**
+     * As {@code F.scaled_dot_product_attention}: {@code softmax(q·kᵀ/√d + mask)·v} over the
+     * last two dimensions of {@code query} (..., L, d), {@code key} (..., S, d) and
+     * {@code value} (..., S, dv). {@code attnMask} may be null, boolean (true = takes part; a
+     * row with no true entry gives NaN, as in PyTorch) or of the query's floating dtype (added
+     * to the scores); it broadcasts to (..., L, S). Dropout with probability {@code dropoutP}
+     * applies to the attention weights: pass 0 in inference. Runs LibTorch's fused kernel where
+     * the LibTorch has one (2.x); on 1.13 a composed per-(batch · head) loop of BLAS products in
+     * the shim, faster there than LibTorch's batched products.
+     */
+    public static Tensor scaledDotProductAttention(Tensor query, Tensor key, Tensor value, Tensor attnMask,
+                                                   double dropoutP, boolean isCausal) {
+        Objects.requireNonNull(query, "query");
+        Objects.requireNonNull(key, "key");
+        Objects.requireNonNull(value, "value");
+        int rank = query.dim();
+        if (rank < 2 || key.dim() != rank || value.dim() != rank) {
+            throw new IllegalArgumentException("scaledDotProductAttention: query, key and value must have the same rank >= 2, got "
+                    + Arrays.toString(query.shape()) + ", " + Arrays.toString(key.shape()) + ", " + Arrays.toString(value.shape()));
+        }
+        if (query.size(-1) != key.size(-1) || key.size(-2) != value.size(-2)) {
+            throw new IllegalArgumentException("scaledDotProductAttention: query (..., L, d), key (..., S, d) and value (..., S, dv) "
+                    + "do not fit: " + Arrays.toString(query.shape()) + ", " + Arrays.toString(key.shape()) + ", "
+                    + Arrays.toString(value.shape()));
+        }
+        if (query.dtype() != key.dtype() || query.dtype() != value.dtype()) {
+            throw new IllegalArgumentException("scaledDotProductAttention: query, key and value must share a dtype, got "
+                    + query.dtype() + ", " + key.dtype() + ", " + value.dtype());
+        }
+        if (attnMask != null) {
+            if (attnMask.dtype() != DType.BOOL && attnMask.dtype() != query.dtype()) {
+                throw new IllegalArgumentException("scaledDotProductAttention: attnMask must be boolean or " + query.dtype()
+                        + ", got " + attnMask.dtype());
+            }
+            long[] m = attnMask.shape();
+            long[] target = query.shape();
+            target[rank - 1] = key.size(-2);
+            if (m.length > rank || !broadcasts(m, target)) {
+                throw new IllegalArgumentException("scaledDotProductAttention: attnMask of shape " + Arrays.toString(m)
+                        + " does not broadcast to " + Arrays.toString(target));
+            }
+        }
+        if (!(dropoutP >= 0 && dropoutP < 1)) {
+            throw new IllegalArgumentException("scaledDotProductAttention: dropoutP must be in [0, 1), got " + dropoutP);
+        }
+        return dev.lora4j.internal.TransformerOps.attention(query, key, value, attnMask, dropoutP, isCausal);
+    }
+
+    private static boolean broadcasts(long[] from, long[] to) {
+        for (int i = 1; i <= from.length; i++) {
+            long f = from[from.length - i];
+            if (f != 1 && f != to[to.length - i]) return false;
+        }
+        return true;
+    }
 }

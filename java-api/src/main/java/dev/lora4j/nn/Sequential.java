@@ -10,7 +10,7 @@ import java.util.Objects;
  * <p>Ownership and threads: as every {@link dev.lora4j.nn.Module}: it owns its parameters and
  * frees them on close; eval-mode forwards may run on many threads, changes are single-threaded.
  */
-public class Sequential extends Module {
+public class Sequential extends ModuleList {
 
     public Sequential(Module... modules) {
         Objects.requireNonNull(modules, "modules");
@@ -18,18 +18,10 @@ public class Sequential extends Module {
     }
 
     /** Appends a module; returns this. */
+    @Override
     public final Sequential add(Module module) {
-        registerModule(Integer.toString(children().size()), Objects.requireNonNull(module, "module"));
+        super.add(module);
         return this;
-    }
-
-    /** The i-th module. */
-    public final Module get(int i) {
-        return child(Integer.toString(i));
-    }
-
-    public final int size() {
-        return children().size();
     }
 
     @Override

@@ -1,0 +1,197 @@
+package dev.lora4j.models.bert;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * The settings of a BERT-family encoder with Hugging Face's {@code config.json} field names
+ * ({@code BertConfig}). {@link #fromJson} refuses what lora4j cannot build faithfully: another
+ * {@code model_type}, an unknown architecture, a field it does not know, a decoder, relative
+ * position embeddings, an unsupported {@code hidden_act}: the message names them. Immutable and
+ * thread-safe.
+ *
+ * @param vocabSize {@code vocab_size}
+ * @param hiddenSize {@code hidden_size}
+ * @param numHiddenLayers {@code num_hidden_layers}
+ * @param numAttentionHeads {@code num_attention_heads}
+ * @param intermediateSize {@code intermediate_size}
+ * @param hiddenAct {@code hidden_act}: "gelu" (erf), "gelu_new" or "gelu_pytorch_tanh" (tanh form), "relu"
+ * @param hiddenDropoutProb {@code hidden_dropout_prob}
+ * @param attentionProbsDropoutProb {@code attention_probs_dropout_prob}
+ * @param maxPositionEmbeddings {@code max_position_embeddings}
+ * @param typeVocabSize {@code type_vocab_size}
+ * @param layerNormEps {@code layer_norm_eps}
+ * @param padTokenId {@code pad_token_id}
+ * @param architectures {@code architectures} (may be empty)
+ * @param numLabels labels of a classification head ({@code num_labels}, or the size of {@code id2label}; 2 by default)
+ * @param classifierDropout {@code classifier_dropout}, or null for {@code hidden_dropout_prob}
+ */
+public record BertConfig(int vocabSize, int hiddenSize, int numHiddenLayers, int numAttentionHeads, int intermediateSize,
+                         String hiddenAct, double hiddenDropoutProb, double attentionProbsDropoutProb,
+                         int maxPositionEmbeddings, int typeVocabSize, double layerNormEps, int padTokenId,
+                         List<String> architectures, int numLabels, Double classifierDropout) {
+
+    /** Architectures whose weights hold a BERT encoder this package can build. */
+    public static final Set<String> ARCHITECTURES = Set.of("BertModel", "BertForSequenceClassification",
+            "BertForMaskedLM", "BertForPreTraining");
+
+    private static final Set<String> KNOWN = Set.of("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+            "intermediate_size", "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob",
+            "max_position_embeddings", "type_vocab_size", "layer_norm_eps", "pad_token_id", "architectures", "model_type",
+            "position_embedding_type", "is_decoder", "add_cross_attention", "num_labels", "id2label", "label2id",
+            "classifier_dropout");
+    /** Fields that do not change the computation (bookkeeping, initialisation, generation, training). */
+    private static final Set<String> INFORMATIONAL = Set.of("_name_or_path", "transformers_version", "torch_dtype",
+            "gradient_checkpointing", "use_cache", "initializer_range", "bos_token_id", "eos_token_id", "problem_type",
+            "output_past", "tie_word_embeddings", "chunk_size_feed_forward", "output_hidden_states", "output_attentions",
+            "return_dict", "finetuning_task", "tokenizer_class", "prefix", "task_specific_params");
+
+    public BertConfig {
+        positive("vocab_size", vocabSize);
+        positive("hidden_size", hiddenSize);
+        positive("num_hidden_layers", numHiddenLayers);
+        positive("num_attention_heads", numAttentionHeads);
+        positive("intermediate_size", intermediateSize);
+        positive("max_position_embeddings", maxPositionEmbeddings);
+        positive("type_vocab_size", typeVocabSize);
+        positive("num_labels", numLabels);
+        if (hiddenSize % numAttentionHeads != 0) {
+            throw new IllegalArgumentException("hidden_size " + hiddenSize + " is not a multiple of num_attention_heads " + numAttentionHeads);
+        }
+        if (!Set.of("gelu", "gelu_new", "gelu_pytorch_tanh", "relu").contains(hiddenAct)) {
+            throw new IllegalArgumentException("hidden_act '" + hiddenAct + "' is not supported (gelu, gelu_new, gelu_pytorch_tanh, relu)");
+        }
+        probability("hidden_dropout_prob", hiddenDropoutProb);
+        probability("attention_probs_dropout_prob", attentionProbsDropoutProb);
+        if (classifierDropout != null) probability("classifier_dropout", classifierDropout);
+        if (!(layerNormEps > 0)) throw new IllegalArgumentException("layer_norm_eps must be > 0, got " + layerNormEps);
+        if (padTokenId < 0 || padTokenId >= vocabSize) {
+            throw new IllegalArgumentException("pad_token_id " + padTokenId + " is outside the vocabulary of " + vocabSize);
+        }
+        architectures = List.copyOf(architectures);
+        for (String a : architectures) {
+            if (!ARCHITECTURES.contains(a)) {
+                throw new IllegalArgumentException("architecture '" + a + "' is not supported (supported: " + ARCHITECTURES + ")");
+            }
+        }
+    }
+
+    private static void positive(String name, int v) {
+        if (v < 1) throw new IllegalArgumentException(name + " must be >= 1, got " + v);
+    }
+
+    private static void probability(String name, double p) {
+        if (!(p >= 0 && p < 1)) throw new IllegalArgumentException(name + " must be in [0, 1), got " + p);
+    }
+
+    /** BERT-base's defaults (HF's {@code BertConfig()}), with the given sizes. */
+    public static BertConfig of(int vocabSize, int hiddenSize, int numHiddenLayers, int numAttentionHeads, int intermediateSize) {
+        return new BertConfig(vocabSize, hiddenSize, numHiddenLayers, numAttentionHeads, intermediateSize, "gelu", 0.1, 0.1,
+                512, 2, 1e-12, 0, List.of("BertModel"), 2, null);
+    }
+
+    public int headSize() {
+        return hiddenSize / numAttentionHeads;
+    }
+
+    /** The dropout of a classification head. */
+    public double classifierDropoutOrDefault() {
+        return classifierDropout != null ? classifierDropout : hiddenDropoutProb;
+    }
+
+    public BertConfig withNumLabels(int n) {
+        return new BertConfig(vocabSize, hiddenSize, numHiddenLayers, numAttentionHeads, intermediateSize, hiddenAct,
+                hiddenDropoutProb, attentionProbsDropoutProb, maxPositionEmbeddings, typeVocabSize, layerNormEps, padTokenId,
+                architectures, n, classifierDropout);
+    }
+
+    /**
+     * Parses a {@code config.json}. Missing optional fields take HF's defaults.
+     *
+     * @throws IllegalArgumentException naming every unknown field, an unsupported
+     *     architecture, model type or setting
+     */
+    public static BertConfig fromJson(String json) {
+        JsonNode n;
+        try {
+            n = new ObjectMapper().readTree(json);
+        } catch (java.io.IOException e) {
+            throw new IllegalArgumentException("config.json is not valid JSON: " + e.getMessage(), e);
+        }
+        if (n == null || !n.isObject()) throw new IllegalArgumentException("config.json must hold a JSON object");
+        List<String> unknown = new ArrayList<>();
+        n.fieldNames().forEachRemaining(f -> {
+            if (!KNOWN.contains(f) && !INFORMATIONAL.contains(f)) unknown.add(f);
+        });
+        if (!unknown.isEmpty()) throw new IllegalArgumentException("config.json has fields lora4j's BERT does not know: " + unknown);
+        String type = text(n, "model_type", "bert");
+        if (!type.equals("bert")) throw new IllegalArgumentException("model_type '" + type + "' is not supported (only 'bert')");
+        String pos = text(n, "position_embedding_type", "absolute");
+        if (!pos.equals("absolute")) throw new IllegalArgumentException("position_embedding_type '" + pos + "' is not supported (only 'absolute')");
+        if (n.path("is_decoder").asBoolean(false) || n.path("add_cross_attention").asBoolean(false)) {
+            throw new IllegalArgumentException("is_decoder / add_cross_attention: only BERT encoders are supported");
+        }
+        List<String> arch = new ArrayList<>();
+        n.path("architectures").forEach(a -> arch.add(a.asText()));
+        int labels = n.has("num_labels") ? n.get("num_labels").asInt() : n.has("id2label") ? n.get("id2label").size() : 2;
+        JsonNode cd = n.get("classifier_dropout");
+        return new BertConfig(integer(n, "vocab_size", 30522), integer(n, "hidden_size", 768), integer(n, "num_hidden_layers", 12),
+                integer(n, "num_attention_heads", 12), integer(n, "intermediate_size", 3072), text(n, "hidden_act", "gelu"),
+                number(n, "hidden_dropout_prob", 0.1), number(n, "attention_probs_dropout_prob", 0.1),
+                integer(n, "max_position_embeddings", 512), integer(n, "type_vocab_size", 2), number(n, "layer_norm_eps", 1e-12),
+                integer(n, "pad_token_id", 0), arch, labels, cd == null || cd.isNull() ? null : cd.asDouble());
+    }
+
+    private static String text(JsonNode n, String f, String dflt) {
+        JsonNode v = n.get(f);
+        if (v == null || v.isNull()) return dflt;
+        if (!v.isTextual()) throw new IllegalArgumentException(f + " must be a string, got " + v);
+        return v.asText();
+    }
+
+    private static int integer(JsonNode n, String f, int dflt) {
+        JsonNode v = n.get(f);
+        if (v == null || v.isNull()) return dflt;
+        if (!v.isIntegralNumber() || !v.canConvertToInt()) throw new IllegalArgumentException(f + " must be an integer, got " + v);
+        return v.asInt();
+    }
+
+    private static double number(JsonNode n, String f, double dflt) {
+        JsonNode v = n.get(f);
+        if (v == null || v.isNull()) return dflt;
+        if (!v.isNumber()) throw new IllegalArgumentException(f + " must be a number, got " + v);
+        return v.asDouble();
+    }
+
+    /** This config as HF's {@code config.json} (fields with HF's names and JSON types). */
+    public String toJson() {
+        ObjectMapper m = new ObjectMapper();
+        ObjectNode o = m.createObjectNode();
+        o.putArray("architectures").addAll(architectures.stream().map(o::textNode).toList());
+        o.put("attention_probs_dropout_prob", attentionProbsDropoutProb);
+        if (classifierDropout == null) o.putNull("classifier_dropout"); else o.put("classifier_dropout", classifierDropout);
+        o.put("hidden_act", hiddenAct);
+        o.put("hidden_dropout_prob", hiddenDropoutProb);
+        o.put("hidden_size", hiddenSize);
+        o.put("intermediate_size", intermediateSize);
+        o.put("layer_norm_eps", layerNormEps);
+        o.put("max_position_embeddings", maxPositionEmbeddings);
+        o.put("model_type", "bert");
+        o.put("num_attention_heads", numAttentionHeads);
+        o.put("num_hidden_layers", numHiddenLayers);
+        o.put("num_labels", numLabels);
+        o.put("pad_token_id", padTokenId);
+        o.put("position_embedding_type", "absolute");
+        o.put("type_vocab_size", typeVocabSize);
+        o.put("vocab_size", vocabSize);
+        try {
+            return m.writerWithDefaultPrettyPrinter().writeValueAsString(o);
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}
