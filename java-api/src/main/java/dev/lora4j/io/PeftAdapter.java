@@ -50,17 +50,19 @@ public final class PeftAdapter {
     public static final String CONFIG = "adapter_config.json";
     public static final String WEIGHTS = "adapter_model.safetensors";
     static final String PREFIX = "base_model.model.";
+    /** The key suffix of DoRA's magnitude in PEFT's files (its in-memory name ends in {@code .weight}). */
+    static final String MAGNITUDE = ".lora_magnitude_vector";
 
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
     /** Fields lora4j reads and honours. */
     private static final Set<String> HONOURED = Set.of("peft_type", "r", "lora_alpha", "lora_dropout", "fan_in_fan_out",
-            "use_rslora", "target_modules", "rank_pattern", "alpha_pattern", "bias", "init_lora_weights", "exclude_modules");
+            "use_rslora", "target_modules", "rank_pattern", "alpha_pattern", "bias", "init_lora_weights", "exclude_modules", "use_dora");
     /** Fields that only describe where the adapter came from or how it was trained. */
     private static final Set<String> DESCRIPTIVE = Set.of("base_model_name_or_path", "revision", "task_type", "inference_mode",
             "auto_mapping", "peft_version", "lora_bias", "runtime_config");
     /** Fields that change the adapter's meaning unless they hold their default (null, false, empty). */
-    private static final Set<String> REFUSED_UNLESS_DEFAULT = Set.of("use_dora", "modules_to_save", "layers_to_transform",
+    private static final Set<String> REFUSED_UNLESS_DEFAULT = Set.of("modules_to_save", "layers_to_transform",
             "layers_pattern", "layer_replication", "megatron_config", "megatron_core", "loftq_config", "trainable_token_indices",
             "eva_config", "corda_config", "target_parameters", "qalora_group_size", "use_qalora", "alora_invocation_tokens");
 
@@ -124,6 +126,9 @@ public final class PeftAdapter {
                 if (layer instanceof LoraLinear || layer instanceof LoraConv l && ((Conv) l.baseLayer()).groups() == 1) {
                     tensors.put(key + ".lora_A.weight", layer.loraA(adapterName));
                     tensors.put(key + ".lora_B.weight", layer.loraB(adapterName));
+                    if (layer instanceof LoraLinear l && l.dora(adapterName) != null) {
+                        tensors.put(key + MAGNITUDE, l.dora(adapterName).weight());
+                    }
                 } else if (layer instanceof LoraEmbedding) {
                     tensors.put(key + ".lora_embedding_A", layer.loraA(adapterName));
                     tensors.put(key + ".lora_embedding_B", layer.loraB(adapterName));
@@ -132,8 +137,8 @@ public final class PeftAdapter {
                             + " has no PEFT LoRA equivalent (PEFT files hold Linear, Embedding and ungrouped Conv adapters)");
                 }
                 LoraConfig c = layer.config(adapterName);
-                if (c.useRslora() != config.useRslora() || c.fanInFanOut() != config.fanInFanOut()) {
-                    throw new IllegalArgumentException(path + ": use_rslora and fan_in_fan_out must match the config for the whole adapter");
+                if (c.useRslora() != config.useRslora() || c.fanInFanOut() != config.fanInFanOut() || c.useDora() != config.useDora()) {
+                    throw new IllegalArgumentException(path + ": use_rslora, fan_in_fan_out and use_dora must match the config for the whole adapter");
                 }
                 if (c.r() != config.r()) rankPattern.put(path, c.r());
                 if (c.loraAlpha() != config.loraAlpha()) alphaPattern.put(path, c.loraAlpha());
@@ -151,11 +156,7 @@ public final class PeftAdapter {
         json.put("fan_in_fan_out", config.fanInFanOut());
         json.put("use_rslora", config.useRslora());
         json.put("bias", config.bias().name().toLowerCase(java.util.Locale.ROOT));
-        json.put("init_lora_weights", switch (config.init()) {
-            case DEFAULT -> "true";
-            case GAUSSIAN -> "gaussian";
-            case NORMAL -> "normal";
-        });
+        json.put("init_lora_weights", config.initLoraWeights());
         var t = json.putArray("target_modules");
         targets.forEach(t::add);
         ObjectNode rp = json.putObject("rank_pattern");
@@ -163,7 +164,7 @@ public final class PeftAdapter {
         ObjectNode ap = json.putObject("alpha_pattern");
         alphaPattern.forEach(ap::put);
         json.putNull("modules_to_save");
-        json.put("use_dora", false);
+        json.put("use_dora", config.useDora());
         json.put("inference_mode", true);
         json.putNull("task_type");
         json.putNull("base_model_name_or_path");
@@ -244,7 +245,7 @@ public final class PeftAdapter {
                 String k = e.getKey();
                 if (!k.startsWith(PREFIX)) throw new IOException(weightsFile + ": key '" + k + "' does not start with " + PREFIX);
                 String rest = k.substring(PREFIX.length());
-                String[] suffixes = {".lora_A.weight", ".lora_B.weight", ".lora_embedding_A", ".lora_embedding_B"};
+                String[] suffixes = {".lora_A.weight", ".lora_B.weight", ".lora_embedding_A", ".lora_embedding_B", MAGNITUDE};
                 String suffix = Arrays.stream(suffixes).filter(rest::endsWith).findFirst()
                         .orElseThrow(() -> new IOException(weightsFile + ": key '" + k + "' is not a LoRA factor lora4j knows"));
                 String path = rest.substring(0, rest.length() - suffix.length());
@@ -269,6 +270,7 @@ public final class PeftAdapter {
                 try (var ng = Torch.noGrad()) {
                     layer.loraA(adapterName).copy_(p.a);
                     layer.loraB(adapterName).copy_(p.b);
+                    if (p.magnitude != null) ((LoraLinear) layer).dora(adapterName).weight().copy_(p.magnitude);
                 }
                 wrapped.add(p.path);
             }
@@ -278,7 +280,7 @@ public final class PeftAdapter {
     }
 
     /** One module to load: its base layer, the LoRA layer already around it (or null), the factors. */
-    private record Plan(String path, Module module, LoraLayer existing, LoraConfig config, Tensor a, Tensor b) {}
+    private record Plan(String path, Module module, LoraLayer existing, LoraConfig config, Tensor a, Tensor b, Tensor magnitude) {}
 
     private static Plan plan(Module model, Path file, String path, Map<String, Tensor> factors, LoraConfig base,
                              Map<String, JsonNode> rankPattern, Map<String, JsonNode> alphaPattern) throws IOException {
@@ -303,8 +305,16 @@ public final class PeftAdapter {
         boolean embedding = factors.containsKey(".lora_embedding_A") || factors.containsKey(".lora_embedding_B");
         Tensor a = factors.get(embedding ? ".lora_embedding_A" : ".lora_A.weight");
         Tensor b = factors.get(embedding ? ".lora_embedding_B" : ".lora_B.weight");
-        if (a == null || b == null || factors.size() != 2) {
+        Tensor magnitude = factors.get(MAGNITUDE);
+        if (a == null || b == null || factors.size() != (magnitude == null ? 2 : 3)) {
             throw new IOException(file + ": module '" + path + "' needs exactly one A and one B factor, got " + factors.keySet());
+        }
+        if (base.useDora() != (magnitude != null)) {
+            throw new IOException(file + ": module '" + path + (base.useDora() ? "' has no " + MAGNITUDE.substring(1) + " but the config says use_dora"
+                    : "' has a " + MAGNITUDE.substring(1) + " but the config does not say use_dora"));
+        }
+        if (magnitude != null && !(m instanceof Linear)) {
+            throw new IOException(file + ": module '" + path + "' is a " + m.getClass().getSimpleName() + "; lora4j supports DoRA on Linear layers only");
         }
         if (embedding != (m instanceof Embedding)) {
             throw new IOException(file + ": module '" + path + "' is a " + m.getClass().getSimpleName()
@@ -346,7 +356,11 @@ public final class PeftAdapter {
             throw new IOException(file + ": module '" + path + "' needs A " + Arrays.toString(wantA) + " and B "
                     + Arrays.toString(wantB) + ", the file has " + Arrays.toString(a.shape()) + " and " + Arrays.toString(b.shape()));
         }
-        return new Plan(path, m, existing, c, a, b);
+        if (magnitude != null && !Arrays.equals(magnitude.shape(), new long[] {wantB[0]})) {
+            throw new IOException(file + ": module '" + path + "' needs a " + MAGNITUDE.substring(1) + " of shape [" + wantB[0] + "], the file has "
+                    + Arrays.toString(magnitude.shape()));
+        }
+        return new Plan(path, m, existing, c, a, b, magnitude);
     }
 
     /** PEFT's pattern lookup: a key matches a module path equal to it or ending in "." + it (or as a regex). */
@@ -379,17 +393,14 @@ public final class PeftAdapter {
             case "lora_only" -> LoraConfig.Bias.LORA_ONLY;
             default -> throw new IOException(file + ": unknown bias '" + bias + "'");
         };
-        LoraConfig.Init init = switch (cfg.path("init_lora_weights").asText("true")) {
-            case "gaussian" -> LoraConfig.Init.GAUSSIAN;
-            case "normal" -> LoraConfig.Init.NORMAL;
-            default -> LoraConfig.Init.DEFAULT;
-        };
+        boolean dora = cfg.path("use_dora").asBoolean(false);
         List<String> targets = new ArrayList<>();
         JsonNode t = cfg.get("target_modules");
         if (t != null && t.isArray()) t.forEach(n -> targets.add(n.asText()));
         else if (t != null && t.isTextual()) targets.add(t.asText());
         try {
-            return new LoraConfig(r, alpha, dropout, fanInFanOut, rslora, init, targets, null, List.of(), b);
+            return new LoraConfig(r, alpha, dropout, fanInFanOut, rslora, LoraConfig.Init.DEFAULT, targets, null, List.of(), b)
+                    .withInitLoraWeights(cfg.path("init_lora_weights").asText("true")).withUseDora(dora);
         } catch (IllegalArgumentException e) {
             throw new IOException(file + ": " + e.getMessage(), e);
         }

@@ -17,5 +17,23 @@ public enum Combination {
      * The best rank-k approximation of Σ wᵢ·ΔWᵢ by SVD: B = U_k·diag(S_k), A = Vh_k; k is
      * the rank asked for, else the largest rank of the adapters.
      */
-    SVD
+    SVD,
+    /**
+     * TIES-merging applied to A and B separately (PEFT's {@code ties}): each factor list is
+     * pruned to {@code density} by magnitude, a sign is elected per element and the weighted
+     * values that agree with it are averaged ({@link MergeUtils#ties}). Factor weights are
+     * √|wᵢ·sᵢ| with the sign of wᵢ·sᵢ on A. All adapters need the same rank.
+     */
+    TIES,
+    /** DARE with task arithmetic on A and B (PEFT's {@code dare_linear}, {@link MergeUtils#dareLinear}); weights as TIES. */
+    DARE_LINEAR,
+    /** DARE with TIES' sign election on A and B (PEFT's {@code dare_ties}, {@link MergeUtils#dareTies}); weights as TIES. */
+    DARE_TIES,
+    /** Magnitude pruning then task arithmetic on A and B (PEFT's {@code magnitude_prune}, {@link MergeUtils#magnitudePrune}). */
+    MAGNITUDE_PRUNE;
+
+    /** Whether this type prunes factors with a density (the four task-arithmetic types of PEFT's merge_utils). */
+    public boolean usesDensity() {
+        return this == TIES || this == DARE_LINEAR || this == DARE_TIES || this == MAGNITUDE_PRUNE;
+    }
 }

@@ -73,7 +73,30 @@ public abstract class LoraLayer extends Module {
     protected LoraLayer(Module base, LoraConfig config) {
         this(base);
         configs.put(DEFAULT_ADAPTER, Objects.requireNonNull(config, "config"));
+        checkVariant(config);
         active = List.of(DEFAULT_ADAPTER);
+    }
+
+    /**
+     * Refuses settings this layer kind does not implement: DoRA and the inits that change the base
+     * weight (PiSSA, OLoRA) are {@link LoraLinear}'s only.
+     */
+    protected void checkVariant(LoraConfig config) {
+        if (config.useDora() || InitSvd.handles(config)) {
+            throw new UnsupportedOperationException(getClass().getSimpleName() + " does not support "
+                    + (config.useDora() ? "use_dora" : "init_lora_weights=" + config.initLoraWeights()) + " (LoraLinear does)");
+        }
+    }
+
+    /** Makes a layer's own per-adapter parameters besides A and B (DoRA's magnitude) trainable or not. */
+    protected void setAdapterTrainable(String name, boolean train) {}
+
+    /**
+     * Merges (sign 1) or unmerges (sign −1) adapter {@code name} when its kind does not simply
+     * add ΔW (DoRA); returns false to let the plain add/subtract run.
+     */
+    protected boolean applyVariant(String name, double sign, boolean safe) {
+        return false;
     }
 
     /** The wrapped layer. */
@@ -96,6 +119,7 @@ public abstract class LoraLayer extends Module {
         ensureOpen();
         checkNewName(name);
         Objects.requireNonNull(config, "config");
+        checkVariant(config);
         createAdapter(name, config);
         configs.put(name, config);
         if (configs.size() == 1) active = List.of(name);
@@ -216,6 +240,7 @@ public abstract class LoraLayer extends Module {
             boolean train = a.contains(n);
             loraA(n).requiresGrad_(train);
             loraB(n).requiresGrad_(train);
+            setAdapterTrainable(n, train);
         }
     }
 
@@ -456,6 +481,7 @@ public abstract class LoraLayer extends Module {
     }
 
     private void apply(String name, double sign, boolean safe) {
+        if (applyVariant(name, sign, safe)) return;
         Tensor w = baseWeight();
         try (var ng = Torch.noGrad(); TensorScope scope = TensorScope.open()) {
             DType compute = computeType();

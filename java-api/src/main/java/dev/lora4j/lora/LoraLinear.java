@@ -31,6 +31,8 @@ public class LoraLinear extends LoraLayer {
     private final ModuleDict loraA;
     private final ModuleDict loraB;
     private final ModuleDict dropout;
+    /** DoRA magnitudes ({@code lora_magnitude_vector}), registered with the first DoRA adapter. */
+    private ModuleDict magnitude;
     private final BankCache bank = new BankCache(this);
 
     /** Wraps {@code base} with one adapter, {@value LoraLayer#DEFAULT_ADAPTER}. */
@@ -64,8 +66,15 @@ public class LoraLinear extends LoraLayer {
         int r = config.r();
         Linear a = loraA.put(name, new Linear(inFeatures, r, false));
         Linear b = loraB.put(name, new Linear(r, outFeatures, false));
-        initFactors(config, a.weight(), b.weight());
+        if (InitSvd.handles(config)) InitSvd.init(config, baseWeight(), fanInFanOut, a.weight(), b.weight());
+        else initFactors(config, a.weight(), b.weight());
         if (config.loraDropout() > 0) dropout.put(name, new Dropout(config.loraDropout()));
+        if (config.useDora()) {
+            if (magnitude == null) magnitude = registerModule("lora_magnitude_vector", new ModuleDict());
+            try (Tensor norm = DoraLinearLayer.weightNorm(weightOutIn(), a.weight(), b.weight(), config.scaling())) {
+                magnitude.put(name, new DoraLinearLayer(norm));
+            }
+        }
         bank.invalidate();
     }
 
@@ -74,7 +83,39 @@ public class LoraLinear extends LoraLayer {
         loraA.remove(name).close();
         loraB.remove(name).close();
         if (dropout.containsKey(name)) dropout.remove(name).close();
+        if (dora(name) != null) magnitude.remove(name).close();
         bank.invalidate();
+    }
+
+    /** DoRA variants (use_dora, PiSSA, OLoRA) are supported here. */
+    @Override
+    protected void checkVariant(LoraConfig config) {}
+
+    /** The DoRA magnitude of adapter {@code name}, or null when it is a plain LoRA adapter. */
+    public DoraLinearLayer dora(String name) {
+        return magnitude != null && magnitude.containsKey(name) ? (DoraLinearLayer) magnitude.get(name) : null;
+    }
+
+    /** The base weight in (out, in) layout (a view for fan_in_fan_out weights). */
+    private Tensor weightOutIn() {
+        return fanInFanOut ? baseWeight().t() : baseWeight();
+    }
+
+    @Override
+    protected void setAdapterTrainable(String name, boolean train) {
+        DoraLinearLayer d = dora(name);
+        if (d != null) d.weight().requiresGrad_(train);
+    }
+
+    /** DoRA adapters merge m ⊙ (W + ΔW)/‖W + ΔW‖ (see {@link DoraLinearLayer}); plain ones use the default. */
+    @Override
+    protected boolean applyVariant(String name, double sign, boolean safe) {
+        DoraLinearLayer d = dora(name);
+        if (d == null) return false;
+        try (Tensor delta = deltaWeight(baseWeight().dtype() == DType.FLOAT64 ? DType.FLOAT64 : DType.FLOAT32, name)) {
+            d.apply(baseWeight(), delta, fanInFanOut, sign, safe, "LoraLinear adapter '" + name + "'");
+        }
+        return true;
     }
 
     static void initFactors(LoraConfig config, Tensor a, Tensor b) {
@@ -121,6 +162,14 @@ public class LoraLinear extends LoraLayer {
     @Override
     protected Tensor loraForward(Tensor input, String name) {
         Tensor x = dropout.containsKey(name) ? dropout.get(name).forward(input) : input;
+        DoraLinearLayer d = dora(name);
+        if (d != null) {
+            try {
+                return d.delta(x, weightOutIn(), loraA(name), loraB(name), scaling(name));
+            } finally {
+                if (x != input) x.close();
+            }
+        }
         try (Tensor down = loraA.get(name).forward(x); Tensor up = loraB.get(name).forward(down)) {
             return up.mul(scaling(name));
         } finally {
@@ -131,7 +180,7 @@ public class LoraLinear extends LoraLayer {
     /** One native call ({@code addmm} into the base output), except with dropout in training. */
     @Override
     protected Tensor addAdapter(Tensor base, Tensor input, String name) {
-        if (isTraining() && dropout.containsKey(name)) return super.addAdapter(base, input, name);
+        if (isTraining() && dropout.containsKey(name) || dora(name) != null) return super.addAdapter(base, input, name);
         // name comes from the active list, so the factors are looked up without re-checking it.
         Tensor a = ((Linear) loraA.get(name)).weight();
         Tensor b = ((Linear) loraB.get(name)).weight();
@@ -148,7 +197,7 @@ public class LoraLinear extends LoraLayer {
     protected Tensor mixedDelta(Tensor input, String[] rows) {
         checkMixed(input, rows);
         boolean needsGraph = Torch.isGradEnabled() && (input.requiresGrad() || anyTrainable());
-        if (needsGraph || fanInFanOut || (isTraining() && !dropout.keySet().isEmpty()) || input.dim() != 2) {
+        if (needsGraph || fanInFanOut || magnitude != null && !magnitude.keySet().isEmpty() || (isTraining() && !dropout.keySet().isEmpty()) || input.dim() != 2) {
             return super.mixedDelta(input, rows);
         }
         if (groupRows(rows).isEmpty()) return null;

@@ -1,0 +1,132 @@
+package dev.lora4j.lora;
+
+import dev.lora4j.DType;
+import dev.lora4j.Tensor;
+import dev.lora4j.TensorScope;
+import dev.lora4j.Torch;
+import dev.lora4j.nn.Functional;
+import dev.lora4j.nn.Module;
+
+/**
+ * DoRA's magnitude for one adapter of a {@link LoraLinear} (Liu et al. 2024; PEFT's
+ * {@code DoraLinearLayer}): parameter {@code weight}, one value per output feature, held under
+ * {@code lora_magnitude_vector.<adapter>.weight} as PEFT holds it (PEFT's files drop the adapter
+ * name and the {@code .weight}: {@code <module>.lora_magnitude_vector}).
+ *
+ * <p>The adapted weight is {@code W' = m ⊙ (W + s·B·A) / ‖W + s·B·A‖} with the norm taken over
+ * each output row (W in (out, in) layout). The norm is treated as a constant in backward, as
+ * the paper's section 4.3 and PEFT do, so only m, A and B get gradients. It is computed from
+ * the factors without forming B·A: {@code ‖W_i‖² + 2s·⟨B_i, (W·Aᵀ)_i⟩ + s²·B_i·(A·Aᵀ)·B_iᵀ}.
+ * Forward adds {@code (m/‖·‖ − 1)·(x·Wᵀ) + (m/‖·‖)·s·(x·Aᵀ)·Bᵀ} to the base output (x after
+ * the adapter's dropout), which equals {@code x·W'ᵀ + b}. A fresh magnitude is
+ * {@code ‖W + s·B·A‖}, so a new DoRA adapter leaves the output unchanged.
+ *
+ * <p>Merging writes W' into the base weight and remembers the norm it used, so that unmerging
+ * ({@code W = W'·‖·‖/m − s·B·A}) restores W; merges and unmerges must nest (the layer unmerges
+ * last merged first).
+ *
+ * <p>Ownership and threads: the layer owns its parameter and the remembered norm and frees them
+ * on close; used by its {@link LoraLinear} under that layer's rules.
+ */
+public final class DoraLinearLayer extends Module {
+
+    /** The norm of each row of W + ΔW at the last merge, for unmerge; null when not merged. */
+    private Tensor mergedNorm;
+
+    /** A magnitude holding a copy of {@code magnitude} (shape (out)), trainable. */
+    DoraLinearLayer(Tensor magnitude) {
+        registerParameter("weight", magnitude.detach().clone().requiresGrad_(true));
+    }
+
+    /** The magnitude m, shape (out). */
+    public Tensor weight() {
+        return parameter("weight");
+    }
+
+    /** @throws UnsupportedOperationException always: it is used through its {@link LoraLinear} */
+    @Override
+    public Tensor forward(Tensor input) {
+        throw new UnsupportedOperationException("DoraLinearLayer is applied by its LoraLinear, not called on its own");
+    }
+
+    /**
+     * ‖W + s·B·A‖ per output row, computed without forming B·A and without gradients.
+     * {@code w} is (out, in) (a transposed view for fan_in_fan_out weights); result (out), in
+     * {@code w}'s dtype, owned by the caller.
+     */
+    static Tensor weightNorm(Tensor w, Tensor a, Tensor b, double scale) {
+        try (var ng = Torch.noGrad(); TensorScope s = TensorScope.open()) {
+            DType dt = w.dtype();
+            DType compute = dt == DType.FLOAT16 || dt == DType.BFLOAT16 ? DType.FLOAT32 : dt;
+            Tensor w32 = w.to(compute);
+            Tensor a32 = a.detach().to(compute);
+            Tensor b32 = b.detach().to(compute);
+            Tensor wNorm2 = w32.mul(w32).sum(1);
+            Tensor cross = b32.mul(w32.matmul(a32.t())).sum(1);
+            Tensor gram = b32.matmul(a32.matmul(a32.t())).mul(b32).sum(1);
+            Tensor norm2 = wNorm2.add(cross, 2 * scale).add(gram, scale * scale);
+            return norm2.relu().sqrt().to(dt).keep();
+        }
+    }
+
+    /**
+     * This adapter's contribution to the output for {@code x} (already through the adapter's
+     * dropout): {@code (m/n − 1)·(x·Wᵀ) + (m/n)·s·(x·Aᵀ)·Bᵀ} with n the detached norm.
+     * {@code w} is (out, in). The caller owns the result.
+     */
+    Tensor delta(Tensor x, Tensor w, Tensor a, Tensor b, double scale) {
+        try (TensorScope s = TensorScope.open()) {
+            Tensor norm = weightNorm(w, a, b, scale);
+            Tensor factor = weight().div(norm);
+            Tensor base = Functional.linear(x, w.to(x.dtype()), null);
+            Tensor lora = Functional.linear(Functional.linear(x, a, null), b, null);
+            return factor.sub(1).mul(base).add(factor.mul(lora).mul(scale)).keep();
+        }
+    }
+
+    /**
+     * Merges (sign 1) or unmerges (sign −1) into the stored weight {@code stored}; {@code delta}
+     * is s·B·A in the stored layout, {@code fanInFanOut} says whether that layout is (in, out).
+     *
+     * @throws IllegalStateException when {@code safe} and the merged weight is not finite, or
+     *     when unmerging without a merge
+     */
+    void apply(Tensor stored, Tensor delta, boolean fanInFanOut, double sign, boolean safe, String what) {
+        try (var ng = Torch.noGrad(); TensorScope s = TensorScope.open()) {
+            DType dt = stored.dtype();
+            DType compute = dt == DType.FLOAT16 || dt == DType.BFLOAT16 ? DType.FLOAT32 : dt;
+            Tensor w = stored.to(compute);
+            Tensor d = delta.to(compute);
+            // The factor m / ‖W + ΔW‖ lies along the output dimension: rows of (out, in), columns of (in, out).
+            int outDim = fanInFanOut ? 1 : 0;
+            Tensor updated;
+            if (sign > 0) {
+                Tensor sum = w.add(d);
+                Tensor norm = sum.mul(sum).sum(1 - outDim).sqrt();
+                Tensor factor = weight().detach().to(compute).div(norm).unsqueeze(1 - outDim);
+                updated = sum.mul(factor);
+                if (safe && !updated.allFinite()) {
+                    throw new IllegalStateException("safe merge refused: the DoRA-merged weight of " + what + " would hold NaN or infinity");
+                }
+                stored.copy_(updated);
+                if (mergedNorm != null) mergedNorm.close();
+                mergedNorm = norm.to(dt).keep();
+                dev.lora4j.internal.Calls.own(mergedNorm);
+            } else {
+                if (mergedNorm == null) throw new IllegalStateException(what + ": DoRA adapter is not merged");
+                Tensor factor = weight().detach().to(compute).div(mergedNorm.to(compute)).unsqueeze(1 - outDim);
+                updated = w.div(factor).sub(d);
+                stored.copy_(updated);
+                mergedNorm.close();
+                mergedNorm = null;
+            }
+        }
+    }
+
+    @Override
+    public void close() {
+        if (mergedNorm != null) mergedNorm.close();
+        mergedNorm = null;
+        super.close();
+    }
+}
