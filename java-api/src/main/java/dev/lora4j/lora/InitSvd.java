@@ -39,20 +39,11 @@ final class InitSvd {
      * @throws IllegalArgumentException when r exceeds min(out, in) or the weight is not floating point
      */
     static void init(LoraConfig config, Tensor stored, boolean fanInFanOut, Tensor a, Tensor b) {
-        DType dt = stored.dtype();
-        if (dt != DType.FLOAT32 && dt != DType.FLOAT16 && dt != DType.BFLOAT16 && dt != DType.FLOAT64) {
-            throw new IllegalArgumentException(config.init() + " init needs a floating-point base weight, got " + dt);
-        }
+        check(config, stored);
         int r = config.r();
         double s = config.scaling();
         try (var ng = Torch.noGrad(); TensorScope scope = TensorScope.open()) {
             Tensor w = (fanInFanOut ? stored.t() : stored).to(DType.FLOAT32);
-            long out = w.size(0);
-            long in = w.size(1);
-            if (r > Math.min(out, in)) {
-                throw new IllegalArgumentException(config.init() + " init needs r <= min(out, in) = " + Math.min(out, in) + ", got r = " + r
-                        + " for a weight of shape " + Arrays.toString(stored.shape()));
-            }
             Tensor newA;
             Tensor newB;
             if (config.init() == LoraConfig.Init.OLORA) {
@@ -69,6 +60,23 @@ final class InitSvd {
             b.copy_(newB);
             Tensor residual = w.sub(b.to(DType.FLOAT32).matmul(a.to(DType.FLOAT32)), s);
             stored.copy_(fanInFanOut ? residual.t() : residual);
+        }
+    }
+
+    /**
+     * Checks, before anything is created, that {@code config}'s init can run on {@code stored}.
+     *
+     * @throws IllegalArgumentException when r exceeds min(out, in) or the weight is not floating point
+     */
+    static void check(LoraConfig config, Tensor stored) {
+        DType dt = stored.dtype();
+        if (dt != DType.FLOAT32 && dt != DType.FLOAT16 && dt != DType.BFLOAT16 && dt != DType.FLOAT64) {
+            throw new IllegalArgumentException(config.init() + " init needs a floating-point base weight, got " + dt);
+        }
+        long k = Math.min(stored.size(0), stored.size(1));
+        if (config.r() > k) {
+            throw new IllegalArgumentException(config.init() + " init needs r <= min(out, in) = " + k + ", got r = " + config.r()
+                    + " for a weight of shape " + Arrays.toString(stored.shape()));
         }
     }
 

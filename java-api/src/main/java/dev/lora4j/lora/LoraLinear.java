@@ -87,9 +87,11 @@ public class LoraLinear extends LoraLayer {
         bank.invalidate();
     }
 
-    /** DoRA variants (use_dora, PiSSA, OLoRA) are supported here. */
+    /** DoRA, PiSSA and OLoRA are supported here (checked against the base weight before anything changes). */
     @Override
-    protected void checkVariant(LoraConfig config) {}
+    protected void checkVariant(LoraConfig config) {
+        if (InitSvd.handles(config)) InitSvd.check(config, baseWeight());
+    }
 
     /** The DoRA magnitude of adapter {@code name}, or null when it is a plain LoRA adapter. */
     public DoraLinearLayer dora(String name) {
