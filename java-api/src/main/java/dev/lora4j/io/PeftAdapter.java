@@ -52,8 +52,10 @@ public final class PeftAdapter {
     static final String PREFIX = "base_model.model.";
     /** The key suffix of DoRA's magnitude in PEFT's files (its in-memory name ends in {@code .weight}). */
     static final String MAGNITUDE = ".lora_magnitude_vector";
+    /** The key suffixes of an adapter's tensors in PEFT's files. */
+    static final List<String> KEY_SUFFIXES = List.of(".lora_A.weight", ".lora_B.weight", ".lora_embedding_A", ".lora_embedding_B", MAGNITUDE);
 
-    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+    static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
     /** Fields lora4j reads and honours. */
     private static final Set<String> HONOURED = Set.of("peft_type", "r", "lora_alpha", "lora_dropout", "fan_in_fan_out",
@@ -67,6 +69,17 @@ public final class PeftAdapter {
             "eva_config", "corda_config", "target_parameters", "qalora_group_size", "use_qalora", "alora_invocation_tokens");
 
     private PeftAdapter() {}
+
+    /**
+     * Replaces the weights of the model's adapter {@code adapterName} in place with those of the
+     * PEFT folder {@code dir} (PEFT's {@code hotswap_adapter}); see {@link PeftHotswap}.
+     *
+     * @throws IOException for a bad folder, a config incompatible with the loaded adapter, or
+     *     tensors that do not fit it (nothing changes then)
+     */
+    public static void hotswap(Module model, Path dir, String adapterName) throws IOException {
+        PeftHotswap.hotswap(model, dir, adapterName);
+    }
 
     /** What {@link #load} did: the modules it wrapped, and the config fields it reported. */
     public record LoadReport(List<String> wrapped, List<String> unknownFields, List<String> ignoredFields, LoraConfig config) {}
@@ -245,8 +258,7 @@ public final class PeftAdapter {
                 String k = e.getKey();
                 if (!k.startsWith(PREFIX)) throw new IOException(weightsFile + ": key '" + k + "' does not start with " + PREFIX);
                 String rest = k.substring(PREFIX.length());
-                String[] suffixes = {".lora_A.weight", ".lora_B.weight", ".lora_embedding_A", ".lora_embedding_B", MAGNITUDE};
-                String suffix = Arrays.stream(suffixes).filter(rest::endsWith).findFirst()
+                String suffix = KEY_SUFFIXES.stream().filter(rest::endsWith).findFirst()
                         .orElseThrow(() -> new IOException(weightsFile + ": key '" + k + "' is not a LoRA factor lora4j knows"));
                 String path = rest.substring(0, rest.length() - suffix.length());
                 byModule.computeIfAbsent(path, p -> new LinkedHashMap<>()).put(suffix, e.getValue());
@@ -364,7 +376,7 @@ public final class PeftAdapter {
     }
 
     /** PEFT's pattern lookup: a key matches a module path equal to it or ending in "." + it (or as a regex). */
-    private static java.util.Optional<JsonNode> pattern(Map<String, JsonNode> patterns, String path) {
+    static java.util.Optional<JsonNode> pattern(Map<String, JsonNode> patterns, String path) {
         for (var e : patterns.entrySet()) {
             String key = e.getKey();
             if (path.equals(key) || path.endsWith("." + key) || matchesRegex(key, path)) return java.util.Optional.of(e.getValue());
@@ -380,7 +392,7 @@ public final class PeftAdapter {
         }
     }
 
-    private static LoraConfig config(Path file, JsonNode cfg) throws IOException {
+    static LoraConfig config(Path file, JsonNode cfg) throws IOException {
         int r = cfg.path("r").asInt(8);
         double alpha = cfg.path("lora_alpha").asDouble(8);
         double dropout = cfg.path("lora_dropout").asDouble(0);
@@ -411,7 +423,7 @@ public final class PeftAdapter {
         return v == null || v.isNull() ? def : v.asText();
     }
 
-    private static Map<String, JsonNode> fields(JsonNode obj) {
+    static Map<String, JsonNode> fields(JsonNode obj) {
         Map<String, JsonNode> out = new LinkedHashMap<>();
         if (obj != null && obj.isObject()) obj.fields().forEachRemaining(e -> out.put(e.getKey(), e.getValue()));
         return out;

@@ -175,6 +175,12 @@ public abstract class LoraLayer extends Module {
         return Collections.unmodifiableList(new ArrayList<>(merged));
     }
 
+    /** Replaces adapter {@code name}'s settings, for {@link Hotswap}; its r must be the factors' rank. */
+    final void replaceConfig(String name, LoraConfig config) {
+        requireAdapter(name);
+        configs.put(name, Objects.requireNonNull(config, "config"));
+    }
+
     /** The settings adapter {@code name} was created with. */
     public final LoraConfig config(String name) {
         requireAdapter(name);

@@ -93,6 +93,32 @@ public class LoraLinear extends LoraLayer {
         if (InitSvd.handles(config)) InitSvd.check(config, baseWeight());
     }
 
+    /**
+     * Replaces adapter {@code name}'s factors by copies zero-padded to rank {@code rank} (≥ its
+     * rank), keeping ΔW and the scale; for {@link Hotswap#prepare}.
+     */
+    void padRank(String name, int rank, LoraConfig padded) {
+        Tensor a = loraA(name);
+        Tensor b = loraB(name);
+        boolean train = a.requiresGrad();
+        Linear na = new Linear(inFeatures, rank, false);
+        Linear nb = new Linear(rank, outFeatures, false);
+        if (a.dtype() != na.weight().dtype()) {
+            na.to(a.dtype());
+            nb.to(b.dtype());
+        }
+        try (var ng = Torch.noGrad(); var s = dev.lora4j.TensorScope.open()) {
+            na.weight().zero_().narrow(0, 0, a.size(0)).copy_(a);
+            nb.weight().zero_().narrow(1, 0, b.size(1)).copy_(b);
+        }
+        na.weight().requiresGrad_(train);
+        nb.weight().requiresGrad_(train);
+        loraA.put(name, na);
+        loraB.put(name, nb);
+        replaceConfig(name, padded);
+        bank.invalidate();
+    }
+
     /** The DoRA magnitude of adapter {@code name}, or null when it is a plain LoRA adapter. */
     public DoraLinearLayer dora(String name) {
         return magnitude != null && magnitude.containsKey(name) ? (DoraLinearLayer) magnitude.get(name) : null;
