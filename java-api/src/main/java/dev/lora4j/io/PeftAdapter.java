@@ -38,10 +38,14 @@ import java.util.regex.Pattern;
  * (out, r[, 1…]) for Linear and Conv layers, {@code .lora_embedding_A} (r, num_embeddings) and
  * {@code .lora_embedding_B} (dim, r) for Embedding layers. Scales are recomputed from the config:
  * α/r, α/√r with {@code use_rslora}, per module from {@code rank_pattern} / {@code alpha_pattern}.
+ * With {@code use_dora} a Linear module also has {@code .lora_magnitude_vector} (out), PEFT's
+ * saved name for DoRA's magnitude (in memory {@code lora_magnitude_vector.<adapter>.weight}).
+ * {@code init_lora_weights} "pissa", "pissa_niter_n" and "olora" re-run that init on load, as
+ * PEFT does (the base weight becomes the residual, then the file's factors are loaded).
  *
  * <p>Loading checks the whole folder against the model before changing anything, and reports
  * config fields it does not know or cannot honour instead of ignoring them silently; fields
- * that would change the adapter's meaning (DoRA, modules_to_save, ...) are refused. Stateless
+ * that would change the adapter's meaning (modules_to_save, layers_to_transform, ...) are refused. Stateless
  * and thread-safe; {@link #load} changes the model (one thread, no concurrent forwards).
  */
 public final class PeftAdapter {
