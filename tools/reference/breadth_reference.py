@@ -115,3 +115,13 @@ for kind, density, method in [("ties", 0.5, "total"), ("ties", 0.6, "frequency")
     name = f"{kind}_{method}_{int(density * 10)}".upper()
     out(name + "_A", combine(kind, [A1, A2], wa, density, method))
     out(name + "_B", combine(kind, [B1, B2], wb, density, method))
+
+# ---------------------------------------------------------------- the *_svd variants: merge the ΔW = s·B·A, then truncate
+# lora4j folds the scale in once (ΔW·w), as its SVD type does; PEFT's _svd_generalized_task_arithmetic_weighted_adapter
+# multiplies get_delta_weight (already scaled) by weight·scaling again.
+deltas = [B1 @ A1 * scal1, B2 @ A2 * scal2]
+wt = torch.tensor(weights)
+for kind, density, method in [("ties", 0.5, "total"), ("magnitude_prune", 0.4, "total"), ("dare_ties", 1.0, "frequency")]:
+    merged_delta = combine(kind, deltas, wt, density, method)
+    U, S, Vh = torch.linalg.svd(merged_delta, full_matrices=False)
+    out(f"{kind}_svd_{method}_{int(density * 10)}".upper() + "_DELTA", (U[:, :2] * S[:2]) @ Vh[:2])

@@ -30,10 +30,27 @@ public enum Combination {
     /** DARE with TIES' sign election on A and B (PEFT's {@code dare_ties}, {@link MergeUtils#dareTies}); weights as TIES. */
     DARE_TIES,
     /** Magnitude pruning then task arithmetic on A and B (PEFT's {@code magnitude_prune}, {@link MergeUtils#magnitudePrune}). */
-    MAGNITUDE_PRUNE;
+    MAGNITUDE_PRUNE,
+    /**
+     * TIES on the adapters' ΔWᵢ = sᵢ·Bᵢ·Aᵢ with weights wᵢ, then the best rank-k approximation
+     * by SVD as {@link #SVD} (PEFT's {@code ties_svd}); adapters of any ranks. PEFT multiplies its
+     * already scaled ΔWᵢ by wᵢ·sᵢ here (sᵢ twice); lora4j folds sᵢ in once, as {@link #SVD} does.
+     */
+    TIES_SVD,
+    /** {@link #DARE_LINEAR} on the ΔWᵢ, then SVD as {@link #TIES_SVD} (PEFT's {@code dare_linear_svd}). */
+    DARE_LINEAR_SVD,
+    /** {@link #DARE_TIES} on the ΔWᵢ, then SVD as {@link #TIES_SVD} (PEFT's {@code dare_ties_svd}). */
+    DARE_TIES_SVD,
+    /** {@link #MAGNITUDE_PRUNE} on the ΔWᵢ, then SVD as {@link #TIES_SVD} (PEFT's {@code magnitude_prune_svd}). */
+    MAGNITUDE_PRUNE_SVD;
 
-    /** Whether this type prunes factors with a density (the four task-arithmetic types of PEFT's merge_utils). */
+    /** Whether this type prunes with a density (PEFT's merge_utils types, on factors or, with _SVD, on ΔW). */
     public boolean usesDensity() {
-        return this == TIES || this == DARE_LINEAR || this == DARE_TIES || this == MAGNITUDE_PRUNE;
+        return this != LINEAR && this != CAT && this != SVD;
+    }
+
+    /** Whether this type ends with an SVD of the combined ΔW (a rank of its own, adapters of any ranks). */
+    public boolean truncatesBySvd() {
+        return this == SVD || this == TIES_SVD || this == DARE_LINEAR_SVD || this == DARE_TIES_SVD || this == MAGNITUDE_PRUNE_SVD;
     }
 }

@@ -335,9 +335,10 @@ public final class Lora {
      * {@code density} (the fraction of values kept, in [0, 1]) and {@code majoritySignMethod}
      * for the pruning types {@link Combination#TIES}, {@link Combination#DARE_LINEAR},
      * {@link Combination#DARE_TIES} and {@link Combination#MAGNITUDE_PRUNE} (PEFT's
-     * {@code density=} and {@code majority_sign_method=}; ignored by the other types). The
-     * pruning types need adapters of one rank and accept negative weights; DARE's random masks
-     * follow {@link dev.lora4j.Torch#manualSeed}.
+     * {@code density=} and {@code majority_sign_method=}; ignored by the other types), and
+     * their _SVD forms, which prune the ΔW and truncate by SVD to {@code svdRank}. The
+     * pruning types on factors need adapters of one rank; all accept negative weights; DARE's
+     * random masks follow {@link dev.lora4j.Torch#manualSeed}.
      *
      * @throws IllegalArgumentException as the other overload, or for a density outside [0, 1]
      * @throws UnsupportedOperationException when an adapter to combine is a DoRA adapter
@@ -366,8 +367,8 @@ public final class Lora {
             }
         }
         if (type.usesDensity()) {
-            for (LoraLayer l : layers) TaskArithmeticAdapters.check(l, adapters); // all layers before any change
-            for (LoraLayer l : layers) TaskArithmeticAdapters.combine(l, adapters, weights, newName, type, density, majoritySignMethod);
+            for (LoraLayer l : layers) TaskArithmeticAdapters.check(l, adapters, type, svdRank); // all layers before any change
+            for (LoraLayer l : layers) TaskArithmeticAdapters.combine(l, adapters, weights, newName, type, svdRank, density, majoritySignMethod);
             return;
         }
         for (LoraLayer l : layers) WeightedAdapters.check(l, adapters, weights, type, svdRank); // all layers before any change

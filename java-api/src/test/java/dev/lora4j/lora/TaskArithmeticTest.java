@@ -67,6 +67,33 @@ class TaskArithmeticTest {
     }
 
     @Test
+    void svdVariantsMatchTorch() {
+        Object[][] cases = {{Combination.TIES_SVD, 0.5, MajoritySign.TOTAL, TIES_SVD_TOTAL_5_DELTA},
+                {Combination.MAGNITUDE_PRUNE_SVD, 0.4, MajoritySign.TOTAL, MAGNITUDE_PRUNE_SVD_TOTAL_4_DELTA},
+                {Combination.DARE_TIES_SVD, 1.0, MajoritySign.FREQUENCY, DARE_TIES_SVD_FREQUENCY_10_DELTA}};
+        for (Object[] c : cases) {
+            try (Sequential m = twoAdapters(); TensorScope s = TensorScope.open()) {
+                Lora.addWeightedAdapter(m, List.of("default", "b"), WEIGHTS, "mix", (Combination) c[0], 2, (double) c[1], (MajoritySign) c[2]);
+                LoraLayer l = (LoraLayer) m.get(0);
+                assertEquals(2, l.config("mix").r());
+                assertTrue(l.deltaWeight("mix").allclose(of((double[]) c[3], 4, 5), 1e-4, 1e-5), c[0] + ": ΔW " + l.deltaWeight("mix"));
+            }
+        }
+        try (Sequential m = twoAdapters(); TensorScope s = TensorScope.open()) {
+            Lora.addAdapter(m, "r3", LoraConfig.of(3));
+            NamedAdaptersTest.randomize((LoraLayer) m.get(0), "r3");
+            Lora.addWeightedAdapter(m, List.of("default", "r3"), WEIGHTS, "mix", Combination.DARE_LINEAR_SVD, 0, 1.0, MajoritySign.TOTAL);
+            Lora.addWeightedAdapter(m, List.of("default", "r3"), WEIGHTS, "full", Combination.DARE_LINEAR_SVD, 4, 1.0, MajoritySign.TOTAL);
+            LoraLayer l = (LoraLayer) m.get(0);
+            assertEquals(3, l.config("mix").r(), "svdRank 0: the largest rank");
+            Tensor want = l.deltaWeight("default").mul(WEIGHTS[0]).add(l.deltaWeight("r3").mul(WEIGHTS[1]));
+            assertTrue(l.deltaWeight("full").allclose(want, 1e-4, 1e-5), "rank min(out, in): Σ wᵢ·ΔWᵢ exactly (density 1)");
+            assertThrows(IllegalArgumentException.class, () -> Lora.addWeightedAdapter(m, List.of("default", "r3"), WEIGHTS, "x",
+                    Combination.TIES_SVD, 5, 0.5, MajoritySign.TOTAL), "rank above min(out, in)");
+        }
+    }
+
+    @Test
     void oneAdapterIsCombinedLinearlyWithItsSignOnA() {
         try (Sequential m = twoAdapters(); TensorScope s = TensorScope.open()) {
             LoraLayer l = (LoraLayer) m.get(0);
