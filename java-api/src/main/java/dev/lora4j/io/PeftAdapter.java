@@ -372,6 +372,11 @@ public final class PeftAdapter {
             throw new IOException(file + ": module '" + path + "' needs A " + Arrays.toString(wantA) + " and B "
                     + Arrays.toString(wantB) + ", the file has " + Arrays.toString(a.shape()) + " and " + Arrays.toString(b.shape()));
         }
+        boolean svdInit = c.init() == LoraConfig.Init.PISSA || c.init() == LoraConfig.Init.OLORA;
+        if (svdInit && (!(m instanceof Linear) || r > Math.min(wantA[1], wantB[0]))) {
+            throw new IOException(file + ": module '" + path + "': init_lora_weights " + c.initLoraWeights()
+                    + " needs a Linear layer with r <= min(in, out), got a " + m.getClass().getSimpleName() + " and r = " + r);
+        }
         if (magnitude != null && !Arrays.equals(magnitude.shape(), new long[] {wantB[0]})) {
             throw new IOException(file + ": module '" + path + "' needs a " + MAGNITUDE.substring(1) + " of shape [" + wantB[0] + "], the file has "
                     + Arrays.toString(magnitude.shape()));

@@ -18,7 +18,13 @@ import java.util.Arrays;
  * The base is a {@link Linear} or any module with a 2-d {@code weight}: (out, in), or (in, out)
  * with {@code fanInFanOut} (GPT-2's Conv1D). See {@link LoraLayer} for named adapters and
  * merging. Mixed batches in inference run through an {@link AdapterBank} (one fused native
- * call for every row), rebuilt when adapters are added, deleted or their factors change.
+ * call for every row), rebuilt when adapters are added, deleted or their factors change; a
+ * layer holding a DoRA adapter runs each adapter on its own rows instead.
+ *
+ * <p>Variants (PEFT's): {@code use_dora} adds a trained magnitude per output row
+ * ({@link DoraLinearLayer}, {@code lora_magnitude_vector.<name>.weight}); init PISSA / OLORA
+ * start A and B from the SVD / QR of the base weight and subtract s·B·A from it ({@link InitSvd}).
+ * For a DoRA adapter, {@link #deltaWeight(String)} is still s·B·A; merging writes DoRA's W'.
  *
  * <p>Ownership and threads: as every {@link dev.lora4j.nn.Module}: it owns its parameters and
  * frees them on close; eval-mode forwards may run on many threads, changes are single-threaded.
@@ -225,7 +231,8 @@ public class LoraLinear extends LoraLayer {
     protected Tensor mixedDelta(Tensor input, String[] rows) {
         checkMixed(input, rows);
         boolean needsGraph = Torch.isGradEnabled() && (input.requiresGrad() || anyTrainable());
-        if (needsGraph || fanInFanOut || magnitude != null && !magnitude.keySet().isEmpty() || (isTraining() && !dropout.keySet().isEmpty()) || input.dim() != 2) {
+        boolean dora = magnitude != null && !magnitude.keySet().isEmpty(); // the bank knows no magnitudes: DoRA rows run exactly
+        if (needsGraph || fanInFanOut || dora || (isTraining() && !dropout.keySet().isEmpty()) || input.dim() != 2) {
             return super.mixedDelta(input, rows);
         }
         if (groupRows(rows).isEmpty()) return null;

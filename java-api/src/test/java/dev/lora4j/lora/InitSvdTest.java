@@ -115,6 +115,30 @@ class InitSvdTest {
     }
 
     @Test
+    void loadingAPissaFolderRecomputesTheResidualAsPeftDoes() throws Exception {
+        // PEFT re-runs pissa_init on load (the base becomes the residual) and then loads the file's factors,
+        // so a trained PiSSA adapter saved without conversion reproduces the trained model on the original base.
+        Torch.manualSeed(4);
+        try (Sequential trained = new Sequential(new Linear(4, 5)); Sequential fresh = new Sequential(new Linear(4, 5));
+             TensorScope s = TensorScope.open()) {
+            try (var ng = Torch.noGrad()) {
+                fresh.get(0).parameter("weight").copy_(trained.get(0).parameter("weight"));
+                fresh.get(0).parameter("bias").copy_(trained.get(0).parameter("bias"));
+            }
+            Lora.wrap(trained, BASE.withInit(LoraConfig.Init.PISSA));
+            LoraLayer l = (LoraLayer) trained.get(0);
+            try (var ng = Torch.noGrad()) {
+                l.loraA().add_(Tensor.randn(2, 4), 0.1); // "training"
+            }
+            PeftAdapter.save(trained, "default", dir);
+            PeftAdapter.load(fresh, dir);
+            Tensor x = fixed(3, 4, 2);
+            assertTrue(fresh.forward(x).allclose(trained.forward(x), 1e-5, 1e-5));
+            assertTrue(((LoraLayer) fresh.get(0)).baseLayer().parameter("weight").allclose(l.baseLayer().parameter("weight"), 1e-5, 1e-5));
+        }
+    }
+
+    @Test
     void badUsesAreRefused() {
         try (TensorScope s = TensorScope.open()) {
             assertThrows(UnsupportedOperationException.class, () -> new LoraEmbedding(new Embedding(5, 3), BASE.withInit(LoraConfig.Init.PISSA)));
