@@ -33,6 +33,10 @@ public final class DoraLinearLayer extends Module {
     /** The norm of each row of W + ΔW at the last merge, for unmerge; null when not merged. */
     private Tensor mergedNorm;
 
+    /** ‖W + s·B·A‖ of the last forward and what it was computed from; guarded by {@code this}. */
+    private Tensor cachedNorm;
+    private long[] cachedStamp;
+
     /** A magnitude holding a copy of {@code magnitude} (shape (out)), trainable. */
     DoraLinearLayer(Tensor magnitude) {
         registerParameter("weight", magnitude.detach().clone().requiresGrad_(true));
@@ -72,16 +76,37 @@ public final class DoraLinearLayer extends Module {
     /**
      * This adapter's contribution to the output for {@code x} (already through the adapter's
      * dropout): {@code (m/n − 1)·(x·Wᵀ) + (m/n)·s·(x·Aᵀ)·Bᵀ} with n the detached norm.
-     * {@code w} is (out, in). The caller owns the result.
+     * {@code stored} is the base weight as stored ((in, out) with {@code fanInFanOut}). The
+     * caller owns the result.
      */
-    Tensor delta(Tensor x, Tensor w, Tensor a, Tensor b, double scale) {
+    Tensor delta(Tensor x, Tensor stored, boolean fanInFanOut, Tensor a, Tensor b, double scale) {
         try (TensorScope s = TensorScope.open()) {
-            Tensor norm = weightNorm(w, a, b, scale);
+            Tensor w = fanInFanOut ? stored.t() : stored;
+            Tensor norm = norm(stored, w, a, b, scale);
             Tensor factor = weight().div(norm);
             Tensor base = Functional.linear(x, w.to(x.dtype()), null);
             Tensor lora = Functional.linear(Functional.linear(x, a, null), b, null);
             return factor.sub(1).mul(base).add(factor.mul(lora).mul(scale)).keep();
         }
+    }
+
+    /**
+     * {@link #weightNorm}, kept while W, A, B and s stay the same (their identities and version
+     * counters), since it changes only when they do: a serving layer computes it once. Returns a
+     * new handle to it (the storage outlives a replacement by another thread).
+     */
+    private synchronized Tensor norm(Tensor stored, Tensor w, Tensor a, Tensor b, double scale) {
+        long[] stamp = {System.identityHashCode(stored), stored.version(), System.identityHashCode(a), a.version(),
+                System.identityHashCode(b), b.version(), Double.doubleToLongBits(scale)};
+        if (cachedNorm == null || !java.util.Arrays.equals(stamp, cachedStamp)) {
+            if (cachedNorm != null) cachedNorm.close();
+            cachedNorm = null;
+            Tensor n = weightNorm(w, a, b, scale);
+            dev.lora4j.internal.Calls.own(n);
+            cachedNorm = n;
+            cachedStamp = stamp;
+        }
+        return cachedNorm.alias();
     }
 
     /**
@@ -127,6 +152,10 @@ public final class DoraLinearLayer extends Module {
     public void close() {
         if (mergedNorm != null) mergedNorm.close();
         mergedNorm = null;
+        synchronized (this) {
+            if (cachedNorm != null) cachedNorm.close();
+            cachedNorm = null;
+        }
         super.close();
     }
 }

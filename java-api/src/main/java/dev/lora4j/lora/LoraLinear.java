@@ -199,7 +199,7 @@ public class LoraLinear extends LoraLayer {
         DoraLinearLayer d = dora(name);
         if (d != null) {
             try {
-                return d.delta(x, weightOutIn(), loraA(name), loraB(name), scaling(name));
+                return d.delta(x, baseWeight(), fanInFanOut, loraA(name), loraB(name), scaling(name));
             } finally {
                 if (x != input) x.close();
             }

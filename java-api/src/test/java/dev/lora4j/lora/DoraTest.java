@@ -9,6 +9,7 @@ import dev.lora4j.Torch;
 import dev.lora4j.io.PeftAdapter;
 import dev.lora4j.io.Safetensors;
 import dev.lora4j.nn.Embedding;
+import dev.lora4j.nn.Functional;
 import dev.lora4j.nn.Linear;
 import dev.lora4j.nn.Module;
 import dev.lora4j.nn.Sequential;
@@ -66,6 +67,32 @@ class DoraTest {
             assertTrue(norm.allclose(of(DORA_NORM, 4), 1e-5, 1e-5), "low-rank norm equals ‖W + sBA‖: " + norm);
             l.eval();
             assertTrue(adapterPart(l, fixed(3, 6, 3)).allclose(of(DORA_DELTA, 3, 4), 1e-5, 1e-5));
+        }
+    }
+
+    /** The DoRA output from the dense formula: x·W'ᵀ + bias with W' = m ⊙ (W + sBA)/‖W + sBA‖. */
+    private static Tensor dense(LoraLinear l, Tensor x) {
+        try (var ng = Torch.noGrad(); TensorScope s = TensorScope.open()) {
+            Tensor v = l.baseLayer().parameter("weight").add(l.loraB().matmul(l.loraA()), l.scaling());
+            Tensor w = v.mul(l.dora("default").weight().div(v.mul(v).sum(1).sqrt()).unsqueeze(1));
+            return Functional.linear(x, w, l.baseLayer().parameter("bias")).keep();
+        }
+    }
+
+    @Test
+    void theCachedNormFollowsChangesOfTheFactorsAndTheWeight() {
+        try (LoraLinear l = scriptLayer(new Linear(6, 4), false); TensorScope s = TensorScope.open()) {
+            l.eval();
+            Tensor x = fixed(3, 6, 3);
+            try (var ng = Torch.noGrad()) {
+                assertTrue(l.forward(x).allclose(dense(l, x), 1e-5, 1e-5));
+                l.loraB().copy_(fixed(4, 2, 8));
+                assertTrue(l.forward(x).allclose(dense(l, x), 1e-5, 1e-5), "after B changed");
+                l.loraA().mul_(-0.5);
+                assertTrue(l.forward(x).allclose(dense(l, x), 1e-5, 1e-5), "after A changed");
+                l.baseLayer().parameter("weight").add_(Tensor.ones(4, 6), 0.3);
+                assertTrue(l.forward(x).allclose(dense(l, x), 1e-5, 1e-5), "after W changed");
+            }
         }
     }
 
