@@ -82,12 +82,28 @@ public final class DoraLinearLayer extends Module {
     Tensor delta(Tensor x, Tensor stored, boolean fanInFanOut, Tensor a, Tensor b, double scale) {
         try (TensorScope s = TensorScope.open()) {
             Tensor w = fanInFanOut ? stored.t() : stored;
-            Tensor norm = norm(stored, w, a, b, scale);
-            Tensor factor = weight().div(norm);
-            Tensor base = Functional.linear(x, w.to(x.dtype()), null);
-            Tensor lora = Functional.linear(Functional.linear(x, a, null), b, null);
-            return factor.sub(1).mul(base).add(factor.mul(lora).mul(scale)).keep();
+            return combine(x, Functional.linear(x, w.to(x.dtype()), null), stored, fanInFanOut, a, b, scale).keep();
         }
+    }
+
+    /**
+     * {@code result} plus this adapter's contribution, where {@code result} is the base layer's
+     * output x·Wᵀ + bias for this very {@code x} (no dropout, no other adapter in it), so x·Wᵀ
+     * is not computed again (PEFT's {@code base_result}). The caller owns the result.
+     */
+    Tensor addToBase(Tensor result, Tensor bias, Tensor x, Tensor stored, boolean fanInFanOut, Tensor a, Tensor b, double scale) {
+        try (TensorScope s = TensorScope.open()) {
+            Tensor base = bias == null ? result : result.sub(bias);
+            return result.add(combine(x, base, stored, fanInFanOut, a, b, scale)).keep();
+        }
+    }
+
+    /** {@code (m/n − 1)·base + (m/n)·s·(x·Aᵀ)·Bᵀ}, with base = x·Wᵀ; in the current scope. */
+    private Tensor combine(Tensor x, Tensor base, Tensor stored, boolean fanInFanOut, Tensor a, Tensor b, double scale) {
+        Tensor norm = norm(stored, fanInFanOut ? stored.t() : stored, a, b, scale);
+        Tensor factor = weight().div(norm);
+        Tensor lora = Functional.linear(Functional.linear(x, a, null), b, null);
+        return factor.sub(1).mul(base).add(factor.mul(lora).mul(scale));
     }
 
     /**

@@ -10,6 +10,7 @@ import dev.lora4j.nn.Linear;
 import dev.lora4j.nn.Module;
 import dev.lora4j.nn.ModuleDict;
 import java.util.Arrays;
+import java.util.List;
 
 /**
  * LoRA around a linear layer: {@code y = base(x) + Σ s·(dropout(x)·Aᵀ)·Bᵀ} over the active
@@ -214,13 +215,32 @@ public class LoraLinear extends LoraLayer {
     /** One native call ({@code addmm} into the base output), except with dropout in training. */
     @Override
     protected Tensor addAdapter(Tensor base, Tensor input, String name) {
-        if (isTraining() && dropout.containsKey(name) || dora(name) != null) return super.addAdapter(base, input, name);
+        boolean dropping = isTraining() && dropout.containsKey(name);
+        DoraLinearLayer d = dora(name);
+        if (d != null && !dropping && baseIsAlone(name)) {
+            Module bl = baseLayer();
+            Tensor bias = bl.hasParameter("bias") ? bl.parameter("bias") : null;
+            Tensor sum = d.addToBase(base, bias, input, baseWeight(), fanInFanOut, loraA(name), loraB(name), scaling(name));
+            base.close();
+            return sum;
+        }
+        if (dropping || d != null) return super.addAdapter(base, input, name);
         // name comes from the active list, so the factors are looked up without re-checking it.
         Tensor a = ((Linear) loraA.get(name)).weight();
         Tensor b = ((Linear) loraB.get(name)).weight();
         Tensor sum = LoraOps.addDelta(base, input, a, b, scaling(name));
         base.close();
         return sum;
+    }
+
+    /** Whether the output so far is the base layer's alone: every active adapter before {@code name} is merged. */
+    private boolean baseIsAlone(String name) {
+        List<String> merged = isMerged() ? mergedAdapters() : List.of();
+        for (String n : activeAdapters()) {
+            if (n.equals(name)) return true;
+            if (!merged.contains(n)) return false;
+        }
+        return false;
     }
 
     /**

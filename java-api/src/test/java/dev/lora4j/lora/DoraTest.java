@@ -73,7 +73,7 @@ class DoraTest {
     /** The DoRA output from the dense formula: x·W'ᵀ + bias with W' = m ⊙ (W + sBA)/‖W + sBA‖. */
     private static Tensor dense(LoraLinear l, Tensor x) {
         try (var ng = Torch.noGrad(); TensorScope s = TensorScope.open()) {
-            Tensor v = l.baseLayer().parameter("weight").add(l.loraB().matmul(l.loraA()), l.scaling());
+            Tensor v = l.baseLayer().parameter("weight").add(l.loraB("default").matmul(l.loraA("default")), l.scaling("default"));
             Tensor w = v.mul(l.dora("default").weight().div(v.mul(v).sum(1).sqrt()).unsqueeze(1));
             return Functional.linear(x, w, l.baseLayer().parameter("bias")).keep();
         }
@@ -92,6 +92,25 @@ class DoraTest {
                 assertTrue(l.forward(x).allclose(dense(l, x), 1e-5, 1e-5), "after A changed");
                 l.baseLayer().parameter("weight").add_(Tensor.ones(4, 6), 0.3);
                 assertTrue(l.forward(x).allclose(dense(l, x), 1e-5, 1e-5), "after W changed");
+            }
+        }
+    }
+
+    @Test
+    void withSeveralActiveAdaptersEachAddsItsOwnUpdate() {
+        try (LoraLinear l = scriptLayer(new Linear(6, 4), false); TensorScope s = TensorScope.open()) {
+            l.addAdapter("plain", LoraConfig.of(2, 5));
+            NamedAdaptersTest.randomize(l, "plain");
+            l.eval();
+            Tensor x = fixed(3, 6, 3);
+            try (var ng = Torch.noGrad()) {
+                Tensor want = dense(l, x).add(l.loraForward(x, "plain"));
+                l.setActiveAdapters("default", "plain");
+                assertTrue(l.forward(x).allclose(want, 1e-5, 1e-5), "DoRA first (reuses the base output)");
+                l.setActiveAdapters("plain", "default");
+                assertTrue(l.forward(x).allclose(want, 1e-5, 1e-5), "DoRA second (computes x·Wᵀ itself)");
+                l.merge(false, "plain");
+                assertTrue(l.forward(x).allclose(dense(l, x), 1e-5, 1e-5), "plain merged first: DoRA over W + ΔW_plain");
             }
         }
     }
