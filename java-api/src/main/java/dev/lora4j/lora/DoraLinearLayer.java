@@ -25,8 +25,13 @@ import dev.lora4j.nn.Module;
  * ({@code W = W'·‖·‖/m − s·B·A}) restores W; merges and unmerges must nest (the layer unmerges
  * last merged first).
  *
- * <p>Ownership and threads: the layer owns its parameter and the remembered norm and frees them
- * on close; used by its {@link LoraLinear} under that layer's rules.
+ * <p>The row norm is kept between forwards while W, A, B and s stay the same (identities and
+ * version counters), so a serving layer computes it once; when the adapter's output is the
+ * first added to the base layer's, the base output is reused instead of computing x·Wᵀ again.
+ *
+ * <p>Ownership and threads: the layer owns its parameter and the remembered norms and frees them
+ * on close; used by its {@link LoraLinear} under that layer's rules (concurrent eval forwards
+ * share the kept norm safely; changes are single-threaded).
  */
 public final class DoraLinearLayer extends Module {
 
