@@ -116,6 +116,35 @@ class DoraTest {
     }
 
     @Test
+    void concurrentEvalForwardsShareTheKeptNorm() throws Exception {
+        try (LoraLinear l = scriptLayer(new Linear(6, 4), false); TensorScope s = TensorScope.open()) {
+            l.eval();
+            Tensor x = fixed(3, 6, 3);
+            Tensor want = dense(l, x);
+            float[] expected = want.toFloatArray();
+            var pool = java.util.concurrent.Executors.newFixedThreadPool(4);
+            try {
+                List<java.util.concurrent.Future<Boolean>> runs = new java.util.ArrayList<>();
+                for (int t = 0; t < 4; t++) {
+                    runs.add(pool.submit(() -> {
+                        boolean ok = true;
+                        for (int i = 0; i < 50; i++) {
+                            try (var ng = Torch.noGrad(); TensorScope ts = TensorScope.open()) {
+                                float[] got = l.forward(x).toFloatArray();
+                                for (int k = 0; k < got.length; k++) ok &= Math.abs(got[k] - expected[k]) < 1e-5;
+                            }
+                        }
+                        return ok;
+                    }));
+                }
+                for (var r : runs) assertTrue(r.get(), "every thread sees the right output");
+            } finally {
+                pool.shutdown();
+            }
+        }
+    }
+
+    @Test
     void magnitudeGradientTreatsTheNormAsConstant() {
         try (LoraLinear l = scriptLayer(new Linear(6, 4), false); TensorScope s = TensorScope.open()) {
             l.train();
