@@ -31,7 +31,7 @@ lora4j_apt_install() {
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
-lora4j_apt_install libtorch-dev cmake g++ make maven libopenblas0-pthread ca-certificates dataset-fashion-mnist
+lora4j_apt_install libtorch-dev libgloo-dev iproute2 cmake g++ make maven libopenblas0-pthread ca-certificates dataset-fashion-mnist
 # Only to regenerate the tests' torch reference values (tools/reference/*.py): LORA4J_REFERENCE_TOOLS=1.
 if [ "${LORA4J_REFERENCE_TOOLS:-0}" = 1 ]; then lora4j_apt_install python3-torch; fi
 

@@ -316,6 +316,59 @@ lt_status lt_optimizer_set_lr(lt_optimizer* opt, double lr);
 lt_status lt_optimizer_get_lr(const lt_optimizer* opt, double* out);
 lt_status lt_optimizer_free(lt_optimizer* opt);
 
+/* ================================================================== distributed (c10d)
+ * Data-parallel training over LibTorch's c10d engine (what PyTorch's DistributedDataParallel
+ * uses): a TCPStore rendezvous and a Gloo process group over TCP. Collectives must be called
+ * in the same order with the same tensor shapes on every rank; a process group is used by one
+ * thread at a time. Every call is bounded by a timeout (timeout_ms; 0 = the group's own). Gloo
+ * enforces the group's timeout inside a collective; a shorter timeout_ms bounds only the wait,
+ * and the collective stays in Gloo until the group's timeout (freeing the group waits for it).
+ * A failed collective leaves the ranks out of step: the group closes its connections (so the
+ * peers fail at once too) and fails every further collective with LT_ERR_COMMUNICATION; free
+ * it. Tensors are dense CPU tensors. */
+
+enum {
+    LT_ERR_TIMEOUT = 16,       /* a rendezvous or collective did not complete within its timeout */
+    LT_ERR_COMMUNICATION = 17  /* a peer failed or closed its connection, or the network failed */
+};
+
+enum {
+    LT_REDUCE_SUM = 0,
+    LT_REDUCE_AVG = 1          /* the sum divided by the world size (floating-point tensors) */
+};
+
+typedef struct lt_process_group lt_process_group;
+
+/* Joins the group of world_size ranks that meet at master_addr:master_port. Rank 0 hosts the
+ * TCPStore there (listening on every interface) and waits for the others; all ranks then
+ * connect to each other with Gloo over TCP, bound to interface_name when it is non-empty (as
+ * PyTorch's GLOO_SOCKET_IFNAME), else to local_addr when non-empty, else to the address this
+ * host's name resolves to. Fails with LT_ERR_TIMEOUT when a rank is missing after timeout_ms. */
+lt_status lt_process_group_new(const char* master_addr, int32_t master_port, int32_t world_size,
+                               int32_t rank, int64_t timeout_ms, const char* local_addr,
+                               const char* interface_name, lt_process_group** out);
+/* Frees the group, its connections and its threads; waits for a collective still running in
+ * Gloo after a wait shorter than the group's timeout (at most that timeout). */
+lt_status lt_process_group_free(lt_process_group* pg);
+/* This process's rank and the world size; -1 when pg is NULL. */
+int32_t lt_process_group_rank(const lt_process_group* pg);
+int32_t lt_process_group_size(const lt_process_group* pg);
+/* Reduces every tensor in place across the group (op: LT_REDUCE_*). The tensors are flattened
+ * into one buffer per dtype (up to 64 MiB each) and reduced with one Gloo all-reduce per buffer. */
+lt_status lt_process_group_all_reduce(lt_process_group* pg, const lt_tensor* const* tensors,
+                                      int64_t count, int32_t op, int64_t timeout_ms);
+/* As lt_process_group_all_reduce over the gradients of params (leaves that require grad); a
+ * parameter without a gradient gets a zero one first, so every rank reduces the same buffer. */
+lt_status lt_process_group_all_reduce_grads(lt_process_group* pg, const lt_tensor* const* params,
+                                            int64_t count, int32_t op, int64_t timeout_ms);
+/* Copies root's tensors into every other rank's tensors in place (no autograd record),
+ * flattened into buckets as the all-reduce. */
+lt_status lt_process_group_broadcast(lt_process_group* pg, const lt_tensor* const* tensors,
+                                     int64_t count, int32_t root, int64_t timeout_ms);
+/* Returns once every rank has called it. */
+lt_status lt_process_group_barrier(lt_process_group* pg, int64_t timeout_ms);
+/* ================================================================== end distributed */
+
 #ifdef __cplusplus
 }
 #endif

@@ -7325,5 +7325,541 @@ public class LibLora4j extends LibLora4j$shared {
            throw new AssertionError("should not reach here", ex$);
         }
     }
+    private static final int LT_ERR_TIMEOUT = (int)16L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.LT_ERR_TIMEOUT = 16
+     * }
+     */
+    public static int LT_ERR_TIMEOUT() {
+        return LT_ERR_TIMEOUT;
+    }
+    private static final int LT_ERR_COMMUNICATION = (int)17L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.LT_ERR_COMMUNICATION = 17
+     * }
+     */
+    public static int LT_ERR_COMMUNICATION() {
+        return LT_ERR_COMMUNICATION;
+    }
+    private static final int LT_REDUCE_SUM = (int)0L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.LT_REDUCE_SUM = 0
+     * }
+     */
+    public static int LT_REDUCE_SUM() {
+        return LT_REDUCE_SUM;
+    }
+    private static final int LT_REDUCE_AVG = (int)1L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.LT_REDUCE_AVG = 1
+     * }
+     */
+    public static int LT_REDUCE_AVG() {
+        return LT_REDUCE_AVG;
+    }
+
+    private static class lt_process_group_new {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_INT,
+            LibLora4j.C_INT,
+            LibLora4j.C_INT,
+            LibLora4j.C_LONG,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_process_group_new");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * lt_status lt_process_group_new(const char *master_addr, int32_t master_port, int32_t world_size, int32_t rank, int64_t timeout_ms, const char *local_addr, const char *interface_name, lt_process_group **out)
+     * }
+     */
+    public static FunctionDescriptor lt_process_group_new$descriptor() {
+        return lt_process_group_new.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * lt_status lt_process_group_new(const char *master_addr, int32_t master_port, int32_t world_size, int32_t rank, int64_t timeout_ms, const char *local_addr, const char *interface_name, lt_process_group **out)
+     * }
+     */
+    public static MethodHandle lt_process_group_new$handle() {
+        return lt_process_group_new.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * lt_status lt_process_group_new(const char *master_addr, int32_t master_port, int32_t world_size, int32_t rank, int64_t timeout_ms, const char *local_addr, const char *interface_name, lt_process_group **out)
+     * }
+     */
+    public static MemorySegment lt_process_group_new$address() {
+        return lt_process_group_new.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * lt_status lt_process_group_new(const char *master_addr, int32_t master_port, int32_t world_size, int32_t rank, int64_t timeout_ms, const char *local_addr, const char *interface_name, lt_process_group **out)
+     * }
+     */
+    public static int lt_process_group_new(MemorySegment master_addr, int master_port, int world_size, int rank, long timeout_ms, MemorySegment local_addr, MemorySegment interface_name, MemorySegment out) {
+        var mh$ = lt_process_group_new.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_process_group_new", master_addr, master_port, world_size, rank, timeout_ms, local_addr, interface_name, out);
+            }
+            return (int)mh$.invokeExact(master_addr, master_port, world_size, rank, timeout_ms, local_addr, interface_name, out);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class lt_process_group_free {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT,
+            LibLora4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_process_group_free");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * lt_status lt_process_group_free(lt_process_group *pg)
+     * }
+     */
+    public static FunctionDescriptor lt_process_group_free$descriptor() {
+        return lt_process_group_free.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * lt_status lt_process_group_free(lt_process_group *pg)
+     * }
+     */
+    public static MethodHandle lt_process_group_free$handle() {
+        return lt_process_group_free.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * lt_status lt_process_group_free(lt_process_group *pg)
+     * }
+     */
+    public static MemorySegment lt_process_group_free$address() {
+        return lt_process_group_free.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * lt_status lt_process_group_free(lt_process_group *pg)
+     * }
+     */
+    public static int lt_process_group_free(MemorySegment pg) {
+        var mh$ = lt_process_group_free.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_process_group_free", pg);
+            }
+            return (int)mh$.invokeExact(pg);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class lt_process_group_rank {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT,
+            LibLora4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_process_group_rank");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t lt_process_group_rank(const lt_process_group *pg)
+     * }
+     */
+    public static FunctionDescriptor lt_process_group_rank$descriptor() {
+        return lt_process_group_rank.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t lt_process_group_rank(const lt_process_group *pg)
+     * }
+     */
+    public static MethodHandle lt_process_group_rank$handle() {
+        return lt_process_group_rank.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t lt_process_group_rank(const lt_process_group *pg)
+     * }
+     */
+    public static MemorySegment lt_process_group_rank$address() {
+        return lt_process_group_rank.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t lt_process_group_rank(const lt_process_group *pg)
+     * }
+     */
+    public static int lt_process_group_rank(MemorySegment pg) {
+        var mh$ = lt_process_group_rank.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_process_group_rank", pg);
+            }
+            return (int)mh$.invokeExact(pg);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class lt_process_group_size {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT,
+            LibLora4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_process_group_size");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t lt_process_group_size(const lt_process_group *pg)
+     * }
+     */
+    public static FunctionDescriptor lt_process_group_size$descriptor() {
+        return lt_process_group_size.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t lt_process_group_size(const lt_process_group *pg)
+     * }
+     */
+    public static MethodHandle lt_process_group_size$handle() {
+        return lt_process_group_size.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t lt_process_group_size(const lt_process_group *pg)
+     * }
+     */
+    public static MemorySegment lt_process_group_size$address() {
+        return lt_process_group_size.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t lt_process_group_size(const lt_process_group *pg)
+     * }
+     */
+    public static int lt_process_group_size(MemorySegment pg) {
+        var mh$ = lt_process_group_size.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_process_group_size", pg);
+            }
+            return (int)mh$.invokeExact(pg);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class lt_process_group_all_reduce {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_LONG,
+            LibLora4j.C_INT,
+            LibLora4j.C_LONG
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_process_group_all_reduce");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * lt_status lt_process_group_all_reduce(lt_process_group *pg, const lt_tensor *const *tensors, int64_t count, int32_t op, int64_t timeout_ms)
+     * }
+     */
+    public static FunctionDescriptor lt_process_group_all_reduce$descriptor() {
+        return lt_process_group_all_reduce.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * lt_status lt_process_group_all_reduce(lt_process_group *pg, const lt_tensor *const *tensors, int64_t count, int32_t op, int64_t timeout_ms)
+     * }
+     */
+    public static MethodHandle lt_process_group_all_reduce$handle() {
+        return lt_process_group_all_reduce.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * lt_status lt_process_group_all_reduce(lt_process_group *pg, const lt_tensor *const *tensors, int64_t count, int32_t op, int64_t timeout_ms)
+     * }
+     */
+    public static MemorySegment lt_process_group_all_reduce$address() {
+        return lt_process_group_all_reduce.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * lt_status lt_process_group_all_reduce(lt_process_group *pg, const lt_tensor *const *tensors, int64_t count, int32_t op, int64_t timeout_ms)
+     * }
+     */
+    public static int lt_process_group_all_reduce(MemorySegment pg, MemorySegment tensors, long count, int op, long timeout_ms) {
+        var mh$ = lt_process_group_all_reduce.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_process_group_all_reduce", pg, tensors, count, op, timeout_ms);
+            }
+            return (int)mh$.invokeExact(pg, tensors, count, op, timeout_ms);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class lt_process_group_all_reduce_grads {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_LONG,
+            LibLora4j.C_INT,
+            LibLora4j.C_LONG
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_process_group_all_reduce_grads");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * lt_status lt_process_group_all_reduce_grads(lt_process_group *pg, const lt_tensor *const *params, int64_t count, int32_t op, int64_t timeout_ms)
+     * }
+     */
+    public static FunctionDescriptor lt_process_group_all_reduce_grads$descriptor() {
+        return lt_process_group_all_reduce_grads.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * lt_status lt_process_group_all_reduce_grads(lt_process_group *pg, const lt_tensor *const *params, int64_t count, int32_t op, int64_t timeout_ms)
+     * }
+     */
+    public static MethodHandle lt_process_group_all_reduce_grads$handle() {
+        return lt_process_group_all_reduce_grads.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * lt_status lt_process_group_all_reduce_grads(lt_process_group *pg, const lt_tensor *const *params, int64_t count, int32_t op, int64_t timeout_ms)
+     * }
+     */
+    public static MemorySegment lt_process_group_all_reduce_grads$address() {
+        return lt_process_group_all_reduce_grads.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * lt_status lt_process_group_all_reduce_grads(lt_process_group *pg, const lt_tensor *const *params, int64_t count, int32_t op, int64_t timeout_ms)
+     * }
+     */
+    public static int lt_process_group_all_reduce_grads(MemorySegment pg, MemorySegment params, long count, int op, long timeout_ms) {
+        var mh$ = lt_process_group_all_reduce_grads.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_process_group_all_reduce_grads", pg, params, count, op, timeout_ms);
+            }
+            return (int)mh$.invokeExact(pg, params, count, op, timeout_ms);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class lt_process_group_broadcast {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_LONG,
+            LibLora4j.C_INT,
+            LibLora4j.C_LONG
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_process_group_broadcast");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * lt_status lt_process_group_broadcast(lt_process_group *pg, const lt_tensor *const *tensors, int64_t count, int32_t root, int64_t timeout_ms)
+     * }
+     */
+    public static FunctionDescriptor lt_process_group_broadcast$descriptor() {
+        return lt_process_group_broadcast.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * lt_status lt_process_group_broadcast(lt_process_group *pg, const lt_tensor *const *tensors, int64_t count, int32_t root, int64_t timeout_ms)
+     * }
+     */
+    public static MethodHandle lt_process_group_broadcast$handle() {
+        return lt_process_group_broadcast.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * lt_status lt_process_group_broadcast(lt_process_group *pg, const lt_tensor *const *tensors, int64_t count, int32_t root, int64_t timeout_ms)
+     * }
+     */
+    public static MemorySegment lt_process_group_broadcast$address() {
+        return lt_process_group_broadcast.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * lt_status lt_process_group_broadcast(lt_process_group *pg, const lt_tensor *const *tensors, int64_t count, int32_t root, int64_t timeout_ms)
+     * }
+     */
+    public static int lt_process_group_broadcast(MemorySegment pg, MemorySegment tensors, long count, int root, long timeout_ms) {
+        var mh$ = lt_process_group_broadcast.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_process_group_broadcast", pg, tensors, count, root, timeout_ms);
+            }
+            return (int)mh$.invokeExact(pg, tensors, count, root, timeout_ms);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class lt_process_group_barrier {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_LONG
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_process_group_barrier");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * lt_status lt_process_group_barrier(lt_process_group *pg, int64_t timeout_ms)
+     * }
+     */
+    public static FunctionDescriptor lt_process_group_barrier$descriptor() {
+        return lt_process_group_barrier.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * lt_status lt_process_group_barrier(lt_process_group *pg, int64_t timeout_ms)
+     * }
+     */
+    public static MethodHandle lt_process_group_barrier$handle() {
+        return lt_process_group_barrier.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * lt_status lt_process_group_barrier(lt_process_group *pg, int64_t timeout_ms)
+     * }
+     */
+    public static MemorySegment lt_process_group_barrier$address() {
+        return lt_process_group_barrier.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * lt_status lt_process_group_barrier(lt_process_group *pg, int64_t timeout_ms)
+     * }
+     */
+    public static int lt_process_group_barrier(MemorySegment pg, long timeout_ms) {
+        var mh$ = lt_process_group_barrier.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_process_group_barrier", pg, timeout_ms);
+            }
+            return (int)mh$.invokeExact(pg, timeout_ms);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
 }
 

@@ -1,6 +1,7 @@
 package dev.lora4j.dylora;
 
 import dev.lora4j.Tensor;
+import dev.lora4j.lora.AdapterLock;
 import dev.lora4j.lora.Lora;
 import dev.lora4j.lora.LoraConfig;
 import dev.lora4j.lora.LoraLayer;
@@ -13,8 +14,9 @@ import dev.lora4j.nn.Module;
  * Model-level DyLoRA: surgery with DyLoRA layers (r_max = {@code config.r()}), selected as
  * {@link Lora#wrap} selects, and setting one rank on every DyLoRA layer of a model. The
  * merge, unmerge and trainable-marking operations of {@link Lora} apply to DyLoRA layers
- * too (merging at the rank each layer is set to). Changes the model: one thread, no
- * concurrent forwards.
+ * too (merging at the rank each layer is set to). Threads: {@link #forward} and
+ * {@link #setRank} follow the read-write discipline of {@link AdapterLock}: a rank change waits
+ * for running forwards of the model, and every forward sees one state.
  */
 public final class DyLora {
 
@@ -27,7 +29,7 @@ public final class DyLora {
 
     /** The DyLoRA wrapper of one layer. */
     public static LoraLayer wrapper(Module m, LoraConfig config) {
-        if (m instanceof Linear l) return new DyLoraLinear(l, config);
+        if (m instanceof Linear || m instanceof dev.lora4j.nn.HfConv1D) return new DyLoraLinear(m, config);
         if (m instanceof Embedding e) return new DyLoraEmbedding(e, config);
         if (m instanceof Conv c) return new DyLoraConv(c, config);
         throw new IllegalArgumentException("DyLoRA cannot wrap " + m.getClass().getSimpleName());
@@ -42,6 +44,10 @@ public final class DyLora {
      * @throws IllegalStateException when a DyLoRA layer is merged (its weight holds one rank)
      */
     public static Tensor forward(Module model, Tensor input, int b) {
+        return AdapterLock.reading(model, () -> forwardLocked(model, input, b));
+    }
+
+    private static Tensor forwardLocked(Module model, Tensor input, int b) {
         int layers = 0;
         for (Module m : model.namedModules().values()) {
             if (m instanceof DyLoraLayer d) {
@@ -63,13 +69,15 @@ public final class DyLora {
 
     /** Sets rank {@code b} on every DyLoRA layer of {@code model}; returns how many layers. */
     public static int setRank(Module model, int b) {
-        int n = 0;
-        for (Module m : model.namedModules().values()) {
-            if (m instanceof DyLoraLayer d) {
-                d.setRank(b);
-                n++;
+        return AdapterLock.changing(model, () -> {
+            int n = 0;
+            for (Module m : model.namedModules().values()) {
+                if (m instanceof DyLoraLayer d) {
+                    d.setRank(b);
+                    n++;
+                }
             }
-        }
-        return n;
+            return n;
+        });
     }
 }

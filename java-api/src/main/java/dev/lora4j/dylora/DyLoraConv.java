@@ -32,7 +32,7 @@ public class DyLoraConv extends DyLoraLayer {
         java.util.Arrays.fill(bShape, 1);
         bShape[0] = base.outChannels();
         bShape[1] = config.r();
-        setFactors(initA(Tensor.empty(aShape), config.r()), Tensor.zeros(bShape));
+        setFactors(initA(Tensor.empty(factorType(), aShape), config.r()), Tensor.zeros(factorType(), bShape));
         if (config.loraDropout() > 0) registerModule("lora_dropout", new Dropout(config.loraDropout()));
     }
 

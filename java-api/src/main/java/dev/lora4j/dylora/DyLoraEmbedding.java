@@ -18,7 +18,8 @@ public class DyLoraEmbedding extends DyLoraLayer {
 
     public DyLoraEmbedding(Embedding base, LoraConfig config) {
         super(base, config);
-        setFactors(Tensor.zeros(config.r(), base.numEmbeddings()), Init.normal_(Tensor.empty(base.embeddingDim(), config.r()), 0, 1));
+        setFactors(Tensor.zeros(factorType(), config.r(), base.numEmbeddings()),
+                Init.normal_(Tensor.empty(factorType(), base.embeddingDim(), config.r()), 0, 1));
     }
 
     @Override

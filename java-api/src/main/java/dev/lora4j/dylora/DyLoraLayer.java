@@ -20,13 +20,16 @@ import java.util.List;
  * b of B receive gradients that step; in {@linkplain Mode#NESTED nested} mode all of the first b
  * do. After training, {@link #setRank} picks any rank for evaluation, merging or serving.
  *
- * <p>Factor layout (rank along A's dimension 0 and B's dimension 1): Linear A (r, in),
+ * <p>The factors take the base weight's dtype (float32 for float16/bfloat16 bases), as
+ * {@link LoraLayer#factorType()} says. Factor layout (rank along A's dimension 0 and B's dimension 1): Linear A (r, in),
  * B (out, r); Embedding A (r, num_embeddings), B (dim, r); Conv A (r, in, *k), B (out, r, 1…).
  *
  * <p>Changing the rank range at run time: {@link #truncateRank}, {@link #padRank},
  * {@link #reinitialize}, and {@link #setAlpha}; each replaces or rescales the factors, so an
- * optimizer built before must be rebuilt. Threads: as {@link LoraLayer}; the current rank is
- * a per-layer setting, so concurrent forwards must agree on it.
+ * optimizer built before must be rebuilt. Threads: as {@link LoraLayer}: every change here
+ * waits for the running forwards of the model and forwards see it whole; the current rank is
+ * a per-layer setting, so threads that want different ranks use
+ * {@link DyLora#forward(Module, Tensor, int)} or {@link #forward(Tensor, int)}.
  */
 public abstract class DyLoraLayer extends LoraLayer {
 
@@ -69,6 +72,13 @@ public abstract class DyLoraLayer extends LoraLayer {
 
     /** Sets the rank used by forward and merge (1..r_max). Not allowed while merged. */
     public void setRank(int b) {
+        withAdapterLock(true, () -> {
+            setRankLocked(b);
+            return null;
+        });
+    }
+
+    private void setRankLocked(int b) {
         if (b < 1 || b > rMax()) throw new IllegalArgumentException("rank must be in 1.." + rMax() + ", got " + b);
         if (isMerged() && b != rank) throw new IllegalStateException("unmerge before changing the rank of a merged DyLoRA layer");
         rank = b;
@@ -79,7 +89,8 @@ public abstract class DyLoraLayer extends LoraLayer {
     }
 
     public void setMode(Mode mode) {
-        this.mode = java.util.Objects.requireNonNull(mode, "mode");
+        java.util.Objects.requireNonNull(mode, "mode");
+        withAdapterLock(true, () -> this.mode = mode);
     }
 
     public double alpha() {
@@ -88,7 +99,14 @@ public abstract class DyLoraLayer extends LoraLayer {
 
     /** Changes α (the scale becomes α/b). Not allowed while merged. */
     public void setAlpha(double alpha) {
-        if (!(alpha > 0)) throw new IllegalArgumentException("alpha must be > 0, got " + alpha);
+        withAdapterLock(true, () -> {
+            setAlphaLocked(alpha);
+            return null;
+        });
+    }
+
+    private void setAlphaLocked(double alpha) {
+        if (!(alpha > 0) || Double.isInfinite(alpha)) throw new IllegalArgumentException("alpha must be > 0, got " + alpha);
         if (isMerged()) throw new IllegalStateException("unmerge before changing alpha");
         this.alpha = alpha;
     }
@@ -171,7 +189,8 @@ public abstract class DyLoraLayer extends LoraLayer {
         boolean train = isTraining() && Torch.isGradEnabled();
         try (TensorScope s = TensorScope.open()) {
             Module dropout = children().get("lora_dropout");
-            Tensor x = dropout == null ? input : dropout.forward(input);
+            Tensor cast = castInput(input, loraA());
+            Tensor x = dropout == null ? cast : dropout.forward(cast);
             return forwardWith(x, cutA(b, train), cutB(b, train)).mul(scalingAt(b)).keep();
         }
     }
@@ -186,15 +205,20 @@ public abstract class DyLoraLayer extends LoraLayer {
      * Not for a merged layer (its weight holds one rank's update).
      */
     public Tensor forward(Tensor input, int b) {
+        return withAdapterLock(false, () -> forwardLocked(input, b));
+    }
+
+    private Tensor forwardLocked(Tensor input, int b) {
         ensureOpen();
         if (b < 1 || b > rMax()) throw new IllegalArgumentException("rank must be in 1.." + rMax() + ", got " + b);
         if (isMerged()) throw new IllegalStateException("a merged DyLoRA layer serves its merged rank only: unmerge first");
         Tensor base = baseLayer().forward(input);
         if (!isAdapterEnabled()) return base;
+        dev.lora4j.DType out = base.dtype();
         try (Tensor lora = loraForward(input, b)) {
             Tensor sum = base.add(lora);
             base.close();
-            return sum;
+            return restoreType(sum, out);
         }
     }
 
@@ -224,6 +248,13 @@ public abstract class DyLoraLayer extends LoraLayer {
 
     /** Keeps the first {@code newRMax} ranks and drops the rest (ΔW at ranks ≤ newRMax unchanged). */
     public void truncateRank(int newRMax) {
+        withAdapterLock(true, () -> {
+            truncateRankLocked(newRMax);
+            return null;
+        });
+    }
+
+    private void truncateRankLocked(int newRMax) {
         int r = rMax();
         if (newRMax < 1 || newRMax > r) throw new IllegalArgumentException("truncateRank needs 1.." + r + ", got " + newRMax);
         changeFactors(a -> a.narrow(0, 0, newRMax).clone(), w -> w.narrow(1, 0, newRMax).clone());
@@ -236,6 +267,13 @@ public abstract class DyLoraLayer extends LoraLayer {
      * ranks can train.
      */
     public void padRank(int newRMax) {
+        withAdapterLock(true, () -> {
+            padRankLocked(newRMax);
+            return null;
+        });
+    }
+
+    private void padRankLocked(int newRMax) {
         int r = rMax();
         if (newRMax < r) throw new IllegalArgumentException("padRank needs a rank >= " + r + ", got " + newRMax + " (use truncateRank)");
         if (newRMax == r) return;
@@ -256,8 +294,15 @@ public abstract class DyLoraLayer extends LoraLayer {
      * initialised (B zeros, so ΔW = 0), and α = {@code newAlpha}. Everything learned is lost.
      */
     public void reinitialize(int newRMax, double newAlpha) {
+        withAdapterLock(true, () -> {
+            reinitializeLocked(newRMax, newAlpha);
+            return null;
+        });
+    }
+
+    private void reinitializeLocked(int newRMax, double newAlpha) {
         if (newRMax < 1) throw new IllegalArgumentException("rank must be >= 1, got " + newRMax);
-        if (!(newAlpha > 0)) throw new IllegalArgumentException("alpha must be > 0, got " + newAlpha);
+        if (!(newAlpha > 0) || Double.isInfinite(newAlpha)) throw new IllegalArgumentException("alpha must be > 0, got " + newAlpha);
         changeFactors(a -> {
             long[] shape = a.shape();
             shape[0] = newRMax;

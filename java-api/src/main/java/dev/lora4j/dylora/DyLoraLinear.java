@@ -25,9 +25,10 @@ public class DyLoraLinear extends DyLoraLayer {
             throw new IllegalArgumentException("DyLoraLinear needs a base layer with a 2-d weight, got "
                     + (w == null ? "none" : Arrays.toString(w.shape())));
         }
-        long in = config.fanInFanOut() ? w.size(0) : w.size(1);
-        long out = config.fanInFanOut() ? w.size(1) : w.size(0);
-        setFactors(initA(Tensor.empty(config.r(), in), config.r()), Tensor.zeros(out, config.r()));
+        boolean fanInFanOut = config().fanInFanOut();
+        long in = fanInFanOut ? w.size(0) : w.size(1);
+        long out = fanInFanOut ? w.size(1) : w.size(0);
+        setFactors(initA(Tensor.empty(factorType(), config.r(), in), config.r()), Tensor.zeros(factorType(), out, config.r()));
         if (config.loraDropout() > 0) registerModule("lora_dropout", new Dropout(config.loraDropout()));
     }
 

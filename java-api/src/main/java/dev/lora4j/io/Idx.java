@@ -21,7 +21,10 @@ import java.util.zip.GZIPInputStream;
  * big-endian order. Gzipped files (by content, not by name) are read transparently.
  *
  * <p>Types: 0x08 unsigned byte (uint8 tensor), 0x09 signed byte (int8), 0x0B short (int16),
- * 0x0C int (int32), 0x0D float (float32), 0x0E double (float64). Stateless and thread-safe.
+ * 0x0C int (int32), 0x0D float (float32), 0x0E double (float64). The file is untrusted: the
+ * size its header declares is checked against the file (uncompressed) before anything is
+ * allocated, and a stream is read in growing pieces, so a header that lies costs no more
+ * memory than the bytes really there. Stateless and thread-safe.
  */
 public final class Idx {
 
@@ -33,13 +36,19 @@ public final class Idx {
             raw.mark(2);
             int b0 = raw.read(), b1 = raw.read();
             raw.reset();
-            InputStream in = b0 == 0x1f && b1 == 0x8b ? new GZIPInputStream(raw, 1 << 16) : raw;
-            return read(in, file.toString());
+            boolean gzip = b0 == 0x1f && b1 == 0x8b;
+            InputStream in = gzip ? new GZIPInputStream(raw, 1 << 16) : raw;
+            return read(in, file.toString(), gzip ? -1 : Files.size(file));
         }
     }
 
     /** Reads one IDX tensor from a stream ({@code name} appears in error messages). */
     public static Tensor read(InputStream stream, String name) throws IOException {
+        return read(stream, name, -1);
+    }
+
+    /** {@code size}: the stream's length when known (an uncompressed file), else -1. */
+    private static Tensor read(InputStream stream, String name, long size) throws IOException {
         DataInputStream in = new DataInputStream(stream);
         int magic;
         try {
@@ -62,20 +71,47 @@ public final class Idx {
         if (rank == 0) throw new IOException(name + ": IDX file with zero dimensions");
         long[] shape = new long[rank];
         long count = 1;
-        for (int i = 0; i < rank; i++) {
-            shape[i] = Integer.toUnsignedLong(in.readInt());
-            count = Math.multiplyExact(count, shape[i]);
-        }
-        long bytes = Math.multiplyExact(count, dtype.byteSize());
-        if (bytes > Integer.MAX_VALUE - 16) throw new IOException(name + ": IDX data too large (" + bytes + " bytes)");
-        byte[] data = new byte[(int) bytes];
         try {
-            in.readFully(data);
+            for (int i = 0; i < rank; i++) {
+                shape[i] = Integer.toUnsignedLong(in.readInt());
+                count = Math.multiplyExact(count, shape[i]);
+            }
         } catch (EOFException e) {
+            throw new IOException(name + ": truncated IDX header (" + rank + " dimensions declared)");
+        } catch (ArithmeticException e) {
+            throw new IOException(name + ": IDX sizes " + Arrays.toString(shape) + " overflow");
+        }
+        long bytes;
+        try {
+            bytes = Math.multiplyExact(count, dtype.byteSize());
+        } catch (ArithmeticException e) {
+            throw new IOException(name + ": IDX sizes " + Arrays.toString(shape) + " overflow");
+        }
+        if (bytes > Integer.MAX_VALUE - 16) throw new IOException(name + ": IDX data too large (" + bytes + " bytes)");
+        long header = 4 + 4L * rank;
+        if (size >= 0 && bytes > size - header) {
+            throw new IOException(name + ": truncated IDX file: header " + Arrays.toString(shape) + " needs " + bytes
+                    + " data bytes but the file holds " + Math.max(0, size - header));
+        }
+        byte[] data = readExactly(in, (int) bytes);
+        if (data == null) {
             throw new IOException(name + ": truncated IDX file: header " + Arrays.toString(shape) + " needs " + bytes + " data bytes");
         }
         if (dtype.byteSize() > 1 && ByteOrder.nativeOrder() != ByteOrder.BIG_ENDIAN) swap(data, dtype.byteSize());
         return Tensor.copyOf(MemorySegment.ofArray(data), dtype, shape);
+    }
+
+    /** Exactly {@code n} bytes, in pieces that grow only as the bytes arrive; null when the stream ends first. */
+    private static byte[] readExactly(InputStream in, int n) throws IOException {
+        byte[] buf = new byte[Math.min(n, 1 << 20)];
+        int have = 0;
+        while (have < n) {
+            if (have == buf.length) buf = Arrays.copyOf(buf, (int) Math.min(n, 2L * buf.length));
+            int r = in.read(buf, have, buf.length - have);
+            if (r < 0) return null;
+            have += r;
+        }
+        return buf;
     }
 
     private static void swap(byte[] d, int width) {

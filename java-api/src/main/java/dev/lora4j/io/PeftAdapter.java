@@ -1,9 +1,5 @@
 package dev.lora4j.io;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.lora4j.Tensor;
 import dev.lora4j.TensorScope;
 import dev.lora4j.Torch;
@@ -15,19 +11,17 @@ import dev.lora4j.lora.LoraLayer;
 import dev.lora4j.lora.LoraLinear;
 import dev.lora4j.nn.Conv;
 import dev.lora4j.nn.Embedding;
+import dev.lora4j.nn.HfConv1D;
 import dev.lora4j.nn.Linear;
 import dev.lora4j.nn.Module;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
-import java.util.Set;
 import java.util.TreeMap;
 import java.util.regex.Pattern;
 
@@ -43,10 +37,21 @@ import java.util.regex.Pattern;
  * {@code init_lora_weights} "pissa", "pissa_niter_n" and "olora" re-run that init on load, as
  * PEFT does (the base weight becomes the residual, then the file's factors are loaded).
  *
- * <p>Loading checks the whole folder against the model before changing anything, and reports
- * config fields it does not know or cannot honour instead of ignoring them silently; fields
- * that would change the adapter's meaning (modules_to_save, layers_to_transform, ...) are refused. Stateless
- * and thread-safe; {@link #load} changes the model (one thread, no concurrent forwards).
+ * <p>A folder is untrusted input. Loading reads the config strictly (PEFT's JSON types, finite
+ * values, refused by the field's name otherwise; see {@link PeftConfigJson}), matches
+ * {@code rank_pattern} / {@code alpha_pattern} keys as PEFT does, as regular expressions on
+ * module-name suffixes, under a bounded budget ({@link BoundedRegex}), refuses non-finite
+ * factors, keys with empty path segments and keys that reach inside a LoRA layer, plans every
+ * module before changing anything and undoes what it applied if anything fails: on any refusal
+ * the model is exactly as before and the adapter name is free. Config fields it does not know
+ * are reported, fields that would change the adapter's meaning (modules_to_save, LoftQ, ...)
+ * are refused. Saving writes PEFT's JSON types and values only; a save and a load of one
+ * folder running at once give the old adapter or the new one, never a mix
+ * ({@link AdapterFolder}).
+ *
+ * <p>Stateless and thread-safe; {@link #load} changes the model as one adapter change: it waits for
+ * running forwards of the model and forwards see the model before it or after it
+ * ({@link dev.lora4j.lora.AdapterLock}).
  */
 public final class PeftAdapter {
 
@@ -57,26 +62,14 @@ public final class PeftAdapter {
     /** The key suffix of DoRA's magnitude in PEFT's files (its in-memory name ends in {@code .weight}). */
     static final String MAGNITUDE = ".lora_magnitude_vector";
     /** The key suffixes of an adapter's tensors in PEFT's files. */
-    static final List<String> KEY_SUFFIXES = List.of(".lora_A.weight", ".lora_B.weight", ".lora_embedding_A", ".lora_embedding_B", MAGNITUDE);
-
-    static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
-
-    /** Fields lora4j reads and honours. */
-    private static final Set<String> HONOURED = Set.of("peft_type", "r", "lora_alpha", "lora_dropout", "fan_in_fan_out",
-            "use_rslora", "target_modules", "rank_pattern", "alpha_pattern", "bias", "init_lora_weights", "exclude_modules", "use_dora");
-    /** Fields that only describe where the adapter came from or how it was trained. */
-    private static final Set<String> DESCRIPTIVE = Set.of("base_model_name_or_path", "revision", "task_type", "inference_mode",
-            "auto_mapping", "peft_version", "lora_bias", "runtime_config");
-    /** Fields that change the adapter's meaning unless they hold their default (null, false, empty). */
-    private static final Set<String> REFUSED_UNLESS_DEFAULT = Set.of("modules_to_save", "layers_to_transform",
-            "layers_pattern", "layer_replication", "megatron_config", "megatron_core", "loftq_config", "trainable_token_indices",
-            "eva_config", "corda_config", "target_parameters", "qalora_group_size", "use_qalora", "alora_invocation_tokens");
+    private static final List<String> KEY_SUFFIXES = List.of(".lora_A.weight", ".lora_B.weight", ".lora_embedding_A", ".lora_embedding_B", MAGNITUDE);
 
     private PeftAdapter() {}
 
     /**
      * Replaces the weights of the model's adapter {@code adapterName} in place with those of the
-     * PEFT folder {@code dir} (PEFT's {@code hotswap_adapter}); see {@link PeftHotswap}.
+     * PEFT folder {@code dir} (PEFT's {@code hotswap_adapter}); see {@link PeftHotswap}. One
+     * adapter change: it waits for running forwards of the model ({@link dev.lora4j.lora.AdapterLock}).
      *
      * @throws IOException for a bad folder, a config incompatible with the loaded adapter, or
      *     tensors that do not fit it (nothing changes then)
@@ -91,8 +84,8 @@ public final class PeftAdapter {
     // ------------------------------------------------------------------ save
 
     /**
-     * Writes the model's LoRA layers ({@link LoraLinear}, {@link LoraEmbedding},
-     * {@link LoraConv} with groups 1) as a PEFT adapter folder. {@code config} supplies the
+     * Writes the model's LoRA layers ({@link LoraLinear} on Linear, GPT-2's Conv1D or another
+     * 2-d weight, {@link LoraEmbedding}, {@link LoraConv} with groups 1) as a PEFT adapter folder. {@code config} supplies the
      * defaults; layers whose rank or α differ are written to rank_pattern / alpha_pattern.
      *
      * @throws IllegalArgumentException for LoRA layers PEFT cannot represent (merged, fused
@@ -128,10 +121,10 @@ public final class PeftAdapter {
         Objects.requireNonNull(model, "model");
         Objects.requireNonNull(adapterName, "adapterName");
         Objects.requireNonNull(config, "config");
+        Objects.requireNonNull(dir, "dir");
         Map<String, Tensor> tensors = new LinkedHashMap<>();
-        Map<String, Integer> rankPattern = new TreeMap<>();
-        Map<String, Double> alphaPattern = new TreeMap<>();
-        List<String> targets = new ArrayList<>();
+        Map<String, LoraConfig> configs = new LinkedHashMap<>();
+        boolean fanInFanOut = false;
         try (TensorScope scope = TensorScope.open()) {
             for (var e : model.namedModules().entrySet()) {
                 if (!(e.getValue() instanceof LoraLayer layer) || !layer.hasAdapter(adapterName)) continue;
@@ -151,169 +144,225 @@ public final class PeftAdapter {
                     tensors.put(key + ".lora_embedding_B", layer.loraB(adapterName));
                 } else {
                     throw new IllegalArgumentException(path + ": " + layer.getClass().getSimpleName()
-                            + " has no PEFT LoRA equivalent (PEFT files hold Linear, Embedding and ungrouped Conv adapters)");
+                            + " has no PEFT LoRA equivalent (PEFT files hold Linear, Conv1D, Embedding and ungrouped Conv adapters)");
                 }
                 LoraConfig c = layer.config(adapterName);
-                if (c.useRslora() != config.useRslora() || c.fanInFanOut() != config.fanInFanOut() || c.useDora() != config.useDora()) {
-                    throw new IllegalArgumentException(path + ": use_rslora, fan_in_fan_out and use_dora must match the config for the whole adapter");
+                if (c.useRslora() != config.useRslora() || c.useDora() != config.useDora()) {
+                    throw new IllegalArgumentException(path + ": use_rslora and use_dora must match the config for the whole adapter");
                 }
-                if (c.r() != config.r()) rankPattern.put(path, c.r());
-                if (c.loraAlpha() != config.loraAlpha()) alphaPattern.put(path, c.loraAlpha());
-                targets.add(path);
+                // fan_in_fan_out is a property of each base layer (PEFT corrects it per module on loading);
+                // the file says true when a (in, out) base such as GPT-2's Conv1D is among the targets, as PEFT's GPT-2 configs do.
+                if (layer instanceof LoraLinear && c.fanInFanOut()) fanInFanOut = true;
+                configs.put(path, c);
             }
-            if (targets.isEmpty()) throw new IllegalArgumentException("no LoRA layer of the model holds adapter '" + adapterName + "'");
-            Files.createDirectories(dir);
-            Safetensors.write(dir.resolve(WEIGHTS), tensors, Map.of("format", "pt"));
+            if (configs.isEmpty()) throw new IllegalArgumentException("no LoRA layer of the model holds adapter '" + adapterName + "'");
+            List<String> targets = List.copyOf(configs.keySet());
+            Map<String, Integer> rankPattern = new TreeMap<>();
+            Map<String, Double> alphaPattern = new TreeMap<>();
+            for (var e : configs.entrySet()) {
+                LoraConfig c = e.getValue();
+                if (c.r() != config.r()) rankPattern.put(patternKey(e.getKey(), targets), c.r());
+                if (c.loraAlpha() != config.loraAlpha()) alphaPattern.put(patternKey(e.getKey(), targets), c.loraAlpha());
+            }
+            byte[] json = PeftConfigJson.write(config, fanInFanOut, targets, rankPattern, alphaPattern);
+            AdapterFolder.write(dir, CONFIG, json, WEIGHTS, tensors);
         }
-        ObjectNode json = JSON.createObjectNode();
-        json.put("peft_type", "LORA");
-        json.put("r", config.r());
-        json.put("lora_alpha", config.loraAlpha());
-        json.put("lora_dropout", config.loraDropout());
-        json.put("fan_in_fan_out", config.fanInFanOut());
-        json.put("use_rslora", config.useRslora());
-        json.put("bias", config.bias().name().toLowerCase(java.util.Locale.ROOT));
-        json.put("init_lora_weights", config.initLoraWeights());
-        var t = json.putArray("target_modules");
-        targets.forEach(t::add);
-        ObjectNode rp = json.putObject("rank_pattern");
-        rankPattern.forEach(rp::put);
-        ObjectNode ap = json.putObject("alpha_pattern");
-        alphaPattern.forEach(ap::put);
-        json.putNull("modules_to_save");
-        json.put("use_dora", config.useDora());
-        json.put("inference_mode", true);
-        json.putNull("task_type");
-        json.putNull("base_model_name_or_path");
-        Path tmp = Files.createTempFile(dir, CONFIG, ".tmp");
-        try {
-            Files.write(tmp, JSON.writeValueAsBytes(json));
-            Files.move(tmp, dir.resolve(CONFIG), java.nio.file.StandardCopyOption.ATOMIC_MOVE,
-                    java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-        } finally {
-            Files.deleteIfExists(tmp);
-        }
+    }
+
+    /**
+     * The rank_pattern / alpha_pattern key that PEFT's matcher ({@code (.*\.)?(key)$}) applies to
+     * {@code path} only: the path itself, unless it would also match another target (a path
+     * ending in "." + it, or one its dots match as wildcards); then the path anchored and escaped.
+     */
+    static String patternKey(String path, List<String> targets) {
+        Pattern plain = Pattern.compile("(.*\\.)?(" + path + ")");
+        boolean ambiguous = targets.stream().anyMatch(t -> !t.equals(path) && plain.matcher(t).matches());
+        return ambiguous ? "^" + path.replaceAll("([^A-Za-z0-9_])", "\\\\$1") : path;
     }
 
     // ------------------------------------------------------------------ load
 
     /**
-     * Wraps the modules the adapter covers with LoRA layers (rank and α per module from the
-     * config and its patterns, checked against the tensors' shapes) and loads the factors.
-     * Nothing in the model changes when anything is wrong.
+     * Loads the folder as adapter {@value LoraLayer#DEFAULT_ADAPTER}, frozen, as
+     * {@link #load(Module, Path, String, boolean)} with {@code isTrainable} false.
      *
      * @throws IOException for a missing or malformed folder, config or weights file, an
      *     unsupported setting, a key naming no suitable module, or a shape that does not fit
      */
     public static LoadReport load(Module model, Path dir) throws IOException {
-        return load(model, dir, LoraLayer.DEFAULT_ADAPTER);
+        return load(model, dir, LoraLayer.DEFAULT_ADAPTER, false);
+    }
+
+    /** Loads the folder as adapter {@code adapterName}, frozen: {@link #load(Module, Path, String, boolean)} with {@code isTrainable} false. */
+    public static LoadReport load(Module model, Path dir, String adapterName) throws IOException {
+        return load(model, dir, adapterName, false);
     }
 
     /**
-     * Loads the folder as adapter {@code adapterName} (PEFT's {@code load_adapter}): modules
-     * that are LoRA layers already get it as one more adapter, plain layers are wrapped. The
-     * first adapter of a model becomes active and trainable as {@link Lora#wrap} makes it;
-     * a further adapter is added inactive (see {@link Lora#setAdapter}). Nothing in the model
-     * changes when anything is wrong.
+     * Loads the folder as adapter {@code adapterName} (PEFT's {@code from_pretrained} /
+     * {@code load_adapter}): modules that are LoRA layers already get it as one more adapter,
+     * plain layers are wrapped (Linear, GPT-2's {@link dev.lora4j.nn.HfConv1D}, Embedding, Conv).
+     * The first adapter of a model becomes active; a further adapter is added inactive (see
+     * {@link Lora#setAdapter}). As PEFT, the adapter is frozen and the model put in eval mode
+     * unless {@code isTrainable}; then the first adapter trains as {@link Lora#wrap} makes it.
+     * All or nothing: when anything is refused, the model is exactly as before.
      *
      * @throws IllegalArgumentException when the model has an adapter of that name already
-     * @throws IOException as {@link #load(Module, Path)}
+     * @throws IOException for a missing or malformed folder, config or weights file, an
+     *     unsupported or ill-typed setting, a key naming no suitable module (or one inside a
+     *     LoRA layer), a shape that does not fit or a factor that is not finite
      */
-    public static LoadReport load(Module model, Path dir, String adapterName) throws IOException {
+    public static LoadReport load(Module model, Path dir, String adapterName, boolean isTrainable) throws IOException {
         Objects.requireNonNull(model, "model");
+        Objects.requireNonNull(dir, "dir");
         Objects.requireNonNull(adapterName, "adapterName");
+        // One change of the model's adapters: forwards of other threads see it whole or not at all.
+        return dev.lora4j.lora.AdapterLock.changing(model, () -> loadLocked(model, dir, adapterName, isTrainable));
+    }
+
+    private static LoadReport loadLocked(Module model, Path dir, String adapterName, boolean isTrainable) throws IOException {
         List<String> before = Lora.adapterNames(model);
         if (before.contains(adapterName)) throw new IllegalArgumentException("adapter '" + adapterName + "' already exists: delete it first");
         Path configFile = dir.resolve(CONFIG);
         Path weightsFile = dir.resolve(WEIGHTS);
-        if (!Files.isRegularFile(configFile)) throw new IOException(dir + " has no " + CONFIG);
-        if (!Files.isRegularFile(weightsFile)) throw new IOException(dir + " has no " + WEIGHTS);
-        JsonNode cfg;
-        try {
-            cfg = JSON.readTree(configFile.toFile());
-        } catch (IOException e) {
-            throw new IOException(configFile + ": bad JSON: " + e.getMessage(), e);
-        }
-        if (cfg == null || !cfg.isObject()) throw new IOException(configFile + " is not a JSON object");
-        String type = text(cfg, "peft_type", "LORA");
-        if (!type.equals("LORA")) throw new IOException(configFile + ": peft_type " + type + " is not LORA");
-        List<String> unknown = new ArrayList<>();
-        List<String> ignored = new ArrayList<>();
-        for (Iterator<String> it = cfg.fieldNames(); it.hasNext(); ) {
-            String f = it.next();
-            JsonNode v = cfg.get(f);
-            if (HONOURED.contains(f)) continue;
-            if (DESCRIPTIVE.contains(f)) {
-                ignored.add(f);
-            } else if (REFUSED_UNLESS_DEFAULT.contains(f)) {
-                if (!isDefault(v)) throw new IOException(configFile + ": " + f + " = " + v + " is not supported by lora4j");
-            } else {
-                unknown.add(f);
-            }
-        }
-        LoraConfig base = config(configFile, cfg);
-        Map<String, JsonNode> rankPattern = fields(cfg.get("rank_pattern"));
-        Map<String, JsonNode> alphaPattern = fields(cfg.get("alpha_pattern"));
-
-        try (Safetensors.Contents contents = Safetensors.read(weightsFile)) {
-            // Group the tensors by module and check every one before touching the model.
-            Map<String, Map<String, Tensor>> byModule = new LinkedHashMap<>();
-            for (var e : contents.tensors().entrySet()) {
-                String k = e.getKey();
-                if (!k.startsWith(PREFIX)) throw new IOException(weightsFile + ": key '" + k + "' does not start with " + PREFIX);
-                String rest = k.substring(PREFIX.length());
-                String suffix = KEY_SUFFIXES.stream().filter(rest::endsWith).findFirst()
-                        .orElseThrow(() -> new IOException(weightsFile + ": key '" + k + "' is not a LoRA factor lora4j knows"));
-                String path = rest.substring(0, rest.length() - suffix.length());
-                byModule.computeIfAbsent(path, p -> new LinkedHashMap<>()).put(suffix, e.getValue());
-            }
+        try (AdapterFolder.Snapshot folder = AdapterFolder.read(dir, CONFIG, WEIGHTS)) {
+            BoundedRegex regex = new BoundedRegex(configFile.toString(), BoundedRegex.DEFAULT_BUDGET);
+            PeftConfigJson.Parsed parsed = PeftConfigJson.parse(configFile.toString(), folder.config(), regex);
+            Map<String, Map<String, Tensor>> byModule = byModule(weightsFile, folder.weights().tensors());
             List<Plan> plans = new ArrayList<>();
-            for (var e : byModule.entrySet()) plans.add(plan(model, weightsFile, e.getKey(), e.getValue(), base, rankPattern, alphaPattern));
-            // Apply.
-            List<String> wrapped = new ArrayList<>();
+            Map<Module, String> seen = new java.util.IdentityHashMap<>();
+            for (var e : byModule.entrySet()) {
+                Plan p = plan(model, weightsFile, e.getKey(), e.getValue(), parsed, regex);
+                String other = seen.put(p.module, p.path);
+                if (other != null) throw new IOException(weightsFile + ": modules '" + other + "' and '" + p.path + "' are the same layer");
+                plans.add(p);
+            }
+            List<String> wrapped = apply(model, adapterName, plans, before.isEmpty(), isTrainable, parsed.config());
+            return new LoadReport(wrapped, parsed.unknownFields(), parsed.ignoredFields(), parsed.config());
+        }
+    }
+
+    /** The file's factors by module path, each key checked: PEFT's prefix and suffixes, no empty path segment, finite values. */
+    static Map<String, Map<String, Tensor>> byModule(Path file, Map<String, Tensor> tensors) throws IOException {
+        Map<String, Map<String, Tensor>> byModule = new LinkedHashMap<>();
+        for (var e : tensors.entrySet()) {
+            String k = e.getKey();
+            if (!k.startsWith(PREFIX)) throw new IOException(file + ": key '" + k + "' does not start with " + PREFIX);
+            String rest = k.substring(PREFIX.length());
+            String suffix = KEY_SUFFIXES.stream().filter(rest::endsWith).findFirst()
+                    .orElseThrow(() -> new IOException(file + ": key '" + k + "' is not a LoRA factor lora4j knows"));
+            String path = rest.substring(0, rest.length() - suffix.length());
+            if (path.isEmpty() || Arrays.asList(path.split("\\.", -1)).contains("")) {
+                throw new IOException(file + ": key '" + k + "' has an empty module name in its path '" + path + "'");
+            }
+            Tensor t = e.getValue();
+            if (!t.dtype().isFloatingPoint()) throw new IOException(file + ": '" + k + "' holds " + t.dtype() + ", not floating-point values");
+            if (!t.allFinite()) throw new IOException(file + ": '" + k + "' holds NaN or infinite values");
+            byModule.computeIfAbsent(path, p -> new LinkedHashMap<>()).put(suffix, t);
+        }
+        return byModule;
+    }
+
+    /**
+     * Applies every plan; when one fails, undoes the ones applied (adapters deleted, wrapped
+     * layers put back, base weights that a PiSSA/OLoRA init changed restored) so the model is
+     * as before, and rethrows.
+     */
+    private static List<String> apply(Module model, String adapterName, List<Plan> plans, boolean first, boolean isTrainable,
+                                      LoraConfig config) {
+        List<Runnable> undo = new ArrayList<>();
+        List<String> wrapped = new ArrayList<>();
+        List<Tensor> saved = new ArrayList<>();
+        try {
+            List<LoraLayer> layers = new ArrayList<>();
             for (Plan p : plans) {
+                if (changesBase(p.config)) { // the init rewrites the base weight: keep a copy to put back
+                    Tensor w = p.module.parameter("weight");
+                    Tensor copy;
+                    try (var ng = Torch.noGrad()) {
+                        copy = w.detach().clone();
+                    }
+                    saved.add(copy);
+                    undo.add(() -> {
+                        try (var ng = Torch.noGrad()) {
+                            w.copy_(copy);
+                        }
+                    });
+                }
                 LoraLayer layer;
                 if (p.existing != null) {
                     layer = p.existing;
                     layer.addAdapter(adapterName, p.config);
+                    undo.add(() -> p.existing.deleteAdapter(adapterName));
                 } else {
                     int dot = p.path.lastIndexOf('.');
                     Module parent = dot < 0 ? model : model.module(p.path.substring(0, dot));
-                    layer = Lora.wrapper(p.module, adapterName, p.config);
-                    parent.replaceChild(p.path.substring(dot + 1), layer);
-                    if (!before.isEmpty()) layer.setActiveAdapters(); // as PEFT: the model's active adapters stay the active ones
+                    String name = p.path.substring(dot + 1);
+                    LoraLayer created = Lora.wrapper(p.module, adapterName, p.config);
+                    undo.add(() -> {
+                        parent.replaceChild(name, p.module);
+                        created.unload();
+                    });
+                    parent.replaceChild(name, created);
+                    if (!first) created.setActiveAdapters(); // as PEFT: the model's active adapters stay the active ones
+                    layer = created;
                 }
                 try (var ng = Torch.noGrad()) {
                     layer.loraA(adapterName).copy_(p.a);
                     layer.loraB(adapterName).copy_(p.b);
                     if (p.magnitude != null) ((LoraLinear) layer).dora(adapterName).weight().copy_(p.magnitude);
                 }
+                layers.add(layer);
                 wrapped.add(p.path);
             }
-            if (before.isEmpty()) Lora.markOnlyLoraAsTrainable(model, base.bias());
-            return new LoadReport(List.copyOf(wrapped), List.copyOf(unknown), List.copyOf(ignored), base);
+            if (isTrainable) {
+                if (first) Lora.markOnlyLoraAsTrainable(model, config.bias());
+            } else {
+                if (first) model.requiresGrad_(false); // PEFT's inference mode: nothing trains
+                layers.forEach(l -> l.freezeAdapter(adapterName));
+                model.eval();
+            }
+            return List.copyOf(wrapped);
+        } catch (RuntimeException | Error e) {
+            for (int i = undo.size() - 1; i >= 0; i--) {
+                try {
+                    undo.get(i).run();
+                } catch (RuntimeException | Error u) {
+                    e.addSuppressed(u);
+                }
+            }
+            throw e;
+        } finally {
+            saved.forEach(Tensor::close);
         }
+    }
+
+    /** Whether {@code c}'s init rewrites the base weight (PiSSA, OLoRA). */
+    private static boolean changesBase(LoraConfig c) {
+        return c.init() == LoraConfig.Init.PISSA || c.init() == LoraConfig.Init.OLORA;
     }
 
     /** One module to load: its base layer, the LoRA layer already around it (or null), the factors. */
     private record Plan(String path, Module module, LoraLayer existing, LoraConfig config, Tensor a, Tensor b, Tensor magnitude) {}
 
-    private static Plan plan(Module model, Path file, String path, Map<String, Tensor> factors, LoraConfig base,
-                             Map<String, JsonNode> rankPattern, Map<String, JsonNode> alphaPattern) throws IOException {
-        Module m;
-        try {
-            m = model.module(path);
-        } catch (IllegalArgumentException e) {
-            throw new IOException(file + ": the model has no module '" + path + "'");
+    private static Plan plan(Module model, Path file, String path, Map<String, Tensor> factors, PeftConfigJson.Parsed parsed,
+                             BoundedRegex regex) throws IOException {
+        Module m = model;
+        String walked = "";
+        for (String part : path.split("\\.")) {
+            if (m instanceof LoraLayer) {
+                throw new IOException(file + ": key path '" + path + "' reaches inside the LoRA layer '" + walked
+                        + "' (a file names base layers, not the parts of adapters)");
+            }
+            if (!m.children().containsKey(part)) throw new IOException(file + ": the model has no module '" + path + "'");
+            m = m.child(part);
+            walked = walked.isEmpty() ? part : walked + "." + part;
         }
+        LoraConfig base = parsed.config();
         LoraLayer existing = null;
         if (m instanceof LoraLayer l) {
             if (!(l instanceof LoraLinear || l instanceof LoraEmbedding || l instanceof LoraConv)) {
                 throw new IOException(file + ": module '" + path + "' is a " + l.getClass().getSimpleName() + ", which holds one adapter only");
-            }
-            if (!l.adapterNames().isEmpty() && l.config(l.adapterNames().get(0)).fanInFanOut() != base.fanInFanOut()) {
-                throw new IOException(file + ": module '" + path + "' holds adapters with fan_in_fan_out="
-                        + !base.fanInFanOut() + ", the file's config says " + base.fanInFanOut());
             }
             existing = l;
             m = l.baseLayer();
@@ -336,16 +385,29 @@ public final class PeftAdapter {
             throw new IOException(file + ": module '" + path + "' is a " + m.getClass().getSimpleName()
                     + " but the file holds " + (embedding ? "embedding" : "linear/conv") + " factors");
         }
-        if (!(m instanceof Linear || m instanceof Embedding || m instanceof Conv)) {
-            throw new IOException(file + ": module '" + path + "' is a " + m.getClass().getSimpleName() + ", not Linear, Embedding or Conv");
+        if (!(m instanceof Linear || m instanceof HfConv1D || m instanceof Embedding || m instanceof Conv)) {
+            throw new IOException(file + ": module '" + path + "' is a " + m.getClass().getSimpleName()
+                    + ", not Linear, Conv1D, Embedding or Conv");
+        }
+        if (a.dim() < 2 || b.dim() < 2 || a.size(0) > Integer.MAX_VALUE) {
+            throw new IOException(file + ": module '" + path + "' has factors of shapes " + Arrays.toString(a.shape()) + " and "
+                    + Arrays.toString(b.shape()));
         }
         int r = (int) a.size(0);
-        int expectedR = pattern(rankPattern, path).map(JsonNode::asInt).orElse(base.r());
+        Integer patternR = pattern(regex, "rank_pattern", parsed.rankPattern(), path);
+        int expectedR = patternR != null ? patternR : base.r();
         if (r != expectedR) {
             throw new IOException(file + ": module '" + path + "' has rank " + r + " but the config says " + expectedR);
         }
-        double alpha = pattern(alphaPattern, path).map(JsonNode::asDouble).orElse(base.loraAlpha());
-        LoraConfig c = base.withR(r).withAlpha(alpha);
+        Double patternAlpha = pattern(regex, "alpha_pattern", parsed.alphaPattern(), path);
+        // fan_in_fan_out follows the base layer's layout, as PEFT corrects it (Linear false, Conv1D true).
+        boolean fanInFanOut = m instanceof Linear ? false : m instanceof HfConv1D || base.fanInFanOut();
+        LoraConfig c = base.withR(r).withAlpha(patternAlpha != null ? patternAlpha : base.loraAlpha()).withFanInFanOut(fanInFanOut);
+        if (existing != null && !existing.adapterNames().isEmpty()
+                && existing.config(existing.adapterNames().get(0)).fanInFanOut() != fanInFanOut) {
+            throw new IOException(file + ": module '" + path + "' holds adapters with fan_in_fan_out=" + !fanInFanOut
+                    + ", the file's config says " + fanInFanOut);
+        }
         long[] wantA;
         long[] wantB;
         if (m instanceof Embedding e) {
@@ -363,8 +425,9 @@ public final class PeftAdapter {
             wantB[1] = r;
         } else {
             Tensor w = m.parameter("weight");
-            long in = base.fanInFanOut() ? w.size(0) : w.size(1);
-            long out = base.fanInFanOut() ? w.size(1) : w.size(0);
+            if (w == null || w.dim() != 2) throw new IOException(file + ": module '" + path + "' has no 2-d weight");
+            long in = fanInFanOut ? w.size(0) : w.size(1);
+            long out = fanInFanOut ? w.size(1) : w.size(0);
             wantA = new long[] {r, in};
             wantB = new long[] {out, r};
         }
@@ -372,8 +435,7 @@ public final class PeftAdapter {
             throw new IOException(file + ": module '" + path + "' needs A " + Arrays.toString(wantA) + " and B "
                     + Arrays.toString(wantB) + ", the file has " + Arrays.toString(a.shape()) + " and " + Arrays.toString(b.shape()));
         }
-        boolean svdInit = c.init() == LoraConfig.Init.PISSA || c.init() == LoraConfig.Init.OLORA;
-        if (svdInit && (!(m instanceof Linear) || r > Math.min(wantA[1], wantB[0]))) {
+        if (changesBase(c) && (!(m instanceof Linear) || r > Math.min(wantA[1], wantB[0]))) {
             throw new IOException(file + ": module '" + path + "': init_lora_weights " + c.initLoraWeights()
                     + " needs a Linear layer with r <= min(in, out), got a " + m.getClass().getSimpleName() + " and r = " + r);
         }
@@ -384,62 +446,9 @@ public final class PeftAdapter {
         return new Plan(path, m, existing, c, a, b, magnitude);
     }
 
-    /** PEFT's pattern lookup: a key matches a module path equal to it or ending in "." + it (or as a regex). */
-    static java.util.Optional<JsonNode> pattern(Map<String, JsonNode> patterns, String path) {
-        for (var e : patterns.entrySet()) {
-            String key = e.getKey();
-            if (path.equals(key) || path.endsWith("." + key) || matchesRegex(key, path)) return java.util.Optional.of(e.getValue());
-        }
-        return java.util.Optional.empty();
-    }
-
-    private static boolean matchesRegex(String key, String path) {
-        try {
-            return Pattern.matches(".*\\." + key, path) || Pattern.matches(key, path);
-        } catch (java.util.regex.PatternSyntaxException e) {
-            return false;
-        }
-    }
-
-    static LoraConfig config(Path file, JsonNode cfg) throws IOException {
-        int r = cfg.path("r").asInt(8);
-        double alpha = cfg.path("lora_alpha").asDouble(8);
-        double dropout = cfg.path("lora_dropout").asDouble(0);
-        boolean fanInFanOut = cfg.path("fan_in_fan_out").asBoolean(false);
-        boolean rslora = cfg.path("use_rslora").asBoolean(false);
-        String bias = text(cfg, "bias", "none");
-        LoraConfig.Bias b = switch (bias) {
-            case "none" -> LoraConfig.Bias.NONE;
-            case "all" -> LoraConfig.Bias.ALL;
-            case "lora_only" -> LoraConfig.Bias.LORA_ONLY;
-            default -> throw new IOException(file + ": unknown bias '" + bias + "'");
-        };
-        boolean dora = cfg.path("use_dora").asBoolean(false);
-        List<String> targets = new ArrayList<>();
-        JsonNode t = cfg.get("target_modules");
-        if (t != null && t.isArray()) t.forEach(n -> targets.add(n.asText()));
-        else if (t != null && t.isTextual()) targets.add(t.asText());
-        try {
-            return new LoraConfig(r, alpha, dropout, fanInFanOut, rslora, LoraConfig.Init.DEFAULT, targets, null, List.of(), b)
-                    .withInitLoraWeights(cfg.path("init_lora_weights").asText("true")).withUseDora(dora);
-        } catch (IllegalArgumentException e) {
-            throw new IOException(file + ": " + e.getMessage(), e);
-        }
-    }
-
-    private static String text(JsonNode cfg, String field, String def) {
-        JsonNode v = cfg.get(field);
-        return v == null || v.isNull() ? def : v.asText();
-    }
-
-    static Map<String, JsonNode> fields(JsonNode obj) {
-        Map<String, JsonNode> out = new LinkedHashMap<>();
-        if (obj != null && obj.isObject()) obj.fields().forEachRemaining(e -> out.put(e.getKey(), e.getValue()));
-        return out;
-    }
-
-    private static boolean isDefault(JsonNode v) {
-        return v == null || v.isNull() || v.isBoolean() && !v.asBoolean() || (v.isArray() || v.isObject()) && v.isEmpty()
-                || v.isNumber() && v.asDouble() == 0;
+    /** PEFT's {@code get_pattern_key}: the value of the first key (in file order) matching {@code path}, else null. */
+    static <V> V pattern(BoundedRegex regex, String field, Map<Pattern, V> patterns, String path) throws IOException {
+        for (var e : patterns.entrySet()) if (regex.matches(field, e.getKey(), path)) return e.getValue();
+        return null;
     }
 }

@@ -11,7 +11,6 @@ import dev.lora4j.TensorScope;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
@@ -33,10 +32,14 @@ import java.util.Objects;
  * {@code data_offsets} [begin, end) into the byte buffer that follows (plus an optional
  * {@code __metadata__} map of strings), then the little-endian tensor data.
  *
- * <p>Reading maps the file and copies each tensor once, straight from the mapping into its
- * native tensor. Every malformed file is refused with an {@link IOException} naming the
- * problem, and nothing is returned half-loaded. Writing goes to a temporary file that is
- * renamed into place, so readers never see a partial file. Stateless and thread-safe.
+ * <p>Reading goes through the file channel (never a memory mapping, whose truncation by
+ * another process, for example {@code cp} of a new file over the old one, would kill the JVM
+ * with SIGBUS): the header is checked against the file's size before anything is allocated,
+ * and a file that shrinks or grows while it is read is refused. Every malformed or changing
+ * file is refused with an {@link IOException} naming the problem, and nothing is returned
+ * half-loaded. Writing goes to a temporary file that is renamed into place, so readers never
+ * see a partial file; the file gets the permissions the process's umask gives a new file.
+ * Stateless and thread-safe.
  */
 public final class Safetensors {
 
@@ -90,28 +93,56 @@ public final class Safetensors {
      * scope): close the returned contents when done.
      */
     public static Contents read(Path file) throws IOException {
+        Objects.requireNonNull(file, "file");
         if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) throw new IOException("safetensors needs a little-endian machine");
-        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ); Arena arena = Arena.ofConfined()) {
+        String where = file.toString();
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
             long size = ch.size();
-            String where = file.toString();
             if (size < 8) throw new IOException(where + ": truncated safetensors file (" + size + " bytes, no header length)");
-            MemorySegment map = ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
-            long n = map.get(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0);
+            long n = readFully(ch, java.nio.ByteBuffer.allocate(8), 0, where).order(ByteOrder.LITTLE_ENDIAN).getLong(0);
             if (n < 2 || n > MAX_HEADER || n > size - 8) {
                 throw new IOException(where + ": header length " + Long.toUnsignedString(n) + " does not fit a file of " + size + " bytes");
             }
-            byte[] headerBytes = map.asSlice(8, n).toArray(ValueLayout.JAVA_BYTE);
+            byte[] headerBytes = readFully(ch, java.nio.ByteBuffer.allocate((int) n), 8, where).array();
             Header header = parse(where, new String(headerBytes, StandardCharsets.UTF_8), size - 8 - n);
-            MemorySegment data = map.asSlice(8 + n);
             Map<String, Tensor> tensors = new LinkedHashMap<>();
             try (TensorScope scope = TensorScope.open()) {
-                for (Entry e : header.entries) {
-                    tensors.put(e.name, Tensor.copyOf(data.asSlice(e.begin, e.end - e.begin), e.dtype, e.shape));
-                }
+                for (Entry e : header.entries) tensors.put(e.name, readTensor(ch, 8 + n, e, where));
+                if (ch.size() != size) throw changed(where, size, ch.size());
                 tensors.values().forEach(Tensor::keep);
             }
             return new Contents(tensors, header.metadata);
         }
+    }
+
+    /** One tensor's bytes, read from the channel into a staging buffer, then copied into a new tensor. */
+    private static Tensor readTensor(FileChannel ch, long dataStart, Entry e, String where) throws IOException {
+        long bytes = e.end - e.begin;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment staging = arena.allocate(Math.max(bytes, 1), 8);
+            long done = 0;
+            while (done < bytes) {
+                int chunk = (int) Math.min(bytes - done, 1 << 30);
+                readFully(ch, staging.asSlice(done, chunk).asByteBuffer(), dataStart + e.begin + done, where);
+                done += chunk;
+            }
+            return Tensor.copyOf(staging.asSlice(0, bytes), e.dtype, e.shape);
+        }
+    }
+
+    /** Fills {@code buf} from {@code position}; a file that ends early changed while it was read. */
+    private static java.nio.ByteBuffer readFully(FileChannel ch, java.nio.ByteBuffer buf, long position, String where) throws IOException {
+        long pos = position;
+        while (buf.hasRemaining()) {
+            int r = ch.read(buf, pos);
+            if (r < 0) throw new IOException(where + ": the file ended at byte " + pos + " while it was read (was it replaced or truncated meanwhile?)");
+            pos += r;
+        }
+        return buf.flip();
+    }
+
+    private static IOException changed(String where, long before, long after) {
+        return new IOException(where + ": the file changed while it was read (" + before + " bytes, then " + after + ")");
     }
 
     private record Entry(String name, DType dtype, long[] shape, long begin, long end) {}
@@ -123,7 +154,10 @@ public final class Safetensors {
         try {
             root = JSON.readTree(text.stripTrailing());
         } catch (JsonProcessingException e) {
-            throw new IOException(where + ": bad JSON header: " + e.getOriginalMessage());
+            // The position only: Jackson's message would quote the file's bytes.
+            var at = e.getLocation();
+            String kind = String.valueOf(e.getOriginalMessage()).startsWith("Duplicate field") ? " (Duplicate tensor name)" : "";
+            throw new IOException(where + ": bad JSON header" + kind + (at == null ? "" : " at line " + at.getLineNr() + ", column " + at.getColumnNr()));
         }
         if (root == null || !root.isObject()) throw new IOException(where + ": the header is not a JSON object");
         List<Entry> entries = new ArrayList<>();
@@ -244,9 +278,10 @@ public final class Safetensors {
         Arrays.fill(head, json.length, padded, (byte) ' ');
         Path dir = file.toAbsolutePath().getParent();
         Files.createDirectories(dir);
-        Path tmp = Files.createTempFile(dir, file.getFileName().toString(), ".tmp");
+        Path tmp = dir.resolve("." + file.getFileName() + "." + java.util.UUID.randomUUID() + ".tmp");
         try {
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
+            // CREATE_NEW without explicit permissions: the file gets what the umask gives (createTempFile would make it owner-only).
+            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.CREATE_NEW)) {
                 var len = java.nio.ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(padded).flip();
                 writeFully(ch, len);
                 writeFully(ch, java.nio.ByteBuffer.wrap(head));

@@ -26,9 +26,10 @@ import java.util.Objects;
  * M is adapter k's scale on its own rank columns. Ranks may differ between adapters. Inference
  * only: the result records no gradients.
  *
- * <p>Owns copies of the factors it was given; {@link #close()} frees them. Reading
- * ({@link #delta}) is thread-safe; {@link #put} and {@link #remove} are not and must not run
- * concurrently with reads.
+ * <p>Owns copies of the factors it was given; {@link #close()} frees them. Thread-safe:
+ * {@link #delta} runs on many threads at once; {@link #put}, {@link #remove} and
+ * {@link #close} wait for running deltas (a read-write lock) and the deltas after them see
+ * the change whole. A delta after close is an {@link IllegalStateException}.
  */
 public final class AdapterBank implements AutoCloseable {
 
@@ -47,6 +48,8 @@ public final class AdapterBank implements AutoCloseable {
     private Tensor aStack;
     private Tensor bStack;
     private Tensor scaleVec;
+    private boolean closed;
+    private final java.util.concurrent.locks.ReentrantReadWriteLock lock = new java.util.concurrent.locks.ReentrantReadWriteLock();
 
     /** An empty bank for a layer of {@code inFeatures} → {@code outFeatures}. */
     public AdapterBank(long inFeatures, long outFeatures) {
@@ -81,6 +84,16 @@ public final class AdapterBank implements AutoCloseable {
                     + ", r), got " + Arrays.toString(a.shape()) + " and " + Arrays.toString(b.shape()));
         }
         if (!Double.isFinite(scale)) throw new IllegalArgumentException("scale must be finite, got " + scale);
+        lock.writeLock().lock();
+        try {
+            ensureOpen();
+            putLocked(name, a, b, scale);
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    private void putLocked(String name, Tensor a, Tensor b, double scale) {
         Entry copy;
         try (var ng = Torch.noGrad()) {
             Tensor ac = a.detach().clone();
@@ -99,17 +112,31 @@ public final class AdapterBank implements AutoCloseable {
 
     /** Removes adapter {@code name}; returns whether it was there. */
     public boolean remove(String name) {
-        Entry old = adapters.remove(name);
-        if (old == null) return false;
-        old.a().close();
-        old.b().close();
-        rebuild();
-        return true;
+        lock.writeLock().lock();
+        try {
+            Entry old = adapters.remove(name);
+            if (old == null) return false;
+            old.a().close();
+            old.b().close();
+            rebuild();
+            return true;
+        } finally {
+            lock.writeLock().unlock();
+        }
     }
 
     /** The adapter names, in the order they were added. */
     public List<String> names() {
-        return List.copyOf(adapters.keySet());
+        lock.readLock().lock();
+        try {
+            return List.copyOf(adapters.keySet());
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    private void ensureOpen() {
+        if (closed) throw new IllegalStateException("this AdapterBank is closed");
     }
 
     private void rebuild() {
@@ -188,6 +215,16 @@ public final class AdapterBank implements AutoCloseable {
         if (names.length != x.size(0)) {
             throw new IllegalArgumentException(names.length + " adapter names for " + x.size(0) + " rows");
         }
+        lock.readLock().lock();
+        try {
+            ensureOpen();
+            return deltaLocked(x, names);
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    private Tensor deltaLocked(Tensor x, String[] names) {
         long[] idx = slotsOf(names);
         if (aCat == null) return Tensor.zeros(x.dtype(), x.size(0), outFeatures);
         if (x.dtype() == dev.lora4j.DType.FLOAT32 && aCat.dtype() == dev.lora4j.DType.FLOAT32) return fused(x, idx);
@@ -220,11 +257,17 @@ public final class AdapterBank implements AutoCloseable {
 
     @Override
     public void close() {
-        closeStacks();
-        adapters.values().forEach(e -> {
-            e.a().close();
-            e.b().close();
-        });
-        adapters.clear();
+        lock.writeLock().lock();
+        try {
+            closed = true;
+            closeStacks();
+            adapters.values().forEach(e -> {
+                e.a().close();
+                e.b().close();
+            });
+            adapters.clear();
+        } finally {
+            lock.writeLock().unlock();
+        }
     }
 }

@@ -6,7 +6,9 @@ import java.util.List;
  * The {@link AdapterBank} of one {@link LoraLinear}, built on first use and rebuilt when its
  * adapters change: added or deleted (which invalidates it) or trained, which the factors'
  * version counters and the scales tell. Getting it is synchronized; a rebuild closes the
- * old bank, which is safe because changing adapters is never concurrent with forwards.
+ * old bank, which is safe because forwards hold the layer's read lock and the changes that
+ * make a rebuild necessary hold its write lock ({@link AdapterLock}); a bank closed under a
+ * caller anyway refuses with an exception (its own lock), never a crash.
  */
 final class BankCache {
 

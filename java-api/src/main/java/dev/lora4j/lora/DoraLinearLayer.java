@@ -42,9 +42,13 @@ public final class DoraLinearLayer extends Module {
     private Tensor cachedNorm;
     private long[] cachedStamp;
 
-    /** A magnitude holding a copy of {@code magnitude} (shape (out)), trainable. */
-    DoraLinearLayer(Tensor magnitude) {
-        registerParameter("weight", magnitude.detach().clone().requiresGrad_(true));
+    /** A magnitude holding a copy of {@code magnitude} (shape (out)) in {@code dtype} (the LoRA factors'), trainable. */
+    DoraLinearLayer(Tensor magnitude, DType dtype) {
+        Tensor m;
+        try (var ng = Torch.noGrad(); TensorScope s = TensorScope.open()) {
+            m = magnitude.detach().to(dtype).clone().keep();
+        }
+        registerParameter("weight", m.requiresGrad_(true));
     }
 
     /** The magnitude m, shape (out). */
@@ -61,7 +65,8 @@ public final class DoraLinearLayer extends Module {
     /**
      * ‖W + s·B·A‖ per output row, computed without forming B·A and without gradients.
      * {@code w} is (out, in) (a transposed view for fan_in_fan_out weights); result (out), in
-     * {@code w}'s dtype, owned by the caller.
+     * the LoRA factors' dtype for {@code w} (float32 for float16/bfloat16, as PEFT computes it),
+     * owned by the caller.
      */
     static Tensor weightNorm(Tensor w, Tensor a, Tensor b, double scale) {
         try (var ng = Torch.noGrad(); TensorScope s = TensorScope.open()) {
@@ -74,7 +79,7 @@ public final class DoraLinearLayer extends Module {
             Tensor cross = b32.mul(w32.matmul(a32.t())).sum(1);
             Tensor gram = b32.matmul(a32.matmul(a32.t())).mul(b32).sum(1);
             Tensor norm2 = wNorm2.add(cross, 2 * scale).add(gram, scale * scale);
-            return norm2.relu().sqrt().to(dt).keep();
+            return norm2.relu().sqrt().keep();
         }
     }
 
@@ -143,14 +148,11 @@ public final class DoraLinearLayer extends Module {
             DType compute = dt == DType.FLOAT16 || dt == DType.BFLOAT16 ? DType.FLOAT32 : dt;
             Tensor w = stored.to(compute);
             Tensor d = delta.to(compute);
-            // The factor m / ‖W + ΔW‖ lies along the output dimension: rows of (out, in), columns of (in, out).
             int outDim = fanInFanOut ? 1 : 0;
             Tensor updated;
             if (sign > 0) {
-                Tensor sum = w.add(d);
-                Tensor norm = sum.mul(sum).sum(1 - outDim).sqrt();
-                Tensor factor = weight().detach().to(compute).div(norm).unsqueeze(1 - outDim);
-                updated = sum.mul(factor);
+                Tensor norm = mergedNorm(w, d, fanInFanOut);
+                updated = mergedWeight(w, d, fanInFanOut, norm);
                 if (safe && !updated.allFinite()) {
                     throw new IllegalStateException("safe merge refused: the DoRA-merged weight of " + what + " would hold NaN or infinity");
                 }
@@ -167,6 +169,23 @@ public final class DoraLinearLayer extends Module {
                 mergedNorm = null;
             }
         }
+    }
+
+    /** ‖w + d‖ along the output dimension (rows of (out, in), columns of (in, out)); in the caller's scope. */
+    private static Tensor mergedNorm(Tensor w, Tensor d, boolean fanInFanOut) {
+        Tensor sum = w.add(d);
+        return sum.mul(sum).sum(fanInFanOut ? 0 : 1).sqrt();
+    }
+
+    /** m ⊙ (w + d)/{@code norm}, the factor along the output dimension; in the caller's scope. */
+    private Tensor mergedWeight(Tensor w, Tensor d, boolean fanInFanOut, Tensor norm) {
+        Tensor factor = weight().detach().to(w.dtype()).div(norm).unsqueeze(fanInFanOut ? 0 : 1);
+        return w.add(d).mul(factor);
+    }
+
+    /** The weight merging writes for stored weight {@code w} and ΔW {@code d} (stored layout, one dtype); in the caller's scope. */
+    Tensor mergedWeight(Tensor w, Tensor d, boolean fanInFanOut) {
+        return mergedWeight(w, d, fanInFanOut, mergedNorm(w, d, fanInFanOut));
     }
 
     @Override

@@ -21,9 +21,9 @@ import java.util.Objects;
  * but get no new weights have A and B zeroed (and a DoRA magnitude reset to ‖W‖), so they add
  * nothing, as in PEFT. Everything is checked before anything changes.
  *
- * <p>Thread-safety: like every change of adapters, run it from one thread with no forward
- * running on the model (a forward during a swap could mix old and new values). Mixed-batch
- * banks see the new values on their next use.
+ * <p>Thread-safety: each call is one adapter change ({@link AdapterLock}): it waits for running
+ * forwards of the model, and forwards see the adapter before the swap or after it, never a mix.
+ * Mixed-batch banks see the new values on their next use.
  */
 public final class Hotswap {
 
@@ -55,6 +55,10 @@ public final class Hotswap {
     public static int prepare(Module model, int targetRank) {
         Objects.requireNonNull(model, "model");
         if (targetRank < 1) throw new IllegalArgumentException("targetRank must be >= 1, got " + targetRank);
+        return AdapterLock.changing(model, () -> prepareLocked(model, targetRank));
+    }
+
+    private static int prepareLocked(Module model, int targetRank) {
         Map<String, LoraLayer> layers = Lora.loraLayers(model);
         for (var e : layers.entrySet()) {
             for (String n : e.getValue().adapterNames()) {
@@ -91,6 +95,13 @@ public final class Hotswap {
         Objects.requireNonNull(model, "model");
         Objects.requireNonNull(adapterName, "adapterName");
         Objects.requireNonNull(updates, "updates");
+        AdapterLock.changing(model, () -> {
+            swapLocked(model, adapterName, updates);
+            return null;
+        });
+    }
+
+    private static void swapLocked(Module model, String adapterName, Map<String, Update> updates) {
         Map<String, LoraLayer> holding = new LinkedHashMap<>();
         Lora.loraLayers(model).forEach((p, l) -> {
             if (l.hasAdapter(adapterName)) holding.put(p, l);

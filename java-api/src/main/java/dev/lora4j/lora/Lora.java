@@ -3,6 +3,7 @@ package dev.lora4j.lora;
 import dev.lora4j.Tensor;
 import dev.lora4j.nn.Conv;
 import dev.lora4j.nn.Embedding;
+import dev.lora4j.nn.HfConv1D;
 import dev.lora4j.nn.Linear;
 import dev.lora4j.nn.Module;
 import java.util.ArrayList;
@@ -18,7 +19,13 @@ import java.util.regex.Pattern;
  * the adapters trainable (loralib's {@code mark_only_lora_as_trainable}), the adapter's state
  * dict, merge / unmerge / merge-and-unload over a whole model.
  *
- * <p>All of these change the model: call them from one thread with no forward running.
+ * <p>Threads: the operations that change adapters (wrap, add, delete, set, merge, unmerge,
+ * weighted add, merge-and-unload, enable/disable) may run while other threads run
+ * {@link #forward(Module, Tensor)} or {@link #forward(Module, Tensor, String...)} on the same
+ * model in eval mode: each change waits for the running forwards and the forwards after it see
+ * it whole; no forward sees two states (see {@link AdapterLock} for the rule, and
+ * {@link AdapterLock#changing} to make several changes one). Training is single-threaded per
+ * model, as {@link Module} says.
  */
 public final class Lora {
 
@@ -28,8 +35,8 @@ public final class Lora {
     public record WrapReport(Module model, List<String> wrapped, List<String> excluded) {}
 
     /**
-     * Replaces every selected layer of {@code model} by its LoRA wrapper (Linear →
-     * {@link LoraLinear}, Embedding → {@link LoraEmbedding}, Conv1d/2d/3d → {@link LoraConv1d},
+     * Replaces every selected layer of {@code model} by its LoRA wrapper (Linear and GPT-2's
+     * {@link HfConv1D} → {@link LoraLinear}, Embedding → {@link LoraEmbedding}, Conv1d/2d/3d → {@link LoraConv1d},
      * {@link LoraConv2d}, {@link LoraConv3d}),
      * then marks only the adapters (and the biases {@code config.bias()} names) trainable.
      * Selection follows {@link LoraConfig}'s {@code targetModules}, {@code targetRegex} and
@@ -53,9 +60,11 @@ public final class Lora {
      */
     public static WrapReport wrap(Module model, LoraConfig config, Wrapper wrapper) {
         Objects.requireNonNull(wrapper, "wrapper");
-        WrapReport report = inject(model, LoraLayer.DEFAULT_ADAPTER, config, (m, name, c) -> wrapper.wrap(m, c));
-        markOnlyLoraAsTrainable(model, config.bias());
-        return report;
+        return AdapterLock.changing(model, () -> {
+            WrapReport report = inject(model, LoraLayer.DEFAULT_ADAPTER, config, (m, name, c) -> wrapper.wrap(m, c));
+            markOnlyLoraAsTrainable(model, config.bias());
+            return report;
+        });
     }
 
     /**
@@ -68,8 +77,10 @@ public final class Lora {
      */
     public static WrapReport addAdapter(Module model, String name, LoraConfig config) {
         Objects.requireNonNull(name, "adapter name");
-        if (adapterNames(model).contains(name)) throw new IllegalArgumentException("adapter '" + name + "' already exists");
-        return inject(model, name, config, Lora::wrapper);
+        return AdapterLock.changing(model, () -> {
+            if (names(model).contains(name)) throw new IllegalArgumentException("adapter '" + name + "' already exists");
+            return inject(model, name, config, Lora::wrapper);
+        });
     }
 
     /** Builds the LoRA layer for one selected base layer holding adapter {@code name}. */
@@ -84,7 +95,7 @@ public final class Lora {
         List<String> wrapped = new ArrayList<>();
         List<String> excluded = new ArrayList<>();
         List<String> inside = new ArrayList<>();
-        boolean hadAdapters = !adapterNames(model).isEmpty();
+        boolean hadAdapters = !names(model).isEmpty();
         for (var e : new LinkedHashMap<>(model.namedModules()).entrySet()) {
             String path = e.getKey();
             Module m = e.getValue();
@@ -118,14 +129,14 @@ public final class Lora {
     }
 
     private static boolean isWrappable(Module m) {
-        return m instanceof Linear || m instanceof Embedding || m instanceof Conv;
+        return m instanceof Linear || m instanceof HfConv1D || m instanceof Embedding || m instanceof Conv;
     }
 
     private static boolean selected(String path, Module m, LoraConfig c) {
         if (c.targetRegex() != null) return Pattern.matches(c.targetRegex(), path);
         List<String> t = c.targetModules();
         if (t.isEmpty()) return true;
-        if (t.size() == 1 && t.get(0).equals("all-linear")) return m instanceof Linear;
+        if (t.size() == 1 && t.get(0).equals("all-linear")) return m instanceof Linear || m instanceof HfConv1D;
         return t.stream().anyMatch(x -> nameMatches(path, x));
     }
 
@@ -138,9 +149,12 @@ public final class Lora {
         return wrapper(m, LoraLayer.DEFAULT_ADAPTER, config);
     }
 
-    /** The plain LoRA wrapper of a Linear, Embedding or Conv layer, with adapter {@code name}. */
+    /**
+     * The plain LoRA wrapper of a Linear, {@link HfConv1D}, Embedding or Conv layer, with adapter
+     * {@code name}; {@code fanInFanOut} is set to the layer's layout (see {@link LoraLinear}).
+     */
     public static LoraLayer wrapper(Module m, String name, LoraConfig config) {
-        if (m instanceof Linear l) return new LoraLinear(l, name, config);
+        if (m instanceof Linear || m instanceof HfConv1D) return new LoraLinear(m, name, config);
         if (m instanceof Embedding e) return new LoraEmbedding(e, name, config);
         if (m instanceof dev.lora4j.nn.Conv1d c) return new LoraConv1d(c, name, config);
         if (m instanceof dev.lora4j.nn.Conv2d c) return new LoraConv2d(c, name, config);
@@ -166,6 +180,7 @@ public final class Lora {
                     || bias == LoraConfig.Bias.LORA_ONLY && loraBiases.contains(name);
             if (p.dtype().isFloatingPoint()) p.requiresGrad_(train);
         });
+        loraLayers(model).values().forEach(LoraLayer::freezeMerged); // merged factors stay frozen until unmerged
     }
 
     private static List<String> loraLayerBiases(Module model) {
@@ -213,64 +228,96 @@ public final class Lora {
      * @throws IllegalArgumentException when a name is no adapter of the model
      */
     public static int merge(Module model, boolean safe, String... names) {
-        requireKnown(model, names);
-        int n = 0;
-        for (LoraLayer l : loraLayers(model).values()) {
-            String[] here = names.length == 0 ? new String[0] : java.util.Arrays.stream(names).filter(l::hasAdapter).toArray(String[]::new);
-            if (names.length > 0 && here.length == 0) continue;
-            if (l.merge(safe, here)) n++;
-        }
-        return n;
+        return AdapterLock.changing(model, () -> {
+            requireKnown(model, names);
+            Map<LoraLayer, String[]> todo = new LinkedHashMap<>();
+            for (LoraLayer l : loraLayers(model).values()) {
+                String[] here = names.length == 0 ? new String[0] : java.util.Arrays.stream(names).filter(l::hasAdapter).toArray(String[]::new);
+                if (names.length > 0 && here.length == 0) continue;
+                todo.put(l, here);
+            }
+            if (safe) todo.forEach(LoraLayer::checkMerge); // every layer before any changes
+            int n = 0;
+            for (var e : todo.entrySet()) if (e.getKey().merge(safe, e.getValue())) n++;
+            return n;
+        });
     }
 
     /** Unmerges every merged LoRA layer; returns how many. */
     public static int unmerge(Module model) {
-        int n = 0;
-        for (LoraLayer l : loraLayers(model).values()) if (l.isMerged() && l.unmerge()) n++;
-        return n;
+        return AdapterLock.changing(model, () -> {
+            int n = 0;
+            for (LoraLayer l : loraLayers(model).values()) if (l.isMerged() && l.unmerge()) n++;
+            return n;
+        });
     }
 
     /** Switches every LoRA layer's adapter on or off. */
     public static void setAdaptersEnabled(Module model, boolean enabled) {
-        loraLayers(model).values().forEach(l -> l.setAdapterEnabled(enabled));
+        AdapterLock.changing(model, () -> {
+            loraLayers(model).values().forEach(l -> l.setAdapterEnabled(enabled));
+            return null;
+        });
     }
 
     /**
      * Switches every LoRA adapter of the model off until the returned scope closes, then back to
      * what it was, even when the block throws (PEFT's {@code with model.disable_adapter():}).
-     * Merged adapters are unmerged while disabled and stay unmerged afterwards. Open and close it
-     * on the thread that trains or serves the model, with no concurrent forwards.
+     * Merged adapters are unmerged while disabled and stay unmerged afterwards. Opening and
+     * closing are each one change (see {@link AdapterLock}); forwards of other threads in between
+     * see the adapters disabled.
      */
     public static AdapterScope disableAdapters(Module model) {
-        Map<LoraLayer, Boolean> before = new LinkedHashMap<>();
-        loraLayers(model).values().forEach(l -> before.put(l, l.isAdapterEnabled()));
-        before.keySet().forEach(l -> l.setAdapterEnabled(false));
-        return new AdapterScope(before);
+        return AdapterLock.changing(model, () -> {
+            Map<LoraLayer, Boolean> before = new LinkedHashMap<>();
+            loraLayers(model).values().forEach(l -> before.put(l, l.isAdapterEnabled()));
+            before.keySet().forEach(l -> l.setAdapterEnabled(false));
+            return new AdapterScope(model, before);
+        });
     }
 
     /** Restores the adapters' enabled flags when closed; see {@link #disableAdapters}. Idempotent. */
     public static final class AdapterScope implements AutoCloseable {
+        private final Module model;
         private final Map<LoraLayer, Boolean> before;
         private boolean closed;
 
-        private AdapterScope(Map<LoraLayer, Boolean> before) {
+        private AdapterScope(Module model, Map<LoraLayer, Boolean> before) {
+            this.model = model;
             this.before = before;
         }
 
         @Override
         public void close() {
-            if (closed) return;
-            closed = true;
-            before.forEach((l, enabled) -> {
-                if (!l.isClosed()) l.setAdapterEnabled(enabled);
+            AdapterLock.changing(model, () -> {
+                if (closed) return null;
+                closed = true;
+                before.forEach((l, enabled) -> {
+                    if (!l.isClosed()) l.setAdapterEnabled(enabled);
+                });
+                return null;
             });
         }
     }
 
     // ------------------------------------------------------------------ named adapters
 
+    /**
+     * Whether {@code name} can name an adapter: non-empty, without dots (PEFT's names are parts
+     * of parameter names) and not {@link AdapterBank#BASE}. The rule every add and load checks;
+     * a service can check a client's name with it before doing any work.
+     */
+    public static boolean isValidAdapterName(String name) {
+        return name != null && !name.isEmpty() && !name.contains(".") && !name.equals(AdapterBank.BASE);
+    }
+
     /** Every adapter name of the model's LoRA layers, in the order first seen. */
     public static List<String> adapterNames(Module model) {
+        return AdapterLock.reading(model, () -> names(model));
+    }
+
+    /** {@link #adapterNames} for callers that hold the model's lock already. */
+    private static List<String> names(Module model) {
         java.util.LinkedHashSet<String> names = new java.util.LinkedHashSet<>();
         loraLayers(model).values().forEach(l -> names.addAll(l.adapterNames()));
         return List.copyOf(names);
@@ -278,9 +325,11 @@ public final class Lora {
 
     /** The adapters active in at least one LoRA layer, in the order first seen. */
     public static List<String> activeAdapters(Module model) {
-        java.util.LinkedHashSet<String> names = new java.util.LinkedHashSet<>();
-        loraLayers(model).values().forEach(l -> names.addAll(l.activeAdapters()));
-        return List.copyOf(names);
+        return AdapterLock.reading(model, () -> {
+            java.util.LinkedHashSet<String> names = new java.util.LinkedHashSet<>();
+            loraLayers(model).values().forEach(l -> names.addAll(l.activeAdapters()));
+            return List.copyOf(names);
+        });
     }
 
     /**
@@ -291,10 +340,13 @@ public final class Lora {
      * @throws IllegalArgumentException when a name is no adapter of the model
      */
     public static void setAdapter(Module model, String... names) {
-        requireKnown(model, names);
-        for (LoraLayer l : loraLayers(model).values()) {
-            l.setActiveAdapters(java.util.Arrays.stream(names).filter(l::hasAdapter).toArray(String[]::new));
-        }
+        AdapterLock.changing(model, () -> {
+            requireKnown(model, names);
+            for (LoraLayer l : loraLayers(model).values()) {
+                l.setActiveAdapters(java.util.Arrays.stream(names).filter(l::hasAdapter).toArray(String[]::new));
+            }
+            return null;
+        });
     }
 
     /**
@@ -305,12 +357,15 @@ public final class Lora {
      * @throws IllegalStateException when it is merged somewhere (unmerge first; nothing is deleted)
      */
     public static void deleteAdapter(Module model, String name) {
-        requireKnown(model, new String[] {name});
-        List<LoraLayer> holding = loraLayers(model).values().stream().filter(l -> l.hasAdapter(name)).toList();
-        for (LoraLayer l : holding) {
-            if (l.mergedAdapters().contains(name)) throw new IllegalStateException("adapter '" + name + "' is merged: unmerge before deleting it");
-        }
-        holding.forEach(l -> l.deleteAdapter(name));
+        AdapterLock.changing(model, () -> {
+            requireKnown(model, new String[] {name});
+            List<LoraLayer> holding = loraLayers(model).values().stream().filter(l -> l.hasAdapter(name)).toList();
+            for (LoraLayer l : holding) {
+                if (l.mergedAdapters().contains(name)) throw new IllegalStateException("adapter '" + name + "' is merged: unmerge before deleting it");
+            }
+            holding.forEach(l -> l.deleteAdapter(name));
+            return null;
+        });
     }
 
     /**
@@ -356,23 +411,26 @@ public final class Lora {
         }
         for (double w : weights) if (!Double.isFinite(w)) throw new IllegalArgumentException("weights must be finite, got " + w);
         if (svdRank < 0) throw new IllegalArgumentException("svdRank must be >= 0, got " + svdRank);
-        requireKnown(model, adapters);
-        if (adapterNames(model).contains(newName)) throw new IllegalArgumentException("adapter '" + newName + "' already exists");
-        Collection<LoraLayer> layers = loraLayers(model).values();
-        for (LoraLayer l : layers) {
-            for (String n : adapters) {
-                if (l instanceof LoraLinear ll && ll.hasAdapter(n) && ll.dora(n) != null) {
-                    throw new UnsupportedOperationException("adapter '" + n + "' is a DoRA adapter: weighted combination would drop its magnitude");
+        AdapterLock.changing(model, () -> {
+            requireKnown(model, adapters);
+            if (names(model).contains(newName)) throw new IllegalArgumentException("adapter '" + newName + "' already exists");
+            Collection<LoraLayer> layers = loraLayers(model).values();
+            for (LoraLayer l : layers) {
+                for (String n : adapters) {
+                    if (l instanceof LoraLinear ll && ll.hasAdapter(n) && ll.dora(n) != null) {
+                        throw new UnsupportedOperationException("adapter '" + n + "' is a DoRA adapter: weighted combination would drop its magnitude");
+                    }
                 }
             }
-        }
-        if (type.usesDensity()) {
-            for (LoraLayer l : layers) TaskArithmeticAdapters.check(l, adapters, type, svdRank); // all layers before any change
-            for (LoraLayer l : layers) TaskArithmeticAdapters.combine(l, adapters, weights, newName, type, svdRank, density, majoritySignMethod);
-            return;
-        }
-        for (LoraLayer l : layers) WeightedAdapters.check(l, adapters, weights, type, svdRank); // all layers before any change
-        for (LoraLayer l : layers) WeightedAdapters.combine(l, adapters, weights, newName, type, svdRank);
+            if (type.usesDensity()) {
+                for (LoraLayer l : layers) TaskArithmeticAdapters.check(l, adapters, type, svdRank); // all layers before any change
+                for (LoraLayer l : layers) TaskArithmeticAdapters.combine(l, adapters, weights, newName, type, svdRank, density, majoritySignMethod);
+            } else {
+                for (LoraLayer l : layers) WeightedAdapters.check(l, adapters, weights, type, svdRank); // all layers before any change
+                for (LoraLayer l : layers) WeightedAdapters.combine(l, adapters, weights, newName, type, svdRank);
+            }
+            return null;
+        });
     }
 
     /**
@@ -380,7 +438,8 @@ public final class Lora {
      * ({@link AdapterBank#BASE} for the base model alone), PEFT's {@code adapter_names=}
      * argument. Linear layers compute every row in one fused call in inference (no gradients);
      * other layers run each adapter on its rows. Active adapters do not matter here. Safe from
-     * many threads at once on a model in eval mode.
+     * many threads at once on a model in eval mode, also while other threads change its
+     * adapters: the whole forward sees one adapter state (see {@link AdapterLock}).
      *
      * @throws IllegalArgumentException for a name that is no adapter of the model, or a
      *     count of names that differs from the batch size
@@ -389,18 +448,31 @@ public final class Lora {
     public static Tensor forward(Module model, Tensor input, String... rowAdapters) {
         Objects.requireNonNull(input, "input");
         String[] rows = rowAdapters.clone();
-        java.util.Set<String> known = new java.util.HashSet<>(adapterNames(model));
-        for (int i = 0; i < rows.length; i++) {
-            Objects.requireNonNull(rows[i], "rowAdapters[" + i + "]");
-            if (!rows[i].equals(AdapterBank.BASE) && !known.contains(rows[i])) {
-                throw new IllegalArgumentException("no adapter named '" + rows[i] + "' (have " + adapterNames(model) + ", or '"
-                        + AdapterBank.BASE + "' for none)");
-            }
-        }
+        for (int i = 0; i < rows.length; i++) Objects.requireNonNull(rows[i], "rowAdapters[" + i + "]");
         if (input.dim() == 0 || input.size(0) != rows.length) {
             throw new IllegalArgumentException(rows.length + " adapter names for a batch of " + (input.dim() == 0 ? 0 : input.size(0)) + " rows");
         }
-        return LoraLayer.withRowAdapters(rows, () -> model.forward(input));
+        return AdapterLock.reading(model, () -> {
+            List<String> have = names(model);
+            java.util.Set<String> known = new java.util.HashSet<>(have);
+            for (String row : rows) {
+                if (!row.equals(AdapterBank.BASE) && !known.contains(row)) {
+                    throw new IllegalArgumentException("no adapter named '" + row + "' (have " + have + ", or '" + AdapterBank.BASE + "' for none)");
+                }
+            }
+            return LoraLayer.withRowAdapters(rows, () -> model.forward(input));
+        });
+    }
+
+    /**
+     * The model's output with its active adapters ({@code model.forward(input)}, PEFT's
+     * {@code model(x)}), the whole forward under the model's read lock, so it sees one adapter
+     * state in every layer while other threads may change adapters (see {@link AdapterLock}).
+     * Safe from many threads at once on a model in eval mode.
+     */
+    public static Tensor forward(Module model, Tensor input) {
+        Objects.requireNonNull(input, "input");
+        return AdapterLock.reading(model, () -> model.forward(input));
     }
 
     private static void requireKnown(Module model, String[] names) {
@@ -409,7 +481,7 @@ public final class Lora {
 
     private static void requireKnown(Module model, List<String> names) {
         Objects.requireNonNull(names, "adapter names");
-        List<String> have = adapterNames(model);
+        List<String> have = names(model);
         for (String n : names) {
             Objects.requireNonNull(n, "adapter name");
             if (!have.contains(n)) throw new IllegalArgumentException("no adapter named '" + n + "' (have " + have + ")");
@@ -418,16 +490,22 @@ public final class Lora {
 
     /**
      * Merges every LoRA layer and puts its base layer back in its place (PEFT's
-     * {@code merge_and_unload}); the adapters are closed. Returns the model.
+     * {@code merge_and_unload}); the adapters are closed. Returns the model. With {@code safe},
+     * every layer is checked first ({@link LoraLayer#checkMerge}): a non-finite merged weight
+     * anywhere throws {@link IllegalStateException} with the model unchanged.
      */
     public static Module mergeAndUnload(Module model, boolean safe) {
-        for (var e : loraLayers(model).entrySet()) {
-            String path = e.getKey();
-            if (path.isEmpty()) throw new IllegalArgumentException("the model itself is a LoRA layer: use its mergeAndUnload");
-            int dot = path.lastIndexOf('.');
-            Module parent = dot < 0 ? model : model.module(path.substring(0, dot));
-            parent.replaceChild(path.substring(dot + 1), e.getValue().mergeAndUnload(safe));
-        }
-        return model;
+        return AdapterLock.changing(model, () -> {
+            Map<String, LoraLayer> layers = loraLayers(model);
+            if (layers.containsKey("")) throw new IllegalArgumentException("the model itself is a LoRA layer: use its mergeAndUnload");
+            if (safe) layers.values().forEach(l -> l.checkMerge()); // every layer before any changes
+            for (var e : layers.entrySet()) {
+                String path = e.getKey();
+                int dot = path.lastIndexOf('.');
+                Module parent = dot < 0 ? model : model.module(path.substring(0, dot));
+                parent.replaceChild(path.substring(dot + 1), e.getValue().mergeAndUnload(safe));
+            }
+            return model;
+        });
     }
 }

@@ -11,7 +11,9 @@ import java.util.Objects;
  * @param r rank of the update (≥ 1)
  * @param loraAlpha α; the update is scaled by α/r (α/√r with rsLoRA)
  * @param loraDropout dropout probability on the adapter's input (Linear, Conv)
- * @param fanInFanOut the base weight is stored (in, out), as GPT-2's Conv1D
+ * @param fanInFanOut the base weight is stored (in, out), as GPT-2's Conv1D; as PEFT, LoRA
+ *     layers correct it to the base's layout (false for Linear, true for
+ *     {@link dev.lora4j.nn.HfConv1D}) with a warning, and honour it for other 2-d weights
  * @param useRslora scale by α/√r instead of α/r (rank-stabilised LoRA)
  * @param init how A and B start (B·A = 0 in every mode but none)
  * @param targetModules names to wrap for {@link Lora#wrap}: a name matches a module whose
@@ -59,7 +61,9 @@ public record LoraConfig(int r, double loraAlpha, double loraDropout, boolean fa
 
     public LoraConfig {
         if (r < 1) throw new IllegalArgumentException("LoRA rank r must be >= 1, got " + r);
-        if (!(loraAlpha > 0)) throw new IllegalArgumentException("lora_alpha must be > 0, got " + loraAlpha);
+        if (!(loraAlpha > 0) || Double.isInfinite(loraAlpha)) {
+            throw new IllegalArgumentException("lora_alpha must be finite and > 0, got " + loraAlpha);
+        }
         if (!(loraDropout >= 0 && loraDropout < 1)) throw new IllegalArgumentException("lora_dropout must be in [0, 1), got " + loraDropout);
         Objects.requireNonNull(init, "init");
         targetModules = List.copyOf(Objects.requireNonNull(targetModules, "targetModules"));

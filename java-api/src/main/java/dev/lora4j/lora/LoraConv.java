@@ -55,8 +55,9 @@ public class LoraConv extends LoraLayer {
         long[] ones = new long[n];
         long[] zeros = new long[n];
         java.util.Arrays.fill(ones, 1);
-        Conv a = loraA.put(name, conv(n, base.inChannels(), r, base.kernelSize(), base.stride(), base.padding(), base.dilation(), g));
-        Conv b = loraB.put(name, conv(n, r, base.outChannels(), ones, ones, zeros, ones, g));
+        DType dtype = factorType();
+        Conv a = loraA.put(name, (Conv) conv(n, base.inChannels(), r, base.kernelSize(), base.stride(), base.padding(), base.dilation(), g).to(dtype));
+        Conv b = loraB.put(name, (Conv) conv(n, r, base.outChannels(), ones, ones, zeros, ones, g).to(dtype));
         LoraLinear.initFactors(config, a.weight(), b.weight());
         if (config.loraDropout() > 0) dropout.put(name, new Dropout(config.loraDropout()));
     }
@@ -102,7 +103,8 @@ public class LoraConv extends LoraLayer {
     @Override
     protected Tensor loraForward(Tensor input, String name) {
         try (TensorScope s = TensorScope.open()) {
-            Tensor x = dropout.containsKey(name) ? dropout.get(name).forward(input) : input;
+            Tensor cast = castInput(input, loraA(name));
+            Tensor x = dropout.containsKey(name) ? dropout.get(name).forward(cast) : cast;
             return loraB.get(name).forward(loraA.get(name).forward(x)).mul(scaling(name)).keep();
         }
     }

@@ -14,7 +14,8 @@ import dev.lora4j.nn.ParameterDict;
  * {@code lora_embedding_A.<name>} (r, num_embeddings) and {@code lora_embedding_B.<name>} (dim, r) per adapter; the
  * update of the table is ΔW = s·(B·A)ᵀ (num_embeddings, dim). Init as PEFT's (default and
  * gaussian alike): A zeros, B N(0,1); with the seed's NORMAL init, A N(0,1) and B zeros.
- * No dropout (as PEFT). See {@link LoraLayer} for named adapters and merging.
+ * No dropout (as PEFT). The factors take the table's dtype (float32 for a float16/bfloat16
+ * table, whose LoRA rows are then rounded once into the output). See {@link LoraLayer} for named adapters and merging.
  *
  * <p>Ownership and threads: as every {@link dev.lora4j.nn.Module}: it owns its parameters and
  * frees them on close; eval-mode forwards may run on many threads, changes are single-threaded.
@@ -40,8 +41,9 @@ public class LoraEmbedding extends LoraLayer {
     @Override
     protected void createAdapter(String name, LoraConfig config) {
         int r = config.r();
-        Tensor a = loraA.put(name, Tensor.zeros(r, base().numEmbeddings()).requiresGrad_(true));
-        Tensor b = loraB.put(name, Tensor.zeros(base().embeddingDim(), r).requiresGrad_(true));
+        DType dtype = factorType();
+        Tensor a = loraA.put(name, Tensor.zeros(dtype, r, base().numEmbeddings()).requiresGrad_(true));
+        Tensor b = loraB.put(name, Tensor.zeros(dtype, base().embeddingDim(), r).requiresGrad_(true));
         try (var ng = Torch.noGrad()) {
             // PEFT initialises embedding adapters this way for both its default and "gaussian".
             switch (config.init()) {

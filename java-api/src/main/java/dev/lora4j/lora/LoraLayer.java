@@ -4,6 +4,8 @@ import dev.lora4j.DType;
 import dev.lora4j.Tensor;
 import dev.lora4j.TensorScope;
 import dev.lora4j.Torch;
+import dev.lora4j.nn.HfConv1D;
+import dev.lora4j.nn.Linear;
 import dev.lora4j.nn.Module;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -36,14 +38,21 @@ import java.util.Objects;
  * every merged ΔW again, last merged first. Forward adds the active adapters that are not
  * merged.
  *
+ * <h2>dtypes</h2>
+ * As PEFT's: a new adapter's factors take the base weight's floating dtype, except for
+ * float16/bfloat16 weights, whose factors are float32 ({@link #factorType()}); the input of the
+ * LoRA path is cast to the factors' dtype and the sum with the base output rounded once back to
+ * the output's dtype. ΔW is computed in the factors' dtype too.
+ *
  * <h2>Mixed batches</h2>
  * Inside {@link Lora#forward(Module, Tensor, String...)} each row of the batch uses the adapter
  * named for it ({@link AdapterBank#BASE} for none); a name this layer does not hold gives the
  * base output for that row, as in PEFT.
  *
  * <p>Ownership and thread-safety as {@link Module}: forwards in eval mode may run
- * concurrently (mixed batches included); adding, deleting, activating, merging and enabling
- * are single-threaded, with no forward running.
+ * concurrently (mixed batches included). Adding, deleting, activating, merging and enabling
+ * may run while forwards do: they wait for running forwards of the model and the forwards
+ * after them see the change whole (the read-write discipline of {@link AdapterLock}).
  */
 public abstract class LoraLayer extends Module {
 
@@ -58,7 +67,11 @@ public abstract class LoraLayer extends Module {
     private final Map<String, LoraConfig> configs = new LinkedHashMap<>();
     private volatile List<String> active = List.of();
     private final List<String> merged = new ArrayList<>();
+    /** Whether each merged adapter's factors required gradients before merging (restored by unmerge). */
+    private final Map<String, Boolean> trainableBeforeMerge = new java.util.HashMap<>();
     private boolean enabled = true;
+    /** The lock this layer's changes and forwards hold: its own until a model takes it over (see {@link AdapterLock}). */
+    volatile AdapterLock adapterLock = AdapterLock.forLayer();
 
     /** Wraps {@code base}, whose weight is frozen (as PEFT does), with no adapter yet; its bias is left as it is. */
     protected LoraLayer(Module base) {
@@ -72,8 +85,9 @@ public abstract class LoraLayer extends Module {
      */
     protected LoraLayer(Module base, LoraConfig config) {
         this(base);
-        configs.put(DEFAULT_ADAPTER, Objects.requireNonNull(config, "config"));
-        checkVariant(config);
+        LoraConfig c = layoutOf(base, Objects.requireNonNull(config, "config"));
+        checkVariant(c);
+        configs.put(DEFAULT_ADAPTER, c);
         active = List.of(DEFAULT_ADAPTER);
     }
 
@@ -88,8 +102,22 @@ public abstract class LoraLayer extends Module {
         }
     }
 
-    /** Makes a layer's own per-adapter parameters besides A and B (DoRA's magnitude) trainable or not. */
-    protected void setAdapterTrainable(String name, boolean train) {}
+    /**
+     * A layer's own per-adapter parameters besides A and B (DoRA's magnitude): they train, freeze
+     * and stay frozen while merged together with the factors. None by default.
+     */
+    protected List<Tensor> variantParameters(String name) {
+        return List.of();
+    }
+
+    /** Adapter {@code name}'s trainable tensors: A, B and {@link #variantParameters}. */
+    private List<Tensor> adapterParameters(String name) {
+        List<Tensor> extra = variantParameters(name);
+        if (extra.isEmpty()) return List.of(loraA(name), loraB(name));
+        List<Tensor> all = new ArrayList<>(List.of(loraA(name), loraB(name)));
+        all.addAll(extra);
+        return all;
+    }
 
     /**
      * Merges (sign 1) or unmerges (sign −1) adapter {@code name} when its kind does not simply
@@ -97,6 +125,30 @@ public abstract class LoraLayer extends Module {
      */
     protected boolean applyVariant(String name, double sign, boolean safe) {
         return false;
+    }
+
+    /**
+     * {@code config} with {@code fanInFanOut} set to what {@code base} stores, as PEFT corrects it
+     * (with a warning): false for a {@link Linear} (weight (out, in)), true for GPT-2's
+     * {@link HfConv1D} (weight (in, out)); other bases keep the config's flag.
+     */
+    static LoraConfig layoutOf(Module base, LoraConfig config) {
+        boolean want;
+        if (base instanceof Linear) want = false;
+        else if (base instanceof HfConv1D) want = true;
+        else return config;
+        if (config.fanInFanOut() == want) return config;
+        LOG.log(System.Logger.Level.WARNING, "fan_in_fan_out is set to " + config.fanInFanOut() + " but the target module is a "
+                + base.getClass().getSimpleName() + ": setting fan_in_fan_out to " + want);
+        return config.withFanInFanOut(want);
+    }
+
+    /**
+     * Runs {@code body} holding this layer's adapter lock (see {@link AdapterLock}): the write lock
+     * for a subclass's own changes of adapter state, the read lock for its own forwards.
+     */
+    protected final <T, E extends Exception> T withAdapterLock(boolean write, AdapterLock.Body<T, E> body) throws E {
+        return AdapterLock.holding(AdapterLock.lock(this, write), body);
     }
 
     /** The wrapped layer. */
@@ -116,9 +168,18 @@ public abstract class LoraLayer extends Module {
      * @throws UnsupportedOperationException for layers that hold one adapter only
      */
     public final void addAdapter(String name, LoraConfig config) {
+        AdapterLock.Held held = AdapterLock.lock(this, true);
+        try {
+            addAdapterLocked(name, config);
+        } finally {
+            held.close();
+        }
+    }
+
+    private void addAdapterLocked(String name, LoraConfig config) {
         ensureOpen();
         checkNewName(name);
-        Objects.requireNonNull(config, "config");
+        config = layoutOf(baseLayer(), Objects.requireNonNull(config, "config"));
         checkVariant(config);
         createAdapter(name, config);
         configs.put(name, config);
@@ -133,6 +194,15 @@ public abstract class LoraLayer extends Module {
      * @throws IllegalStateException when the adapter is merged (unmerge first)
      */
     public final void deleteAdapter(String name) {
+        AdapterLock.Held held = AdapterLock.lock(this, true);
+        try {
+            deleteAdapterLocked(name);
+        } finally {
+            held.close();
+        }
+    }
+
+    private void deleteAdapterLocked(String name) {
         ensureOpen();
         requireAdapter(name);
         if (merged.contains(name)) throw new IllegalStateException("adapter '" + name + "' is merged: unmerge before deleting it");
@@ -148,6 +218,15 @@ public abstract class LoraLayer extends Module {
      * require gradients, the other adapters' do not. No names: only the base layer's output.
      */
     public final void setActiveAdapters(String... names) {
+        AdapterLock.Held held = AdapterLock.lock(this, true);
+        try {
+            setActiveAdaptersLocked(names);
+        } finally {
+            held.close();
+        }
+    }
+
+    private void setActiveAdaptersLocked(String... names) {
         ensureOpen();
         List<String> now = List.of(names);
         for (String n : now) requireAdapter(n);
@@ -178,7 +257,7 @@ public abstract class LoraLayer extends Module {
     /** Replaces adapter {@code name}'s settings, for {@link Hotswap}; its r must be the factors' rank. */
     final void replaceConfig(String name, LoraConfig config) {
         requireAdapter(name);
-        configs.put(name, Objects.requireNonNull(config, "config"));
+        configs.put(name, layoutOf(baseLayer(), Objects.requireNonNull(config, "config")));
     }
 
     /** The settings adapter {@code name} was created with. */
@@ -244,15 +323,40 @@ public abstract class LoraLayer extends Module {
         List<String> a = active;
         for (String n : configs.keySet()) {
             boolean train = a.contains(n);
-            loraA(n).requiresGrad_(train);
-            loraB(n).requiresGrad_(train);
-            setAdapterTrainable(n, train);
+            if (merged.contains(n)) {
+                trainableBeforeMerge.put(n, train);
+                train = false;
+            }
+            for (Tensor f : adapterParameters(n)) f.requiresGrad_(train);
         }
+    }
+
+    /**
+     * Freezes the factors of merged adapters and drops their gradients: while merged, an
+     * optimizer step must not move them, or unmerging would not restore the base weight.
+     */
+    final void freezeMerged() {
+        for (String n : merged) {
+            for (Tensor f : adapterParameters(n)) {
+                f.requiresGrad_(false);
+                f.clearGrad();
+            }
+        }
+    }
+
+    /**
+     * Freezes adapter {@code name}'s factors (PEFT loads adapters this way unless
+     * {@code is_trainable}); {@link #setActiveAdapters} makes active adapters trainable again.
+     */
+    public final void freezeAdapter(String name) {
+        requireAdapter(name);
+        for (Tensor f : adapterParameters(name)) f.requiresGrad_(false);
+        if (merged.contains(name)) trainableBeforeMerge.put(name, false);
     }
 
     private void checkNewName(String name) {
         Objects.requireNonNull(name, "name");
-        if (name.isEmpty() || name.contains(".") || name.equals(AdapterBank.BASE)) {
+        if (!Lora.isValidAdapterName(name)) {
             throw new IllegalArgumentException("an adapter name must be non-empty, without dots and not '" + AdapterBank.BASE
                     + "', got '" + name + "'");
         }
@@ -274,6 +378,15 @@ public abstract class LoraLayer extends Module {
      * base layer, which the caller owns from now on (PEFT's {@code merge_and_unload} for one layer).
      */
     public final Module mergeAndUnload(boolean safe) {
+        AdapterLock.Held held = AdapterLock.lock(this, true);
+        try {
+            return mergeAndUnloadLocked(safe);
+        } finally {
+            held.close();
+        }
+    }
+
+    private Module mergeAndUnloadLocked(boolean safe) {
         merge(safe);
         return unload();
     }
@@ -283,6 +396,15 @@ public abstract class LoraLayer extends Module {
      * adapters were merged), which the caller owns from now on (PEFT's {@code unload}).
      */
     public final Module unload() {
+        AdapterLock.Held held = AdapterLock.lock(this, true);
+        try {
+            return unloadLocked();
+        } finally {
+            held.close();
+        }
+    }
+
+    private Module unloadLocked() {
         ensureOpen();
         Module base = removeModule("base_layer");
         close();
@@ -306,6 +428,15 @@ public abstract class LoraLayer extends Module {
      * base layer really is the original.
      */
     public void setAdapterEnabled(boolean enabled) {
+        AdapterLock.Held held = AdapterLock.lock(this, true);
+        try {
+            setAdapterEnabledLocked(enabled);
+        } finally {
+            held.close();
+        }
+    }
+
+    private void setAdapterEnabledLocked(boolean enabled) {
         ensureOpen();
         if (!enabled && isMerged()) unmerge();
         this.enabled = enabled;
@@ -323,12 +454,27 @@ public abstract class LoraLayer extends Module {
     protected abstract Tensor deltaWeight(DType dtype, String name);
 
     /**
-     * The type ΔW is computed in: the weight's own, or float32 for float16/bfloat16 weights
-     * (whose sums are then rounded once).
+     * The dtype of a new adapter's factors, as PEFT: the base weight's floating dtype, except
+     * float16/bfloat16 (and non-floating) weights, whose factors are float32; the LoRA path then
+     * runs in float32 and its sum with the base output is rounded once to the output's dtype.
      */
-    private DType computeType() {
-        DType d = baseWeight().dtype();
-        return d == DType.FLOAT16 || d == DType.BFLOAT16 ? DType.FLOAT32 : d;
+    protected final DType factorType() {
+        return factorType(baseWeight().dtype());
+    }
+
+    /** {@link #factorType()} for a base weight of dtype {@code weight}. */
+    public static DType factorType(DType weight) {
+        return weight == DType.FLOAT16 || weight == DType.BFLOAT16 || !weight.isFloatingPoint() ? DType.FLOAT32 : weight;
+    }
+
+    /**
+     * {@code x} as the LoRA path computes it: converted to {@code factor}'s dtype when both are
+     * floating and differ (PEFT's {@code _cast_input_dtype}), else {@code x} itself. The caller
+     * closes the result when it is not {@code x}.
+     */
+    protected static Tensor castInput(Tensor x, Tensor factor) {
+        DType want = factor.dtype();
+        return x.dtype() == want || !x.dtype().isFloatingPoint() ? x : x.to(want);
     }
 
     /** ΔW of the first active adapter in the base weight's dtype (computed as merging computes it); the caller owns it. */
@@ -339,22 +485,43 @@ public abstract class LoraLayer extends Module {
     /** ΔW of adapter {@code name} in the base weight's dtype; the caller owns it. */
     public final Tensor deltaWeight(String name) {
         requireAdapter(name);
-        try (var ng = Torch.noGrad(); Tensor d = deltaWeight(computeType(), name)) {
+        try (var ng = Torch.noGrad(); Tensor d = deltaWeight(factorType(), name)) {
             return d.to(baseWeight().dtype());
         }
     }
 
     @Override
     public Tensor forward(Tensor input) {
+        AdapterLock.Held held = AdapterLock.lock(this, false);
+        try {
+            return forwardLocked(input);
+        } finally {
+            held.close();
+        }
+    }
+
+    private Tensor forwardLocked(Tensor input) {
         Tensor base = baseLayer().forward(input);
         if (!enabled || configs.isEmpty()) return base;
+        DType out = base.dtype();
         String[] rows = ROW_ADAPTERS.get();
-        if (rows != null) return addOrKeep(base, mixedDelta(input, rows));
+        if (rows != null) return restoreType(addOrKeep(base, mixedDelta(input, rows)), out);
         for (String name : active) {
             if (!merged.isEmpty() && merged.contains(name)) continue;
             base = addAdapter(base, input, name);
         }
-        return base;
+        return restoreType(base, out);
+    }
+
+    /**
+     * {@code y} in dtype {@code out} (closing {@code y} when converted): a float32 LoRA path on a
+     * float16/bfloat16 base promotes the sum, which is rounded back once, as PEFT does.
+     */
+    protected static Tensor restoreType(Tensor y, DType out) {
+        if (y.dtype() == out) return y;
+        try (y) {
+            return y.to(out);
+        }
     }
 
     /**
@@ -454,9 +621,19 @@ public abstract class LoraLayer extends Module {
      *     (the weight is then left as the adapters merged before it left it)
      */
     public final boolean merge(boolean safe, String... names) {
+        AdapterLock.Held held = AdapterLock.lock(this, true);
+        try {
+            return mergeLocked(safe, names);
+        } finally {
+            held.close();
+        }
+    }
+
+    private boolean mergeLocked(boolean safe, String... names) {
         ensureOpen();
         List<String> todo = names.length == 0 ? active : List.of(names);
         for (String n : todo) requireAdapter(n);
+        if (safe) checkMerge(names);
         boolean any = false;
         for (String n : todo) {
             if (merged.contains(n)) {
@@ -464,15 +641,59 @@ public abstract class LoraLayer extends Module {
                 continue;
             }
             apply(n, 1.0, safe);
+            trainableBeforeMerge.put(n, loraA(n).requiresGrad() || loraB(n).requiresGrad());
             merged.add(n);
             any = true;
         }
+        freezeMerged();
         if (any) enabled = true;
         return any;
     }
 
+    /**
+     * Checks, changing nothing, that merging the named adapters (none named: the active ones)
+     * gives a finite weight: the base weight plus every ΔW not merged yet, in the type merging
+     * computes in. {@link Lora#merge} and {@link Lora#mergeAndUnload} with {@code safe} check
+     * every layer this way before changing any.
+     *
+     * @throws IllegalStateException when the merged weight would hold NaN or infinity
+     */
+    public final void checkMerge(String... names) {
+        ensureOpen();
+        List<String> todo = names.length == 0 ? active : List.of(names);
+        for (String n : todo) requireAdapter(n);
+        try (var ng = Torch.noGrad(); TensorScope scope = TensorScope.open()) {
+            Tensor w = baseWeight().to(factorType());
+            for (String n : new java.util.LinkedHashSet<>(todo)) {
+                if (!merged.contains(n)) w = mergedWith(w, n);
+            }
+            if (!w.allFinite()) {
+                throw new IllegalStateException("safe merge refused: the merged weight of " + getClass().getSimpleName()
+                        + " with adapters " + todo + " would hold NaN or infinity (an adapter is probably broken)");
+            }
+        }
+    }
+
+    /**
+     * {@code w} (the stored weight in {@link #factorType()}) with adapter {@code name} merged as
+     * merging computes it, for {@link #checkMerge}: W + ΔW, or a variant's own merged weight
+     * (DoRA's); the result lives in the caller's tensor scope.
+     */
+    protected Tensor mergedWith(Tensor w, String name) {
+        return w.add(deltaWeight(factorType(), name));
+    }
+
     /** Subtracts every merged ΔW again, last merged first; returns false, with a warning, when none was merged. */
     public final boolean unmerge() {
+        AdapterLock.Held held = AdapterLock.lock(this, true);
+        try {
+            return unmergeLocked();
+        } finally {
+            held.close();
+        }
+    }
+
+    private boolean unmergeLocked() {
         ensureOpen();
         if (merged.isEmpty()) {
             LOG.log(System.Logger.Level.WARNING, "LoRA layer is not merged: unmerge ignored");
@@ -482,6 +703,8 @@ public abstract class LoraLayer extends Module {
             String n = merged.get(merged.size() - 1);
             apply(n, -1.0, false);
             merged.remove(merged.size() - 1);
+            boolean train = Boolean.TRUE.equals(trainableBeforeMerge.remove(n));
+            for (Tensor f : adapterParameters(n)) f.requiresGrad_(train);
         }
         return true;
     }
@@ -490,7 +713,7 @@ public abstract class LoraLayer extends Module {
         if (applyVariant(name, sign, safe)) return;
         Tensor w = baseWeight();
         try (var ng = Torch.noGrad(); TensorScope scope = TensorScope.open()) {
-            DType compute = computeType();
+            DType compute = factorType();
             Tensor delta = deltaWeight(compute, name);
             if (!safe && compute == w.dtype()) {
                 w.add_(delta, sign);

@@ -16,8 +16,11 @@ import java.util.List;
  * LoRA around a linear layer: {@code y = base(x) + Σ s·(dropout(x)·Aᵀ)·Bᵀ} over the active
  * adapters, each with A (r, in) and B (out, r) held as PEFT holds them
  * ({@code lora_A.<name>.weight}, {@code lora_B.<name>.weight}, dropout {@code lora_dropout.<name>}).
- * The base is a {@link Linear} or any module with a 2-d {@code weight}: (out, in), or (in, out)
- * with {@code fanInFanOut} (GPT-2's Conv1D). See {@link LoraLayer} for named adapters and
+ * The base is a {@link Linear}, GPT-2's {@link dev.lora4j.nn.HfConv1D}, or any module with a
+ * 2-d {@code weight}: (out, in), or (in, out) with {@code fanInFanOut}. As PEFT, the flag is
+ * corrected (with a warning) to the base's layout: false for Linear, true for HfConv1D. The
+ * factors take the base weight's dtype (float32 for float16/bfloat16 bases, whose LoRA path
+ * then runs in float32 and is rounded once into the output). See {@link LoraLayer} for named adapters and
  * merging. Mixed batches in inference run through an {@link AdapterBank} (one fused native
  * call for every row), rebuilt when adapters are added, deleted or their factors change; a
  * layer holding a DoRA adapter runs each adapter on its own rows instead.
@@ -55,7 +58,7 @@ public class LoraLinear extends LoraLayer {
             throw new IllegalArgumentException("LoraLinear needs a base layer with a 2-d weight, got "
                     + (w == null ? "none" : Arrays.toString(w.shape())));
         }
-        fanInFanOut = config.fanInFanOut();
+        fanInFanOut = layoutOf(base, config).fanInFanOut();
         inFeatures = fanInFanOut ? w.size(0) : w.size(1);
         outFeatures = fanInFanOut ? w.size(1) : w.size(0);
         dropout = registerModule("lora_dropout", new ModuleDict());
@@ -71,15 +74,16 @@ public class LoraLinear extends LoraLayer {
                     + " but the base weight's layout is fan_in_fan_out=" + fanInFanOut);
         }
         int r = config.r();
-        Linear a = loraA.put(name, new Linear(inFeatures, r, false));
-        Linear b = loraB.put(name, new Linear(r, outFeatures, false));
+        DType dtype = factorType();
+        Linear a = loraA.put(name, (Linear) new Linear(inFeatures, r, false).to(dtype));
+        Linear b = loraB.put(name, (Linear) new Linear(r, outFeatures, false).to(dtype));
         if (InitSvd.handles(config)) InitSvd.init(config, baseWeight(), fanInFanOut, a.weight(), b.weight());
         else initFactors(config, a.weight(), b.weight());
         if (config.loraDropout() > 0) dropout.put(name, new Dropout(config.loraDropout()));
         if (config.useDora()) {
             if (magnitude == null) magnitude = registerModule("lora_magnitude_vector", new ModuleDict());
             try (Tensor norm = DoraLinearLayer.weightNorm(weightOutIn(), a.weight(), b.weight(), config.scaling())) {
-                magnitude.put(name, new DoraLinearLayer(norm));
+                magnitude.put(name, new DoraLinearLayer(norm, dtype));
             }
         }
         bank.invalidate();
@@ -137,9 +141,9 @@ public class LoraLinear extends LoraLayer {
     }
 
     @Override
-    protected void setAdapterTrainable(String name, boolean train) {
+    protected List<Tensor> variantParameters(String name) {
         DoraLinearLayer d = dora(name);
-        if (d != null) d.weight().requiresGrad_(train);
+        return d == null ? List.of() : List.of(d.weight());
     }
 
     /** DoRA adapters merge m ⊙ (W + ΔW)/‖W + ΔW‖ (see {@link DoraLinearLayer}); plain ones use the default. */
@@ -147,10 +151,17 @@ public class LoraLinear extends LoraLayer {
     protected boolean applyVariant(String name, double sign, boolean safe) {
         DoraLinearLayer d = dora(name);
         if (d == null) return false;
-        try (Tensor delta = deltaWeight(baseWeight().dtype() == DType.FLOAT64 ? DType.FLOAT64 : DType.FLOAT32, name)) {
+        try (Tensor delta = deltaWeight(factorType(), name)) {
             d.apply(baseWeight(), delta, fanInFanOut, sign, safe, "LoraLinear adapter '" + name + "'");
         }
         return true;
+    }
+
+    /** A DoRA adapter's merged weight is m ⊙ (W + ΔW)/‖W + ΔW‖, checked as such before a safe merge. */
+    @Override
+    protected Tensor mergedWith(Tensor w, String name) {
+        DoraLinearLayer d = dora(name);
+        return d == null ? super.mergedWith(w, name) : d.mergedWeight(w, deltaWeight(factorType(), name), fanInFanOut);
     }
 
     static void initFactors(LoraConfig config, Tensor a, Tensor b) {
@@ -196,19 +207,22 @@ public class LoraLinear extends LoraLayer {
 
     @Override
     protected Tensor loraForward(Tensor input, String name) {
-        Tensor x = dropout.containsKey(name) ? dropout.get(name).forward(input) : input;
+        Tensor cast = castInput(input, loraA(name));
+        Tensor x = dropout.containsKey(name) ? dropout.get(name).forward(cast) : cast;
         DoraLinearLayer d = dora(name);
         if (d != null) {
             try {
                 return d.delta(x, baseWeight(), fanInFanOut, loraA(name), loraB(name), scaling(name));
             } finally {
-                if (x != input) x.close();
+                if (x != cast) x.close();
+                if (cast != input) cast.close();
             }
         }
         try (Tensor down = loraA.get(name).forward(x); Tensor up = loraB.get(name).forward(down)) {
             return up.mul(scaling(name));
         } finally {
-            if (x != input) x.close();
+            if (x != cast) x.close();
+            if (cast != input) cast.close();
         }
     }
 
@@ -217,7 +231,8 @@ public class LoraLinear extends LoraLayer {
     protected Tensor addAdapter(Tensor base, Tensor input, String name) {
         boolean dropping = isTraining() && dropout.containsKey(name);
         DoraLinearLayer d = dora(name);
-        if (d != null && !dropping && baseIsAlone(name)) {
+        // A float32 path on a float16/bfloat16 base runs through loraForward (input cast as PEFT casts it).
+        if (d != null && !dropping && baseIsAlone(name) && input.dtype() == factorType() && base.dtype() == input.dtype()) {
             Module bl = baseLayer();
             Tensor bias = bl.hasParameter("bias") ? bl.parameter("bias") : null;
             Tensor sum = d.addToBase(base, bias, input, baseWeight(), fanInFanOut, loraA(name), loraB(name), scaling(name));
@@ -228,6 +243,8 @@ public class LoraLinear extends LoraLayer {
         // name comes from the active list, so the factors are looked up without re-checking it.
         Tensor a = ((Linear) loraA.get(name)).weight();
         Tensor b = ((Linear) loraB.get(name)).weight();
+        // A float32 path on a float16/bfloat16 base: cast and add as PEFT does, unfused.
+        if (a.dtype() != input.dtype() || a.dtype() != base.dtype()) return super.addAdapter(base, input, name);
         Tensor sum = LoraOps.addDelta(base, input, a, b, scaling(name));
         base.close();
         return sum;
@@ -252,7 +269,8 @@ public class LoraLinear extends LoraLayer {
         checkMixed(input, rows);
         boolean needsGraph = Torch.isGradEnabled() && (input.requiresGrad() || anyTrainable());
         boolean dora = magnitude != null && !magnitude.keySet().isEmpty(); // the bank knows no magnitudes: DoRA rows run exactly
-        if (needsGraph || fanInFanOut || dora || (isTraining() && !dropout.keySet().isEmpty()) || input.dim() != 2) {
+        if (needsGraph || fanInFanOut || dora || (isTraining() && !dropout.keySet().isEmpty()) || input.dim() != 2
+                || input.dtype() != factorType()) {
             return super.mixedDelta(input, rows);
         }
         if (groupRows(rows).isEmpty()) return null;

@@ -24,8 +24,18 @@ public class LoraParametrization extends Parametrization {
     private final double scale;
     private volatile boolean enabled = true;
 
-    /** For a weight of shape {@code weightShape}, rank {@code r} and α {@code alpha}. */
+    /** For a float32 weight of shape {@code weightShape}, rank {@code r} and α {@code alpha}. */
     public LoraParametrization(long[] weightShape, int r, double alpha) {
+        this(weightShape, dev.lora4j.DType.FLOAT32, r, alpha);
+    }
+
+    /**
+     * For a weight of shape {@code weightShape} and dtype {@code weightType}: the factors take
+     * {@link LoraLayer#factorType(dev.lora4j.DType)} (the weight's dtype, float32 for
+     * float16/bfloat16 weights, whose sum is rounded once back to the weight's dtype).
+     */
+    public LoraParametrization(long[] weightShape, dev.lora4j.DType weightType, int r, double alpha) {
+        if (!(alpha > 0) || Double.isInfinite(alpha)) throw new IllegalArgumentException("alpha must be finite and > 0, got " + alpha);
         if (r < 1) throw new IllegalArgumentException("LoRA rank r must be >= 1, got " + r);
         if (weightShape.length < 2) {
             throw new IllegalArgumentException("LoRA needs a weight of at least 2 dimensions, got " + Arrays.toString(weightShape));
@@ -33,15 +43,16 @@ public class LoraParametrization extends Parametrization {
         long rows = weightShape[0];
         long cols = Arrays.stream(weightShape).skip(1).reduce(1, (a, b) -> a * b);
         this.scale = alpha / r;
-        registerParameter("lora_A", Init.normal_(Tensor.empty(r, cols), 0, 1).requiresGrad_(true));
-        registerParameter("lora_B", Tensor.zeros(rows, r).requiresGrad_(true));
+        dev.lora4j.DType dtype = LoraLayer.factorType(weightType);
+        registerParameter("lora_A", Init.normal_(Tensor.empty(dtype, r, cols), 0, 1).requiresGrad_(true));
+        registerParameter("lora_B", Tensor.zeros(dtype, rows, r).requiresGrad_(true));
     }
 
     /** Registers a rank-{@code r} LoRA parametrization on {@code layer.weight} and returns it. */
     public static LoraParametrization register(Module layer, int r, double alpha) {
         Tensor w = layer.storedParameter("weight");
         if (w == null) throw new IllegalArgumentException(layer.getClass().getSimpleName() + " has no weight");
-        LoraParametrization p = new LoraParametrization(w.shape(), r, alpha);
+        LoraParametrization p = new LoraParametrization(w.shape(), w.dtype(), r, alpha);
         Parametrize.registerParametrization(layer, "weight", p);
         return p;
     }
@@ -72,7 +83,7 @@ public class LoraParametrization extends Parametrization {
         if (!enabled) return original.alias();
         try (TensorScope s = TensorScope.open()) {
             Tensor delta = loraB().matmul(loraA()).view(original.shape()).mul(scale);
-            return original.add(delta).keep();
+            return original.add(delta).to(original.dtype()).keep();
         }
     }
 

@@ -34,8 +34,9 @@ public class MergedLoraLinear extends LoraLayer {
         if (enableLora.length == 0) throw new IllegalArgumentException("enable_lora must name at least one part");
         Tensor w = base.parameter("weight");
         if (w == null || w.dim() != 2) throw new IllegalArgumentException("MergedLoraLinear needs a base layer with a 2-d weight");
-        inFeatures = config.fanInFanOut() ? w.size(0) : w.size(1);
-        outFeatures = config.fanInFanOut() ? w.size(1) : w.size(0);
+        boolean fanInFanOut = config().fanInFanOut();
+        inFeatures = fanInFanOut ? w.size(0) : w.size(1);
+        outFeatures = fanInFanOut ? w.size(1) : w.size(0);
         if (outFeatures % enableLora.length != 0) {
             throw new IllegalArgumentException("enable_lora has " + enableLora.length + " parts, which does not divide out_features "
                     + outFeatures);
@@ -45,8 +46,9 @@ public class MergedLoraLinear extends LoraLayer {
         long k = enabledParts();
         if (k == 0) throw new IllegalArgumentException("enable_lora " + Arrays.toString(enableLora) + " enables no part");
         int r = config.r();
-        Tensor a = registerParameter("lora_A", Tensor.empty(r * k, inFeatures).requiresGrad_(true));
-        Tensor b = registerParameter("lora_B", Tensor.zeros(partSize * k, r).requiresGrad_(true));
+        DType dtype = factorType();
+        Tensor a = registerParameter("lora_A", Tensor.empty(dtype, r * k, inFeatures).requiresGrad_(true));
+        Tensor b = registerParameter("lora_B", Tensor.zeros(dtype, partSize * k, r).requiresGrad_(true));
         LoraLinear.initFactors(config, a, b);
         if (config.loraDropout() > 0) registerModule("lora_dropout", new dev.lora4j.nn.Dropout(config.loraDropout()));
     }
@@ -81,11 +83,11 @@ public class MergedLoraLinear extends LoraLayer {
     }
 
     /** Builds the full-width result from per-part pieces; disabled parts are zeros. */
-    private Tensor assemble(long[] zeroShape, int dim, java.util.function.IntFunction<Tensor> part) {
+    private Tensor assemble(DType dtype, long[] zeroShape, int dim, java.util.function.IntFunction<Tensor> part) {
         List<Tensor> pieces = new ArrayList<>();
         int j = 0;
         for (boolean enabled : enableLora) {
-            pieces.add(enabled ? part.apply(j++) : Tensor.zeros(zeroShape));
+            pieces.add(enabled ? part.apply(j++) : Tensor.zeros(dtype, zeroShape));
         }
         return Tensor.cat(pieces, dim);
     }
@@ -95,12 +97,13 @@ public class MergedLoraLinear extends LoraLayer {
         int r = config().r();
         Module dropout = children().get("lora_dropout");
         try (TensorScope s = TensorScope.open()) {
-            Tensor x = dropout == null ? input : dropout.forward(input);
+            Tensor cast = castInput(input, loraA());
+            Tensor x = dropout == null ? cast : dropout.forward(cast);
             Tensor down = Functional.linear(x, loraA(), null);
             long[] zeroShape = down.shape();
             zeroShape[zeroShape.length - 1] = partSize;
             int last = zeroShape.length - 1;
-            Tensor full = assemble(zeroShape, last, j -> down.narrow(last, (long) j * r, r)
+            Tensor full = assemble(down.dtype(), zeroShape, last, j -> down.narrow(last, (long) j * r, r)
                     .matmul(loraB().narrow(0, j * partSize, partSize).t()));
             return full.mul(scaling()).keep();
         }
@@ -112,7 +115,7 @@ public class MergedLoraLinear extends LoraLayer {
         try (var ng = Torch.noGrad(); TensorScope s = TensorScope.open()) {
             Tensor a = loraA().to(dtype);
             Tensor b = loraB().to(dtype);
-            Tensor delta = assemble(new long[] {partSize, inFeatures}, 0,
+            Tensor delta = assemble(dtype, new long[] {partSize, inFeatures}, 0,
                     j -> b.narrow(0, j * partSize, partSize).matmul(a.narrow(0, (long) j * r, r)));
             return maybeTranspose(delta.mul(scaling())).contiguous().keep();
         }

@@ -33,6 +33,9 @@ import java.util.function.Function;
  * In eval mode, {@link #forward} may be called from many threads at once (it only reads the
  * module). Training, structural changes ({@code register*}, surgery, merging) and
  * {@link #close()} are single-threaded: do them from one thread with no concurrent forwards.
+ * Adapter changes through {@code dev.lora4j.lora}, {@code dev.lora4j.dylora} and
+ * {@code PeftAdapter.load} are the exception: they may run while forwards do (see
+ * {@link dev.lora4j.lora.AdapterLock}).
  */
 public abstract class Module implements AutoCloseable {
 

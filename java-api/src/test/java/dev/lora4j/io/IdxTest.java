@@ -62,4 +62,37 @@ class IdxTest {
         assertTrue(assertThrows(IOException.class, () -> Idx.read(new ByteArrayInputStream(new byte[] {0, 0, 8, 1, 0, 0, 0, 5, 1, 2}), "x"))
                 .getMessage().contains("truncated"));
     }
+
+    /** A header declaring 1.6 GB over a few bytes: refused before anything that size is allocated (plain, gzipped, stream). */
+    @Test
+    void aHeaderDeclaringMoreThanTheFileHoldsIsRefusedBeforeAllocating() throws IOException {
+        byte[] lying = {0, 0, 8, 2, 0, 0, (byte) 0x9c, 0x40, 0, 0, (byte) 0x9c, 0x40, 1, 2, 3};
+        Path plain = dir.resolve("lying-idx3-ubyte");
+        Files.write(plain, lying);
+        // Caught as Throwable: an OutOfMemoryError (allocating what the header says) must fail the test, not escape it.
+        IOException e = assertInstanceOf(IOException.class, thrown(() -> Idx.read(plain)));
+        assertTrue(e.getMessage().contains("truncated") && e.getMessage().contains("holds 3"), e.getMessage());
+        Path gz = dir.resolve("lying-idx3-ubyte.gz");
+        try (OutputStream out = new GZIPOutputStream(Files.newOutputStream(gz))) {
+            out.write(lying);
+        }
+        e = assertInstanceOf(IOException.class, thrown(() -> Idx.read(gz)));
+        assertTrue(e.getMessage().contains("truncated"), e.getMessage());
+        e = assertInstanceOf(IOException.class, thrown(() -> Idx.read(new ByteArrayInputStream(lying), "mem")));
+        assertTrue(e.getMessage().contains("truncated"), e.getMessage());
+        // Dimensions that overflow, and a header cut short, are IOExceptions too.
+        byte[] overflow = {0, 0, 0x0E, 3, (byte) 0xff, (byte) 0xff, (byte) 0xff, (byte) 0xff, (byte) 0xff, (byte) 0xff, (byte) 0xff,
+            (byte) 0xff, (byte) 0xff, (byte) 0xff, (byte) 0xff, (byte) 0xff};
+        assertThrows(IOException.class, () -> Idx.read(new ByteArrayInputStream(overflow), "mem"));
+        assertThrows(IOException.class, () -> Idx.read(new ByteArrayInputStream(new byte[] {0, 0, 8, 2, 0, 0}), "mem"));
+    }
+
+    private static Throwable thrown(org.junit.jupiter.api.function.Executable body) {
+        try {
+            body.execute();
+            return null;
+        } catch (Throwable t) {
+            return t;
+        }
+    }
 }

@@ -111,4 +111,19 @@ class SafetensorsTest {
         refused("not an object", file("[1,2]", new byte[0]), "not a JSON object");
         refused("metadata not strings", file("{\"__metadata__\":{\"n\":1}}", new byte[0]), "not a string");
     }
+
+    /** A saved file gets the permissions the umask gives any new file (not owner-only, as a temp file would). */
+    @Test
+    void savedFilesFollowTheUmask() throws IOException {
+        Path probe = Files.createFile(dir.resolve("probe"));
+        Path f = dir.resolve("perm.safetensors");
+        try (TensorScope s = TensorScope.open()) {
+            Safetensors.write(f, Map.of("a", Tensor.zeros(2)));
+        }
+        assertEquals(Files.getPosixFilePermissions(probe), Files.getPosixFilePermissions(f));
+        try (var listing = Files.list(dir)) {
+            assertEquals(List.of("perm.safetensors", "probe"), listing.map(p -> p.getFileName().toString()).sorted().toList(),
+                    "no temporary file is left behind");
+        }
+    }
 }

@@ -3,6 +3,7 @@ package dev.lora4j.lora;
 import static dev.lora4j.lora.BreadthReference.*;
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.lora4j.DType;
 import dev.lora4j.Tensor;
 import dev.lora4j.TensorScope;
 import dev.lora4j.Torch;
@@ -76,6 +77,42 @@ class DoraTest {
             Tensor v = l.baseLayer().parameter("weight").add(l.loraB("default").matmul(l.loraA("default")), l.scaling("default"));
             Tensor w = v.mul(l.dora("default").weight().div(v.mul(v).sum(1).sqrt()).unsqueeze(1));
             return Functional.linear(x, w, l.baseLayer().parameter("bias")).keep();
+        }
+    }
+
+    /**
+     * On a bfloat16 base the magnitude takes the factors' dtype (float32, as PEFT's
+     * autocast_adapter_dtype casts every adapter parameter); forward and a safe merge give the
+     * float32 result of the dense formula, rounded once to bfloat16.
+     */
+    @Test
+    void onABfloat16BaseTheMagnitudeIsFloat32AndOutputsRoundOnce() {
+        Torch.manualSeed(4);
+        Linear base = new Linear(6, 4);
+        base.to(DType.BFLOAT16);
+        try (LoraLinear l = new LoraLinear(base, DORA); TensorScope s = TensorScope.open()) {
+            assertEquals(DType.FLOAT32, l.loraA().dtype());
+            assertEquals(DType.FLOAT32, l.dora("default").weight().dtype(), "the magnitude follows the factors");
+            NamedAdaptersTest.randomize(l, "default");
+            try (var ng = Torch.noGrad()) {
+                l.dora("default").weight().mul_(1.3);
+            }
+            l.eval();
+            Tensor x = fixed(3, 6, 3).to(DType.BFLOAT16);
+            Tensor want;
+            try (var ng = Torch.noGrad()) {
+                Tensor w = base.parameter("weight").to(DType.FLOAT32);
+                Tensor v = w.add(l.loraB("default").matmul(l.loraA("default")), l.scaling("default"));
+                Tensor merged = v.mul(l.dora("default").weight().div(v.mul(v).sum(1).sqrt()).unsqueeze(1));
+                want = Functional.linear(x.to(DType.FLOAT32), merged, base.parameter("bias").to(DType.FLOAT32));
+                Tensor y = l.forward(x);
+                assertEquals(DType.BFLOAT16, y.dtype());
+                assertTrue(y.to(DType.FLOAT32).allclose(want, 1e-2, 1e-2), "forward: " + y + " vs " + want);
+            }
+            assertTrue(l.merge(true));
+            try (var ng = Torch.noGrad()) {
+                assertTrue(l.forward(x).to(DType.FLOAT32).allclose(want, 3e-2, 3e-2), "merged forward");
+            }
         }
     }
 

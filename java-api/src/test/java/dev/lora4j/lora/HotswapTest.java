@@ -10,7 +10,13 @@ import dev.lora4j.nn.Linear;
 import dev.lora4j.nn.Sequential;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -155,6 +161,55 @@ class HotswapTest {
             assertThrows(IllegalArgumentException.class, () -> Hotswap.prepare(m, 0));
             Lora.merge(m, false);
             assertThrows(IOException.class, () -> PeftAdapter.hotswap(m, one, "default"), "merged");
+        }
+    }
+
+    /**
+     * Swaps, padding and task-arithmetic combinations are adapter changes ({@link AdapterLock}):
+     * refused inside a forward of the same model (nothing changes), and a swap from another
+     * thread waits for a running forward to end, then lands whole.
+     */
+    @Test
+    void swapsTakeTheAdapterLock() throws Exception {
+        Path one = adapter("one", LoraConfig.of(3, 6), 1);
+        Path two = adapter("two", LoraConfig.of(3, 2), 2);
+        try (Sequential m = base(); TensorScope s = TensorScope.open()) {
+            Tensor x = Tensor.randn(4, 6);
+            PeftAdapter.load(m, one);
+            Tensor before = out(m, x);
+            AdapterLock.reading(m, () -> {
+                assertThrows(IllegalStateException.class, () -> PeftAdapter.hotswap(m, two, "default"));
+                assertThrows(IllegalStateException.class, () -> Hotswap.prepare(m, 5));
+                assertThrows(IllegalStateException.class, () -> Lora.addWeightedAdapter(m, List.of("default"), new double[] {1}, "t",
+                        Combination.TIES, 0, 0.5, MergeUtils.MajoritySign.TOTAL));
+                return null;
+            });
+            assertTrue(out(m, x).equal(before), "nothing changed");
+            assertEquals(List.of("default"), Lora.adapterNames(m));
+            CountDownLatch reading = new CountDownLatch(1);
+            CountDownLatch release = new CountDownLatch(1);
+            ExecutorService pool = Executors.newFixedThreadPool(2);
+            try {
+                Future<?> reader = pool.submit(() -> AdapterLock.reading(m, () -> {
+                    reading.countDown();
+                    release.await();
+                    return null;
+                }));
+                assertTrue(reading.await(30, TimeUnit.SECONDS));
+                Future<?> swap = pool.submit(() -> {
+                    PeftAdapter.hotswap(m, two, "default");
+                    return null;
+                });
+                Thread.sleep(300); // the swap is waiting for the running forward now
+                assertFalse(swap.isDone(), "the swap waits for the running forward");
+                release.countDown();
+                swap.get(30, TimeUnit.SECONDS);
+                reader.get(30, TimeUnit.SECONDS);
+            } finally {
+                release.countDown();
+                pool.shutdownNow();
+            }
+            assertTrue(out(m, x).allclose(fresh(two, x), 1e-6, 1e-6), "the swap landed whole");
         }
     }
 }

@@ -8,6 +8,7 @@ import dev.lora4j.dylora.DyLora;
 import dev.lora4j.dylora.DyLoraLinear;
 import dev.lora4j.io.PeftAdapter;
 import dev.lora4j.lora.AdapterBank;
+import dev.lora4j.lora.AdapterLock;
 import dev.lora4j.lora.Lora;
 import dev.lora4j.lora.LoraLayer;
 import dev.lora4j.lora.LoraLinear;
@@ -20,7 +21,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * The served model: a frozen base ({@code Sequential} of linear layers and activations, eval
@@ -33,10 +33,14 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * base weights and are served by {@link DyLora#forward(Module, Tensor, int)} at the requested
  * rank. A batch that mixes them is split by kind and put back together in row order.
  *
- * <p>Threads: {@link #forward} runs from many threads at once (eval-mode forwards only read
- * the models); {@link #add}, {@link #remove} and {@link #close} change the models and wait
- * until no forward runs (a read-write lock), as lora4j's thread rules ask. This object owns
- * the base model and every adapter; {@link #close} frees them.
+ * <p>Threads: {@link #forward} runs from many threads at once while {@link #add},
+ * {@link #remove} and {@link #close} change the models: the service relies on lora4j's own
+ * discipline ({@link AdapterLock}: a change waits for running forwards of its model and every
+ * forward sees one state), not on a lock of its own. The service's list of adapters is an
+ * immutable map replaced on every change (forwards read one version of it); the changes are
+ * serialized among themselves by this object's monitor, which forwards never take. A request
+ * whose adapter is deleted while it runs gets 404. This object owns the base model and every
+ * adapter; {@link #close} frees them.
  */
 final class AdapterModel implements AutoCloseable {
 
@@ -44,9 +48,9 @@ final class AdapterModel implements AutoCloseable {
     private final long inFeatures;
     private final long outFeatures;
     private final long baseParameters;
-    private final Map<String, NamedAdapter> adapters = new LinkedHashMap<>();
-    private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
-    private boolean closed;
+    /** The loaded adapters in load order; replaced, never changed, so forwards read one version. */
+    private volatile Map<String, NamedAdapter> adapters = Map.of();
+    private volatile boolean closed;
 
     /** Takes ownership of {@code base}: a {@code Sequential} whose first and last children are {@link Linear}. */
     AdapterModel(Sequential base) {
@@ -77,63 +81,81 @@ final class AdapterModel implements AutoCloseable {
 
     /** The loaded adapters, in load order (a snapshot). */
     List<NamedAdapter> adapters() {
-        lock.readLock().lock();
-        try {
-            return List.copyOf(adapters.values());
-        } finally {
-            lock.readLock().unlock();
-        }
+        return List.copyOf(adapters.values());
     }
 
     /** For the health endpoint: how many adapters are loaded. */
     int adapterCount() {
-        lock.readLock().lock();
+        return adapters.size();
+    }
+
+    /**
+     * Loads the folder {@code relative} (under the adapters root) as {@code name}, from a private
+     * copy of its files made without following links ({@link AdapterFolders#snapshot}).
+     *
+     * @throws ApiError as {@link AdapterFolders#resolve}, {@link AdapterFolders#snapshot} and
+     *     {@link #add(String, Path, Path, int)}
+     */
+    NamedAdapter add(String name, AdapterFolders folders, String relative, int limit) {
+        Path folder = folders.resolve(relative);
+        Path copy = folders.snapshot(folder);
         try {
-            return adapters.size();
+            return add(name, folder, copy, limit);
         } finally {
-            lock.readLock().unlock();
+            AdapterFolders.deleteSnapshot(copy);
         }
     }
 
     /**
-     * Loads the adapter folder {@code dir} as {@code name}: a LoRA adapter into the served
-     * model, a DyLoRA adapter into a model of its own. Nothing changes when the folder is wrong.
+     * Loads the adapter files {@code copy} holds (a private copy of the folder {@code folder},
+     * see {@link AdapterFolders#snapshot}) as {@code name}: a LoRA adapter into the served model,
+     * a DyLoRA adapter into a model of its own. Nothing changes when the folder is wrong.
      *
      * @throws ApiError 409 when the name is taken or {@code limit} adapters are loaded, 422 when
      *     the folder is not an adapter for this model
      */
-    NamedAdapter add(String name, Path dir, int limit) {
-        boolean dylora = isDyLoraFolder(dir);
-        lock.writeLock().lock();
-        try {
-            ensureOpen();
-            if (adapters.containsKey(name)) throw ApiError.conflict("adapter '" + name + "' is already loaded: delete it first");
-            if (adapters.size() >= limit) throw ApiError.conflict("the service holds its limit of " + limit + " adapters: delete one first");
-            NamedAdapter a = dylora ? loadDyLora(name, dir) : loadLora(name, dir);
-            adapters.put(name, a);
-            return a;
-        } finally {
-            lock.writeLock().unlock();
-        }
+    synchronized NamedAdapter add(String name, Path folder, Path copy, int limit) {
+        ensureOpen();
+        if (adapters.containsKey(name)) throw ApiError.conflict("adapter '" + name + "' is already loaded: delete it first");
+        if (adapters.size() >= limit) throw ApiError.conflict("the service holds its limit of " + limit + " adapters: delete one first");
+        String shown = folder.getFileName() == null ? "." : AdapterFolders.clip(folder.getFileName().toString());
+        NamedAdapter a = isDyLoraFolder(copy, shown) ? loadDyLora(name, folder, copy, shown) : loadLora(name, folder, copy, shown);
+        Map<String, NamedAdapter> next = new LinkedHashMap<>(adapters);
+        next.put(name, a);
+        adapters = java.util.Collections.unmodifiableMap(next);
+        return a;
     }
 
-    private static boolean isDyLoraFolder(Path dir) {
+    /** Whether the config marks a DyLoRA folder; a config that is not a JSON object is refused without quoting it. */
+    private static boolean isDyLoraFolder(Path copy, String shown) {
+        JsonNode cfg;
         try {
-            JsonNode cfg = Exchanges.JSON.readTree(dir.resolve(PeftAdapter.CONFIG).toFile());
-            return cfg != null && cfg.path(DyLoraFolders.MARKER).asBoolean(false);
+            cfg = Exchanges.JSON.readTree(copy.resolve(PeftAdapter.CONFIG).toFile());
         } catch (IOException e) {
-            throw ApiError.unprocessable("adapter folder '" + dir.getFileName() + "': " + AdapterFolders.clip(e.getMessage()));
+            cfg = null;
         }
+        if (cfg == null || !cfg.isObject()) throw ApiError.unprocessable("adapter folder '" + shown + "': " + PeftAdapter.CONFIG + " is not a JSON object");
+        return cfg.path(DyLoraFolders.MARKER).asBoolean(false);
     }
 
-    private NamedAdapter loadLora(String name, Path dir) {
+    /** The library's reason, with the private copy's path replaced by the folder's name. */
+    private static String reason(Exception e, Path copy, String shown) {
+        String m = String.valueOf(e.getMessage()).replace(copy.toString(), shown);
+        return m.length() <= 300 ? m : m.substring(0, 297) + "...";
+    }
+
+    private NamedAdapter loadLora(String name, Path folder, Path copy, String shown) {
         PeftAdapter.LoadReport report;
         try {
-            report = PeftAdapter.load(model, dir, name);
+            // One change: forwards see the model before the load or after it, its new layers already in eval mode.
+            report = AdapterLock.changing(model, () -> {
+                PeftAdapter.LoadReport r = PeftAdapter.load(model, copy, name);
+                model.eval(); // new LoRA layers start in training mode (dropout)
+                return r;
+            });
         } catch (IOException | IllegalArgumentException e) {
-            throw ApiError.unprocessable("adapter folder '" + dir.getFileName() + "' does not fit the model: " + e.getMessage());
+            throw ApiError.unprocessable("adapter folder '" + shown + "' does not fit the model: " + reason(e, copy, shown));
         }
-        model.eval(); // new LoRA layers start in training mode (dropout)
         List<String> layers = new ArrayList<>();
         int rank = Integer.MAX_VALUE;
         for (var e : Lora.loraLayers(model).entrySet()) {
@@ -142,11 +164,11 @@ final class AdapterModel implements AutoCloseable {
                 rank = Math.min(rank, e.getValue().config(name).r());
             }
         }
-        return new NamedAdapter(name, dir, rank, List.copyOf(layers), reported(report), null);
+        return new NamedAdapter(name, folder, rank, List.copyOf(layers), reported(report), null);
     }
 
     /** A model sharing the base weights, the folder loaded into it, its LoRA layers turned into DyLoRA layers. */
-    private NamedAdapter loadDyLora(String name, Path dir) {
+    private NamedAdapter loadDyLora(String name, Path folder, Path copy, String shown) {
         Sequential own = new Sequential();
         try {
             for (int i = 0; i < model.size(); i++) {
@@ -154,7 +176,7 @@ final class AdapterModel implements AutoCloseable {
                 Module base = m instanceof LoraLayer l ? l.baseLayer() : m;
                 own.add(base instanceof Linear lin ? new SharedLinear(lin) : activationLike(base));
             }
-            PeftAdapter.LoadReport report = PeftAdapter.load(own, dir);
+            PeftAdapter.LoadReport report = PeftAdapter.load(own, copy);
             List<String> layers = new ArrayList<>();
             int rank = Integer.MAX_VALUE;
             try (var ng = Torch.noGrad(); TensorScope s = TensorScope.open()) {
@@ -173,10 +195,10 @@ final class AdapterModel implements AutoCloseable {
             }
             own.requiresGrad_(false);
             own.eval();
-            return new NamedAdapter(name, dir, rank, List.copyOf(layers), reported(report), own);
+            return new NamedAdapter(name, folder, rank, List.copyOf(layers), reported(report), own);
         } catch (IOException | RuntimeException e) {
             own.close();
-            throw ApiError.unprocessable("DyLoRA adapter folder '" + dir.getFileName() + "' does not fit the model: " + e.getMessage());
+            throw ApiError.unprocessable("DyLoRA adapter folder '" + shown + "' does not fit the model: " + reason(e, copy, shown));
         }
     }
 
@@ -202,18 +224,24 @@ final class AdapterModel implements AutoCloseable {
     }
 
     /** Removes and frees adapter {@code name}; false when there is none. */
-    boolean remove(String name) {
-        lock.writeLock().lock();
-        try {
-            ensureOpen();
-            NamedAdapter a = adapters.remove(name);
-            if (a == null) return false;
-            if (a.isDyLora()) a.close();
-            else Lora.deleteAdapter(model, name);
-            return true;
-        } finally {
-            lock.writeLock().unlock();
-        }
+    synchronized boolean remove(String name) {
+        ensureOpen();
+        NamedAdapter a = adapters.get(name);
+        if (a == null) return false;
+        Map<String, NamedAdapter> next = new LinkedHashMap<>(adapters);
+        next.remove(name);
+        adapters = java.util.Collections.unmodifiableMap(next);
+        if (a.isDyLora()) closeDyLora(a);
+        else Lora.deleteAdapter(model, name); // waits for running forwards (the library's discipline)
+        return true;
+    }
+
+    /** Closes a DyLoRA adapter's model once no forward of it runs; later forwards find it closed. */
+    private static void closeDyLora(NamedAdapter a) {
+        AdapterLock.changing(a.dylora(), () -> {
+            a.close();
+            return null;
+        });
     }
 
     // ------------------------------------------------------------------ inference
@@ -226,9 +254,9 @@ final class AdapterModel implements AutoCloseable {
      * @throws ApiError 404 for an adapter that is not loaded, 422 for a rank an adapter cannot serve
      */
     float[] forward(float[] pixels, int rows, String[] names, Integer rank) {
-        lock.readLock().lock();
+        ensureOpen();
+        Map<String, NamedAdapter> adapters = this.adapters; // one version for the whole request
         try (var ng = Torch.noGrad(); TensorScope scope = TensorScope.open()) {
-            ensureOpen();
             // Rows served by the model itself (LoRA adapters, base) and by each DyLoRA adapter.
             Map<String, List<Integer>> groups = new LinkedHashMap<>();
             for (int r = 0; r < rows; r++) {
@@ -248,27 +276,37 @@ final class AdapterModel implements AutoCloseable {
                 groups.computeIfAbsent(a != null && a.isDyLora() ? n : "", k -> new ArrayList<>()).add(r);
             }
             Tensor x = Tensor.of(pixels, rows, inFeatures);
-            if (groups.size() == 1) return run(groups.keySet().iterator().next(), x, names, rank).toFloatArray();
+            if (groups.size() == 1) return run(adapters, groups.keySet().iterator().next(), x, names, rank).toFloatArray();
             float[] out = new float[(int) (rows * outFeatures)];
             for (var g : groups.entrySet()) {
                 long[] idx = g.getValue().stream().mapToLong(Integer::longValue).toArray();
                 String[] sub = g.getValue().stream().map(r -> names[r]).toArray(String[]::new);
-                float[] y = run(g.getKey(), x.indexSelect(0, Tensor.of(idx, idx.length)), sub, rank).toFloatArray();
+                float[] y = run(adapters, g.getKey(), x.indexSelect(0, Tensor.of(idx, idx.length)), sub, rank).toFloatArray();
                 for (int i = 0; i < idx.length; i++) {
                     System.arraycopy(y, (int) (i * outFeatures), out, (int) (idx[i] * outFeatures), (int) outFeatures);
                 }
             }
             return out;
-        } finally {
-            lock.readLock().unlock();
+        } catch (IllegalArgumentException | IllegalStateException e) {
+            ensureOpen();
+            // The library refuses a name that is gone: an adapter deleted while this request ran.
+            for (String n : names) {
+                if (!n.equals(AdapterBank.BASE) && !this.adapters.containsKey(n)) {
+                    throw ApiError.notFound("adapter '" + n + "' was deleted while the request ran");
+                }
+            }
+            throw e;
         }
     }
 
     /** Group "" is the served model (LoRA adapters or base per row); any other is a DyLoRA adapter's model. */
-    private Tensor run(String group, Tensor x, String[] names, Integer rank) {
+    private Tensor run(Map<String, NamedAdapter> adapters, String group, Tensor x, String[] names, Integer rank) {
         if (group.isEmpty()) return Lora.forward(model, x, names);
         NamedAdapter a = adapters.get(group);
-        return DyLora.forward(a.dylora(), x, rank != null ? rank : a.rank());
+        return AdapterLock.reading(a.dylora(), () -> {
+            if (a.dylora().isClosed()) throw ApiError.notFound("adapter '" + group + "' was deleted while the request ran");
+            return DyLora.forward(a.dylora(), x, rank != null ? rank : a.rank());
+        });
     }
 
     // ------------------------------------------------------------------ lifecycle
@@ -278,26 +316,20 @@ final class AdapterModel implements AutoCloseable {
     }
 
     boolean isClosed() {
-        lock.readLock().lock();
-        try {
-            return closed;
-        } finally {
-            lock.readLock().unlock();
-        }
+        return closed;
     }
 
-    /** Waits for running forwards, then frees the adapters and the model. Idempotent. */
+    /** Waits for running forwards (each model's adapter lock), then frees the adapters and the model. Idempotent. */
     @Override
-    public void close() {
-        lock.writeLock().lock();
-        try {
-            if (closed) return;
-            closed = true;
-            adapters.values().forEach(NamedAdapter::close);
-            adapters.clear();
+    public synchronized void close() {
+        if (closed) return;
+        closed = true;
+        Map<String, NamedAdapter> all = adapters;
+        adapters = Map.of();
+        all.values().stream().filter(NamedAdapter::isDyLora).forEach(AdapterModel::closeDyLora);
+        AdapterLock.changing(model, () -> {
             model.close();
-        } finally {
-            lock.writeLock().unlock();
-        }
+            return null;
+        });
     }
 }

@@ -12,6 +12,10 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.util.Locale;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /** Reading bounded JSON bodies from, and writing JSON answers to, an {@link HttpExchange}. */
 final class Exchanges {
@@ -26,10 +30,27 @@ final class Exchanges {
     private Exchanges() {}
 
     /**
-     * The request body, at most {@code max} bytes: a declared or actual larger body is a 413
-     * without reading the rest.
+     * The request body, at most {@code max} bytes, within {@code seconds}: a declared or actual
+     * larger body is a 413 without reading the rest; a client that has not sent it all when the
+     * time is up is disconnected (the connection closed under the read) and gets no answer.
      */
-    static byte[] body(HttpExchange ex, int max) throws IOException {
+    static byte[] body(HttpExchange ex, int max, int seconds, ScheduledExecutorService timer) throws IOException {
+        AtomicBoolean timedOut = new AtomicBoolean();
+        ScheduledFuture<?> deadline = timer.schedule(() -> {
+            timedOut.set(true);
+            ex.close(); // no response sent yet: closes the connection, so the blocked read fails
+        }, seconds, TimeUnit.SECONDS);
+        try {
+            return body(ex, max);
+        } catch (IOException e) {
+            if (timedOut.get()) throw new IOException("the client did not send its body within " + seconds + " s", e);
+            throw e;
+        } finally {
+            deadline.cancel(false);
+        }
+    }
+
+    private static byte[] body(HttpExchange ex, int max) throws IOException {
         String declared = ex.getRequestHeaders().getFirst("Content-Length");
         if (declared != null) {
             long n;
@@ -48,12 +69,12 @@ final class Exchanges {
     }
 
     /** The body as JSON; 415 unless it is declared {@code application/json}, 400 when it does not parse. */
-    static JsonNode json(HttpExchange ex, int max) throws IOException {
+    static JsonNode json(HttpExchange ex, int max, int seconds, ScheduledExecutorService timer) throws IOException {
         String type = ex.getRequestHeaders().getFirst("Content-Type");
         if (type == null || !type.toLowerCase(Locale.ROOT).startsWith("application/json")) {
             throw new ApiError(415, "the body must be application/json");
         }
-        byte[] b = body(ex, max);
+        byte[] b = body(ex, max, seconds, timer);
         if (b.length == 0) throw ApiError.badRequest("the body is empty; a JSON object is expected");
         try {
             return JSON.readTree(b);

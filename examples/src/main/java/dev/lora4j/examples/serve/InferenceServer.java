@@ -9,6 +9,7 @@ import java.net.InetSocketAddress;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -23,10 +24,12 @@ import java.util.concurrent.atomic.AtomicInteger;
  * nothing else: no dependency at all (no Jetty, Netty or Kotlin runtime on the class path
  * beside LibTorch), maintained with the JDK itself, HTTP/1.1 keep-alive, a caller-chosen
  * {@link java.util.concurrent.Executor}, and {@link HttpServer#stop(int)}, which stops
- * accepting and waits for running exchanges: graceful shutdown in one call. The executor
- * matters here: inference is a blocking native call, and a virtual thread inside a native
- * call pins its carrier, so a small pool of platform threads (one per core, one LibTorch
- * thread each) is the right shape, and the JDK server lets us pick it. What it lacks (routing,
+ * accepting and waits for running exchanges: graceful shutdown in one call. The executors
+ * matter here: exchanges (reading a body, parsing JSON) run on virtual threads, so a slow
+ * client holds a cheap virtual thread (and is cut off after {@code bodySeconds}); inference is
+ * a blocking native call, and a virtual thread inside a native call pins its carrier, so
+ * forwards and adapter loads run on a small pool of platform threads (one per core, one
+ * LibTorch thread each) that no client can hold. What it lacks (routing,
  * body limits, JSON) is about a hundred lines in {@link Routes} and {@link Exchanges}. Javalin or
  * Helidon SE would bring routing and limits but also a web framework's dependency tree; for
  * five endpoints on loopback the JDK's server is the better trade.
@@ -41,14 +44,19 @@ public final class InferenceServer implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger("dev.lora4j.examples.serve");
 
     private final HttpServer server;
+    private final ExecutorService http;
+    private final ScheduledExecutorService timer;
     private final ExecutorService workers;
     private final AdapterModel model;
     private final Routes routes;
     private final ServiceConfig config;
     private final AtomicBoolean closed = new AtomicBoolean();
 
-    private InferenceServer(HttpServer server, ExecutorService workers, AdapterModel model, Routes routes, ServiceConfig config) {
+    private InferenceServer(HttpServer server, ExecutorService http, ScheduledExecutorService timer, ExecutorService workers,
+                            AdapterModel model, Routes routes, ServiceConfig config) {
         this.server = server;
+        this.http = http;
+        this.timer = timer;
         this.workers = workers;
         this.model = model;
         this.routes = routes;
@@ -63,6 +71,8 @@ public final class InferenceServer implements AutoCloseable {
     public static InferenceServer start(ServiceConfig config, Sequential base, List<String> labels) throws IOException {
         AdapterModel model = new AdapterModel(base);
         ExecutorService workers = null;
+        ExecutorService http = null;
+        ScheduledExecutorService timer = null;
         try {
             if (labels != null && labels.size() != model.outFeatures()) {
                 throw new IllegalArgumentException(labels.size() + " labels for " + model.outFeatures() + " outputs");
@@ -75,12 +85,21 @@ public final class InferenceServer implements AutoCloseable {
             InetAddress host = InetAddress.getByName(config.host());
             HttpServer server = HttpServer.create(new InetSocketAddress(host, config.port()), 128);
             workers = Executors.newFixedThreadPool(config.workers(), named());
-            Routes routes = new Routes(model, folders, config, labels);
+            // Exchanges (reading bodies, JSON) on virtual threads: a slow client holds one of those, not an inference worker.
+            http = Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("serve-http-", 0).factory());
+            timer = Executors.newSingleThreadScheduledExecutor(r -> {
+                Thread t = new Thread(r, "serve-body-timer");
+                t.setDaemon(true);
+                return t;
+            });
+            Routes routes = new Routes(model, folders, config, labels, workers, timer);
             server.createContext("/", routes);
-            server.setExecutor(workers);
+            server.setExecutor(http);
             server.start();
-            return new InferenceServer(server, workers, model, routes, config);
+            return new InferenceServer(server, http, timer, workers, model, routes, config);
         } catch (IOException | RuntimeException e) {
+            if (http != null) http.shutdownNow();
+            if (timer != null) timer.shutdownNow();
             if (workers != null) workers.shutdownNow();
             model.close();
             throw e;
@@ -126,6 +145,8 @@ public final class InferenceServer implements AutoCloseable {
         long t0 = System.nanoTime();
         server.stop(config.drainSeconds());
         routes.stopping();
+        http.shutdown();
+        timer.shutdownNow();
         workers.shutdown();
         try {
             if (!workers.awaitTermination(config.drainSeconds() + 5L, TimeUnit.SECONDS)) workers.shutdownNow();

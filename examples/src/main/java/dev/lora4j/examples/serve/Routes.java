@@ -8,6 +8,12 @@ import com.sun.net.httpserver.HttpHandler;
 import dev.lora4j.Torch;
 import java.io.IOException;
 import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Future;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledExecutorService;
 
 /**
  * The endpoints:
@@ -23,6 +29,10 @@ import java.util.List;
  * Refusals are {@code {"error": ..., "status": ...}} with 400 (malformed), 404 (no such route,
  * adapter or folder), 405 (wrong method), 409 (name taken, adapter limit), 413 (body or batch
  * too large), 415 (not JSON), 422 (values that cannot be served), 503 (shutting down).
+ *
+ * <p>Threads: requests are read and parsed on the HTTP server's threads (a client slower than
+ * {@code bodySeconds} is disconnected); forwards and adapter loads run on the inference pool,
+ * so a slow client never holds an inference thread.
  */
 final class Routes implements HttpHandler {
 
@@ -32,14 +42,40 @@ final class Routes implements HttpHandler {
     private final AdapterFolders folders;
     private final ServiceConfig config;
     private final List<String> labels;
+    private final ExecutorService inference;
+    private final ScheduledExecutorService timer;
     private final long started = System.nanoTime();
     private volatile boolean stopping;
 
-    Routes(AdapterModel model, AdapterFolders folders, ServiceConfig config, List<String> labels) {
+    Routes(AdapterModel model, AdapterFolders folders, ServiceConfig config, List<String> labels, ExecutorService inference,
+           ScheduledExecutorService timer) {
         this.model = model;
         this.folders = folders;
         this.config = config;
         this.labels = labels;
+        this.inference = inference;
+        this.timer = timer;
+    }
+
+    /** Runs {@code work} on the inference pool and waits for it; its ApiError or RuntimeException is rethrown here. */
+    private <T> T onInference(Callable<T> work) {
+        Future<T> f;
+        try {
+            f = inference.submit(work);
+        } catch (RejectedExecutionException e) {
+            throw new ApiError(503, "the service is shutting down");
+        }
+        try {
+            return f.get();
+        } catch (InterruptedException e) {
+            f.cancel(false);
+            Thread.currentThread().interrupt();
+            throw new ApiError(503, "the service is shutting down");
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException r) throw r;
+            if (e.getCause() instanceof Error err) throw err;
+            throw new IllegalStateException(e.getCause());
+        }
     }
 
     void stopping() {
@@ -92,7 +128,7 @@ final class Routes implements HttpHandler {
         }
         if (path.equals("/predict")) {
             if (!method.equals("POST")) throw new ApiError(405, "use POST /predict");
-            return new Answer(200, predict(Exchanges.json(ex, config.maxBodyBytes())));
+            return new Answer(200, predict(Exchanges.json(ex, config.maxBodyBytes(), config.bodySeconds(), timer)));
         }
         throw ApiError.notFound("no route " + AdapterFolders.clip(path) + " (routes: GET /health, GET /adapters, POST|DELETE /adapters/{name}, POST /predict)");
     }
@@ -139,7 +175,7 @@ final class Routes implements HttpHandler {
     }
 
     private JsonNode load(HttpExchange ex, String name) throws IOException {
-        byte[] body = Exchanges.body(ex, config.maxBodyBytes());
+        byte[] body = Exchanges.body(ex, config.maxBodyBytes(), config.bodySeconds(), timer);
         String relative = name;
         if (body.length > 0) {
             String type = ex.getRequestHeaders().getFirst("Content-Type");
@@ -165,8 +201,8 @@ final class Routes implements HttpHandler {
         if (model.adapters().stream().anyMatch(a -> a.name().equals(name))) {
             throw ApiError.conflict("adapter '" + name + "' is already loaded: delete it first");
         }
-        NamedAdapter adapter = model.add(name, folders.resolve(relative), config.maxAdapters());
-        return describe(adapter);
+        String folder = relative;
+        return describe(onInference(() -> model.add(name, folders, folder, config.maxAdapters())));
     }
 
     private JsonNode delete(String name) {
@@ -179,7 +215,7 @@ final class Routes implements HttpHandler {
     private JsonNode predict(JsonNode body) {
         int features = (int) model.inFeatures();
         PredictRequest r = PredictRequest.parse(body, features, config.maxRows());
-        float[] logits = model.forward(r.pixels(), r.rows(), r.adapters(), r.rank());
+        float[] logits = onInference(() -> model.forward(r.pixels(), r.rows(), r.adapters(), r.rank()));
         int out = (int) model.outFeatures();
         ObjectNode n = Exchanges.JSON.createObjectNode();
         ArrayNode preds = n.putArray("predictions");

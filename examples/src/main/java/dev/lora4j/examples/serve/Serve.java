@@ -41,7 +41,7 @@ public final class Serve {
             for (String name : load.split(",")) {
                 if (name.isBlank()) continue;
                 String n = AdapterFolders.checkName(name.trim());
-                NamedAdapter a = server.model().add(n, new AdapterFolders(config.adaptersRoot()).resolve(n), config.maxAdapters());
+                NamedAdapter a = server.model().add(n, new AdapterFolders(config.adaptersRoot()), n, config.maxAdapters());
                 System.out.printf(Locale.ROOT, "loaded adapter %s (%s, rank %d)%n", a.name(), a.isDyLora() ? "DyLoRA" : "LoRA", a.rank());
             }
         }

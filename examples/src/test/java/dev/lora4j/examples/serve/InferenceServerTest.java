@@ -91,7 +91,7 @@ class InferenceServerTest {
         outside = Files.createTempDirectory("outside");
         Files.createSymbolicLink(root.resolve("escape"), outside);
 
-        ServiceConfig config = new ServiceConfig("127.0.0.1", 0, root, 64 * 1024, 8, 4, 4, 1, 5);
+        ServiceConfig config = new ServiceConfig("127.0.0.1", 0, root, 64 * 1024, 8, 4, 4, 1, 5, 10);
         server = InferenceServer.start(config, model(), List.of("c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9"));
         reference = model();
         reference.eval();

@@ -1,0 +1,93 @@
+package dev.lora4j.io;
+
+import java.io.IOException;
+import java.util.regex.Pattern;
+import java.util.regex.PatternSyntaxException;
+
+/**
+ * PEFT's pattern-key matching ({@code get_pattern_key}: a {@code rank_pattern} or
+ * {@code alpha_pattern} key {@code k} matches module name {@code n} when
+ * {@code re.match(rf"(.*\.)?({k})$", n)}) for keys that come from a file: the keys are
+ * untrusted regular expressions, so every match runs under a budget of character reads (per
+ * match, and in total for one load), and a catastrophic pattern is refused by name instead of
+ * hanging the loader. A plain key on a module name of length L costs a few L reads.
+ *
+ * <p>Not thread-safe: one instance per load.
+ */
+final class BoundedRegex {
+
+    /** Longest key accepted (characters). */
+    static final int MAX_KEY = 1024;
+    /** Character reads one match may take. */
+    static final long MATCH_BUDGET = 200_000L;
+    /** Character reads one load may spend on all its matches (a few seconds of matching at worst). */
+    static final long DEFAULT_BUDGET = 10_000_000L;
+
+    private final String where;
+    private long budget;
+
+    BoundedRegex(String where, long budget) {
+        this.where = where;
+        this.budget = budget;
+    }
+
+    /** Compiles {@code key} as PEFT's suffix pattern {@code (.*\.)?(key)}, refusing bad or oversized keys by name. */
+    Pattern compile(String field, String key) throws IOException {
+        if (key.length() > MAX_KEY) throw new IOException(where + ": " + field + " key of " + key.length() + " characters (at most " + MAX_KEY + ")");
+        try {
+            return Pattern.compile("(.*\\.)?(" + key + ")");
+        } catch (PatternSyntaxException e) {
+            throw new IOException(where + ": " + field + " key '" + key + "' is not a valid regular expression: " + e.getDescription());
+        }
+    }
+
+    /** Whether {@code p} matches all of {@code text}, within the remaining budget. */
+    boolean matches(String field, Pattern p, String text) throws IOException {
+        Counted in = new Counted(text);
+        try {
+            return p.matcher(in).matches();
+        } catch (BudgetExceeded | StackOverflowError e) {
+            throw new IOException(where + ": " + field + " key '" + p.pattern().substring(7, p.pattern().length() - 1)
+                    + "' takes too long to match module '" + text + "' (catastrophic backtracking?): refused");
+        } finally {
+            budget -= in.reads;
+        }
+    }
+
+    private static final class BudgetExceeded extends RuntimeException {
+        BudgetExceeded() {
+            super(null, null, false, false);
+        }
+    }
+
+    /** The text, counting every character the matcher reads against the remaining budget. */
+    private final class Counted implements CharSequence {
+        private final String s;
+        long reads;
+
+        Counted(String s) {
+            this.s = s;
+        }
+
+        @Override
+        public char charAt(int i) {
+            if (++reads > MATCH_BUDGET || reads > budget) throw new BudgetExceeded();
+            return s.charAt(i);
+        }
+
+        @Override
+        public int length() {
+            return s.length();
+        }
+
+        @Override
+        public CharSequence subSequence(int start, int end) {
+            return s.subSequence(start, end);
+        }
+
+        @Override
+        public String toString() {
+            return s;
+        }
+    }
+}

@@ -1,0 +1,145 @@
+package dev.lora4j.distributed;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import dev.lora4j.DType;
+import dev.lora4j.Tensor;
+import dev.lora4j.TensorScope;
+import dev.lora4j.Torch;
+import dev.lora4j.nn.Linear;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.function.IntFunction;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * The process group's API within one JVM: a group of one, several ranks as threads (c10d allows
+ * several groups per process), and bad input as clear Java exceptions.
+ */
+class ProcessGroupTest {
+
+    static final Duration TIMEOUT = Duration.ofSeconds(60);
+
+    @Test
+    @Timeout(60)
+    void aGroupOfOneReducesToItselfAndDataParallelTrainingEqualsPlainTraining() {
+        try (ProcessGroup g = ProcessGroup.init("127.0.0.1", RankProcess.freePort(), 1, 0, TIMEOUT);
+                TensorScope s = TensorScope.open()) {
+            assertEquals(0, g.rank());
+            assertEquals(1, g.worldSize());
+            Tensor a = Tensor.of(1.5f, -2f, 3f);
+            g.allReduce(ReduceOp.AVG, a);
+            assertArrayEquals(new float[] {1.5f, -2f, 3f}, a.toFloatArray());
+            g.broadcast(List.of(a), 0);
+            g.barrier();
+            var one = TrainingJob.train(g, 8, 3);
+            assertEquals(0.0, TrainingJob.maxDifference(one, TrainingJob.train(null, 8, 3)), "bit-equal");
+        }
+    }
+
+    @Test
+    @Timeout(120)
+    void threeRanksAsThreadsReduceBroadcastAndFillMissingGradientsWithZeros() throws Exception {
+        List<String> results = onRanks(3, rank -> group -> {
+            try (TensorScope s = TensorScope.open()) {
+                // A parameter used on rank 0 only: the others contribute zeros.
+                Tensor p = Tensor.full(DType.FLOAT64, 1.0, 2).requiresGrad_(true);
+                if (rank == 0) p.mul(3.0).sum().backward();
+                Tensor q = Tensor.zeros(3).requiresGrad_(true);
+                q.mul(rank).sum().backward();
+                group.allReduceGradients(List.of(p, q), ReduceOp.AVG);
+                assertArrayEquals(new double[] {1, 1}, p.grad().toDoubleArray(), 1e-12); // (3 + 0 + 0) / 3
+                assertArrayEquals(new float[] {1, 1, 1}, q.grad().toFloatArray(), 1e-6f); // (0 + 1 + 2) / 3
+                Tensor b = Tensor.full(DType.INT32, rank, 5);
+                group.broadcast(List.of(b), 2);
+                assertArrayEquals(new int[] {2, 2, 2, 2, 2}, b.toIntArray());
+                return "ok";
+            }
+        });
+        assertEquals(List.of("ok", "ok", "ok"), results);
+    }
+
+    @Test
+    @Timeout(120)
+    void ranksWithDifferentModelsAllFailClearlyInsteadOfHanging() throws Exception {
+        List<String> results = onRanks(2, rank -> group -> {
+            Torch.manualSeed(rank);
+            try (Linear model = new Linear(4, rank == 0 ? 3 : 5)) {
+                var e = assertThrows(IllegalStateException.class, () -> new DistributedDataParallel(model, group));
+                return e.getMessage();
+            }
+        });
+        for (String m : results) assertTrue(m.startsWith("1 of 2 ranks have modules whose parameters"), m);
+        assertTrue(results.get(1).contains("this rank (1)"), results.get(1));
+    }
+
+    @Test
+    void badArgumentsAreJavaExceptionsNamingTheArgument() {
+        assertThrows(IllegalArgumentException.class, () -> ProcessGroup.init("127.0.0.1", 0, 1, 0, TIMEOUT));
+        assertThrows(IllegalArgumentException.class, () -> ProcessGroup.init("127.0.0.1", 70000, 1, 0, TIMEOUT));
+        assertThrows(IllegalArgumentException.class, () -> ProcessGroup.init("127.0.0.1", 29500, 0, 0, TIMEOUT));
+        var e = assertThrows(IllegalArgumentException.class, () -> ProcessGroup.init("127.0.0.1", 29500, 2, 2, TIMEOUT));
+        assertTrue(e.getMessage().startsWith("rank must be in 0..1"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> ProcessGroup.init("127.0.0.1", 29500, 1, 0, Duration.ZERO));
+        assertThrows(NullPointerException.class, () -> ProcessGroup.init(null, 29500, 1, 0, TIMEOUT));
+        var env = assertThrows(IllegalStateException.class,
+                () -> ProcessGroup.fromEnvironment(Map.of("MASTER_ADDR", "127.0.0.1", "MASTER_PORT", "29500", "RANK", "0"), TIMEOUT));
+        assertEquals("environment variable WORLD_SIZE is not set", env.getMessage());
+        var bad = assertThrows(IllegalStateException.class, () -> ProcessGroup.fromEnvironment(
+                Map.of("MASTER_ADDR", "127.0.0.1", "MASTER_PORT", "x", "WORLD_SIZE", "1", "RANK", "0"), TIMEOUT));
+        assertEquals("environment variable MASTER_PORT is not an integer: 'x'", bad.getMessage());
+
+        try (ProcessGroup g = ProcessGroup.init("127.0.0.1", RankProcess.freePort(), 1, 0, TIMEOUT);
+                TensorScope s = TensorScope.open()) {
+            assertThrows(IllegalArgumentException.class, () -> g.broadcast(List.of(Tensor.ones(2)), 1));
+            assertThrows(NullPointerException.class, () -> g.allReduce(null, ReduceOp.SUM));
+            var element = assertThrows(NullPointerException.class, () -> g.allReduce(java.util.Arrays.asList(Tensor.ones(1), null), ReduceOp.SUM));
+            assertEquals("tensors[1]", element.getMessage());
+            var avg = assertThrows(dev.lora4j.TorchException.class, () -> g.allReduce(ReduceOp.AVG, Tensor.ones(DType.INT64, 2)));
+            assertTrue(avg.getMessage().contains("an average needs floating-point tensors"), avg.getMessage());
+            Tensor closed = Tensor.ones(2);
+            closed.close();
+            assertThrows(IllegalStateException.class, () -> g.allReduce(ReduceOp.SUM, closed));
+            var noGrad = assertThrows(dev.lora4j.TorchException.class, () -> g.allReduceGradients(List.of(Tensor.ones(2)), ReduceOp.AVG));
+            assertTrue(noGrad.getMessage().contains("params[0] does not require grad"), noGrad.getMessage());
+            g.barrier(); // bad input did not break the group
+            g.close();
+            assertThrows(IllegalStateException.class, g::barrier);
+            g.close(); // idempotent
+        }
+    }
+
+    @FunctionalInterface
+    interface RankBody {
+        String run(ProcessGroup group) throws Exception;
+    }
+
+    /** Runs {@code body} on {@code world} ranks, one thread each, and returns their results by rank. */
+    static List<String> onRanks(int world, IntFunction<RankBody> body) throws Exception {
+        int port = RankProcess.freePort();
+        ExecutorService pool = Executors.newFixedThreadPool(world);
+        try {
+            List<Future<String>> futures = new ArrayList<>();
+            for (int r = 0; r < world; r++) {
+                int rank = r;
+                futures.add(pool.submit(() -> {
+                    try (ProcessGroup g = ProcessGroup.init("127.0.0.1", port, world, rank, TIMEOUT)) {
+                        return body.apply(rank).run(g);
+                    }
+                }));
+            }
+            List<String> out = new ArrayList<>();
+            for (Future<String> f : futures) out.add(f.get(100, TimeUnit.SECONDS));
+            return out;
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+}

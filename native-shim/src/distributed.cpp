@@ -1,0 +1,364 @@
+// Collective communication for data-parallel training: LibTorch's own c10d engine (what
+// PyTorch's DistributedDataParallel uses), a TCPStore rendezvous and a Gloo process group over
+// TCP. Every collective runs with a timeout and reports failures as statuses; after a failed
+// collective the group is marked broken (the ranks are out of step), closes its connections and
+// refuses further collectives.
+#ifndef USE_C10D_GLOO
+#define USE_C10D_GLOO 1
+#endif
+
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/version.h>
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "internal.h"
+
+// ------------------------------------------------------------------ LibTorch version compat
+// LibTorch 1.13 (Debian) and 2.x both offer ProcessGroupGloo(store, rank, size, options), its
+// collectives returning c10::intrusive_ptr<Work> with Work::wait(timeout), and
+// TCPStore(host, TCPStoreOptions). In 2.x ProcessGroupGloo is a c10d::Backend rather than a
+// c10d::ProcessGroup, which this file never relies on; the differences it does meet live here.
+namespace compat {
+
+// After a failure the group closes its Gloo connections itself (c10d has no abort for Gloo):
+// the peers' reads then fail at once ("connection closed") instead of waiting for their own
+// timeouts. A collective of this rank still inside Gloo ends at the group's timeout, which Gloo
+// enforces. contexts_ is a protected member of ProcessGroupGloo in 1.13 and 2.x alike.
+class Group : public c10d::ProcessGroupGloo {
+public:
+    using c10d::ProcessGroupGloo::ProcessGroupGloo;
+
+    void close_connections() noexcept {
+        for (auto& ctx : contexts_) {
+            if (!ctx) continue;
+            for (int i = 0; i < ctx->size; ++i) {
+                if (i == ctx->rank) continue;
+                try {
+                    auto& pair = ctx->getPair(i);
+                    if (pair) pair->close();
+                } catch (...) {
+                    // already closed or never connected
+                }
+            }
+        }
+    }
+};
+
+using WorkPtr = c10::intrusive_ptr<c10d::Work>;
+
+inline c10d::TCPStoreOptions store_options(uint16_t port, bool server, size_t workers,
+                                           std::chrono::milliseconds timeout) {
+    c10d::TCPStoreOptions o;
+    o.port = port;
+    o.isServer = server;
+    o.numWorkers = workers;
+    // Rank 0 does not wait for the others here: LibTorch 1.13 gives up that wait silently after
+    // the timeout, and Gloo's connection phase waits for every rank (bounded) anyway.
+    o.waitWorkers = false;
+    o.timeout = timeout;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    o.useLibUV = false;  // 2.4+ default to a libuv server; keep the classic one 1.13 has (untested)
+#endif
+    return o;
+}
+
+}  // namespace compat
+
+struct lt_process_group {
+    c10::intrusive_ptr<c10d::Store> store;
+    c10::intrusive_ptr<compat::Group> group;
+    int32_t rank = 0;
+    int32_t size = 0;
+    std::chrono::milliseconds timeout{0};
+    std::atomic<bool> broken{false};
+    std::string broken_reason;
+};
+
+namespace {
+
+// A failed collective or rendezvous: the status says whether it timed out or a peer failed.
+struct CommError : std::runtime_error {
+    CommError(lt_status s, const std::string& m) : std::runtime_error(m), status(s) {}
+    lt_status status;
+};
+
+bool mentions_timeout(const std::string& m) {
+    std::string l(m);
+    std::transform(l.begin(), l.end(), l.begin(), [](unsigned char c) { return std::tolower(c); });
+    return l.find("timed out") != std::string::npos || l.find("timeout") != std::string::npos;
+}
+
+// Runs a communication step, turning LibTorch's and Gloo's exceptions into a CommError whose
+// status tells a timeout from another communication failure.
+template <class Body>
+void communicate(const char* what, Body&& body) {
+    try {
+        body();
+    } catch (const CommError&) {
+        throw;
+    } catch (const std::exception& e) {
+        std::string m = std::string(what) + ": " + e.what();
+        if (const auto* ce = dynamic_cast<const c10::Error*>(&e))
+            m = std::string(what) + ": " + ce->what_without_backtrace();
+        throw CommError(mentions_timeout(m) ? LT_ERR_TIMEOUT : LT_ERR_COMMUNICATION, m);
+    }
+}
+
+std::chrono::milliseconds timeout_of(const lt_process_group* pg, int64_t timeout_ms) {
+    if (timeout_ms < 0) throw std::invalid_argument("timeout_ms must be >= 0, got " + std::to_string(timeout_ms));
+    return timeout_ms == 0 ? pg->timeout : std::chrono::milliseconds(timeout_ms);
+}
+
+void check_usable(const lt_process_group* pg) {
+    lt::need(pg, "pg");
+    if (pg->broken.load())
+        throw CommError(LT_ERR_COMMUNICATION,
+                        "the process group is unusable after an earlier failure (" + pg->broken_reason + ")");
+}
+
+// Waits for a collective, bounded by the timeout.
+void wait(compat::WorkPtr work, std::chrono::milliseconds timeout) {
+    if (!work->wait(timeout))
+        throw CommError(LT_ERR_COMMUNICATION, "the collective was aborted");
+}
+
+// Runs a collective; a failure marks the group broken and closes its connections, so that the
+// peers fail at once instead of waiting for their own timeouts.
+template <class Body>
+void collective(lt_process_group* pg, const char* what, Body&& body) {
+    check_usable(pg);
+    try {
+        communicate(what, body);
+    } catch (const CommError& e) {
+        pg->broken_reason = e.what();
+        pg->broken.store(true);
+        pg->group->close_connections();
+        throw;
+    }
+}
+
+std::vector<at::Tensor> tensors(const lt_tensor* const* ts, int64_t count, const char* name) {
+    if (count < 0) throw std::invalid_argument(std::string("negative count for '") + name + "'");
+    if (count > 0) lt::need(ts, name);
+    std::vector<at::Tensor> v;
+    v.reserve(static_cast<size_t>(count));
+    for (int64_t i = 0; i < count; ++i) {
+        at::Tensor t = *lt::T(ts[i], name);
+        if (!t.device().is_cpu() || t.layout() != at::kStrided)
+            throw std::invalid_argument(std::string(name) + "[" + std::to_string(i) +
+                                        "] is not a dense CPU tensor (Gloo collectives here take those only)");
+        v.push_back(std::move(t));
+    }
+    return v;
+}
+
+// Tensors of one dtype flattened into buckets of at most kBucketBytes (a tensor larger than
+// that gets a bucket of its own); the order is the same on every rank given the same list.
+constexpr int64_t kBucketBytes = 64LL << 20;
+
+std::vector<std::vector<size_t>> buckets(const std::vector<at::Tensor>& ts) {
+    std::map<at::ScalarType, std::vector<size_t>> by_type;
+    for (size_t i = 0; i < ts.size(); ++i) by_type[ts[i].scalar_type()].push_back(i);
+    std::vector<std::vector<size_t>> out;
+    for (auto& [type, idx] : by_type) {
+        std::vector<size_t> cur;
+        int64_t bytes = 0;
+        for (size_t i : idx) {
+            const int64_t b = static_cast<int64_t>(ts[i].nbytes());
+            if (!cur.empty() && bytes + b > kBucketBytes) {
+                out.push_back(std::move(cur));
+                cur.clear();
+                bytes = 0;
+            }
+            cur.push_back(i);
+            bytes += b;
+        }
+        if (!cur.empty()) out.push_back(std::move(cur));
+    }
+    return out;
+}
+
+at::Tensor flatten(const std::vector<at::Tensor>& ts, const std::vector<size_t>& idx) {
+    std::vector<at::Tensor> parts;
+    parts.reserve(idx.size());
+    for (size_t i : idx) parts.push_back(ts[i].reshape({-1}));
+    return at::cat(parts);
+}
+
+void unflatten(const at::Tensor& flat, std::vector<at::Tensor>& ts, const std::vector<size_t>& idx) {
+    at::NoGradGuard no_grad;
+    int64_t off = 0;
+    for (size_t i : idx) {
+        const int64_t n = ts[i].numel();
+        ts[i].copy_(flat.narrow(0, off, n).view(ts[i].sizes()));
+        off += n;
+    }
+}
+
+// Sums (or averages) every tensor of ts across the group, one flat buffer per bucket.
+void all_reduce(lt_process_group* pg, std::vector<at::Tensor>& ts, int32_t op, std::chrono::milliseconds timeout) {
+    if (op != LT_REDUCE_SUM && op != LT_REDUCE_AVG)
+        throw std::invalid_argument("unknown reduce op " + std::to_string(op));
+    for (const auto& b : buckets(ts)) {
+        std::vector<at::Tensor> flat{flatten(ts, b)};
+        if (op == LT_REDUCE_AVG && !at::isFloatingType(flat[0].scalar_type()))
+            throw std::invalid_argument("an average needs floating-point tensors, got " +
+                                        std::string(c10::toString(flat[0].scalar_type())));
+        collective(pg, "all_reduce", [&] {
+            c10d::AllreduceOptions o;
+            o.reduceOp = c10d::ReduceOp::SUM;  // Gloo has no AVG: divide after the sum
+            o.timeout = timeout;
+            wait(pg->group->allreduce(flat, o), timeout);
+        });
+        if (op == LT_REDUCE_AVG) flat[0].div_(static_cast<double>(pg->size));
+        unflatten(flat[0], ts, b);
+    }
+}
+
+// As LT_BODY, with a communication failure's own status (timeout or peer failure).
+template <class Body>
+lt_status guarded(Body&& body) noexcept {
+    try {
+        body();
+        return LT_OK;
+    } catch (const CommError& e) {
+        lt::set_error(e.what());
+        return e.status;
+    } catch (...) {
+        return lt::translate_current_exception();
+    }
+}
+
+}  // namespace
+
+#define LT_DIST_BODY(...) return guarded([&] { __VA_ARGS__; })
+
+extern "C" {
+
+lt_status lt_process_group_new(const char* master_addr, int32_t master_port, int32_t world_size,
+                               int32_t rank, int64_t timeout_ms, const char* local_addr,
+                               const char* interface_name, lt_process_group** out) {
+    return guarded([&] {
+        lt::need(out, "out");
+        lt::need(master_addr, "master_addr");
+        if (master_port < 1 || master_port > 65535)
+            throw std::invalid_argument("master_port must be in 1..65535, got " + std::to_string(master_port));
+        if (world_size < 1) throw std::invalid_argument("world_size must be >= 1, got " + std::to_string(world_size));
+        if (rank < 0 || rank >= world_size)
+            throw std::invalid_argument("rank must be in 0.." + std::to_string(world_size - 1) + ", got " +
+                                        std::to_string(rank));
+        if (timeout_ms < 1) throw std::invalid_argument("timeout_ms must be >= 1, got " + std::to_string(timeout_ms));
+        const std::chrono::milliseconds timeout(timeout_ms);
+        auto pg = std::make_unique<lt_process_group>();
+        pg->rank = rank;
+        pg->size = world_size;
+        pg->timeout = timeout;
+        communicate("rendezvous", [&] {
+            auto tcp = c10::make_intrusive<c10d::TCPStore>(
+                std::string(master_addr),
+                compat::store_options(static_cast<uint16_t>(master_port), rank == 0,
+                                      static_cast<size_t>(world_size), timeout));
+            pg->store = c10::make_intrusive<c10d::PrefixStore>("lora4j/", tcp);
+        });
+        communicate("process group", [&] {
+            auto options = compat::Group::Options::create(timeout);
+            if (interface_name != nullptr && interface_name[0] != '\0')
+                options->devices.push_back(compat::Group::createDeviceForInterface(interface_name));
+            else if (local_addr != nullptr && local_addr[0] != '\0')
+                options->devices.push_back(compat::Group::createDeviceForHostname(local_addr));
+            else
+                options->devices.push_back(compat::Group::createDefaultDevice());
+            options->threads = 1;  // one collective at a time: the callers serialise them anyway
+            pg->group = c10::make_intrusive<compat::Group>(pg->store, rank, world_size, options);
+        });
+        *out = pg.release();
+    });
+}
+
+lt_status lt_process_group_free(lt_process_group* pg) {
+    LT_BODY({
+        if (pg != nullptr && pg->broken.load() && pg->group) pg->group->close_connections();
+        delete pg;
+    });
+}
+
+int32_t lt_process_group_rank(const lt_process_group* pg) { return pg == nullptr ? -1 : pg->rank; }
+
+int32_t lt_process_group_size(const lt_process_group* pg) { return pg == nullptr ? -1 : pg->size; }
+
+lt_status lt_process_group_all_reduce(lt_process_group* pg, const lt_tensor* const* ts, int64_t count,
+                                      int32_t op, int64_t timeout_ms) {
+    LT_DIST_BODY({
+        check_usable(pg);
+        auto v = tensors(ts, count, "tensors");
+        all_reduce(pg, v, op, timeout_of(pg, timeout_ms));
+    });
+}
+
+lt_status lt_process_group_all_reduce_grads(lt_process_group* pg, const lt_tensor* const* params,
+                                            int64_t count, int32_t op, int64_t timeout_ms) {
+    LT_DIST_BODY({
+        check_usable(pg);
+        auto ps = tensors(params, count, "params");
+        std::vector<at::Tensor> grads;
+        grads.reserve(ps.size());
+        for (size_t i = 0; i < ps.size(); ++i) {
+            at::Tensor& p = ps[i];
+            if (!p.requires_grad())
+                throw std::invalid_argument("params[" + std::to_string(i) + "] does not require grad");
+            // A parameter this rank did not use contributes zeros; every rank then holds the
+            // same averaged gradient, so optimizers stay in step.
+            if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+            if (p.grad().layout() != at::kStrided)
+                throw std::invalid_argument("params[" + std::to_string(i) + "] has a sparse gradient");
+            grads.push_back(p.grad());
+        }
+        all_reduce(pg, grads, op, timeout_of(pg, timeout_ms));
+    });
+}
+
+lt_status lt_process_group_broadcast(lt_process_group* pg, const lt_tensor* const* ts, int64_t count,
+                                     int32_t root, int64_t timeout_ms) {
+    LT_DIST_BODY({
+        check_usable(pg);
+        if (root < 0 || root >= pg->size)
+            throw std::invalid_argument("root must be in 0.." + std::to_string(pg->size - 1) + ", got " +
+                                        std::to_string(root));
+        auto v = tensors(ts, count, "tensors");
+        const auto timeout = timeout_of(pg, timeout_ms);
+        for (const auto& b : buckets(v)) {
+            std::vector<at::Tensor> flat{flatten(v, b)};
+            collective(pg, "broadcast", [&] {
+                c10d::BroadcastOptions o;
+                o.rootRank = root;
+                o.timeout = timeout;
+                wait(pg->group->broadcast(flat, o), timeout);
+            });
+            if (pg->rank != root) unflatten(flat[0], v, b);
+        }
+    });
+}
+
+lt_status lt_process_group_barrier(lt_process_group* pg, int64_t timeout_ms) {
+    LT_DIST_BODY({
+        const auto timeout = timeout_of(lt::need(pg, "pg"), timeout_ms);
+        collective(pg, "barrier", [&] {
+            c10d::BarrierOptions o;
+            o.timeout = timeout;
+            wait(pg->group->barrier(o), timeout);
+        });
+    });
+}
+
+}  // extern "C"
