@@ -279,8 +279,8 @@ public final class PeftAdapter {
                 if (changesBase(p.config)) { // the init rewrites the base weight: keep a copy to put back
                     Tensor w = p.module.parameter("weight");
                     Tensor copy;
-                    try (var ng = Torch.noGrad()) {
-                        copy = w.detach().clone();
+                    try (var ng = Torch.noGrad(); TensorScope scope = TensorScope.open()) {
+                        copy = w.detach().clone().keep();
                     }
                     saved.add(copy);
                     undo.add(() -> {

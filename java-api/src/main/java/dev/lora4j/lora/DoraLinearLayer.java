@@ -29,9 +29,13 @@ import dev.lora4j.nn.Module;
  * version counters), so a serving layer computes it once; when the adapter's output is the
  * first added to the base layer's, the base output is reused instead of computing x·Wᵀ again.
  *
+ * <p>The magnitude and the row norm are in the LoRA factors' dtype ({@link LoraLayer#factorType}:
+ * float32 on float16/bfloat16 bases, as PEFT's autocast_adapter_dtype); merging computes in it and
+ * rounds once into the base weight.
+ *
  * <p>Ownership and threads: the layer owns its parameter and the remembered norms and frees them
  * on close; used by its {@link LoraLinear} under that layer's rules (concurrent eval forwards
- * share the kept norm safely; changes are single-threaded).
+ * share the kept norm safely; changes run under the model's {@link AdapterLock}).
  */
 public final class DoraLinearLayer extends Module {
 
@@ -71,7 +75,7 @@ public final class DoraLinearLayer extends Module {
     static Tensor weightNorm(Tensor w, Tensor a, Tensor b, double scale) {
         try (var ng = Torch.noGrad(); TensorScope s = TensorScope.open()) {
             DType dt = w.dtype();
-            DType compute = dt == DType.FLOAT16 || dt == DType.BFLOAT16 ? DType.FLOAT32 : dt;
+            DType compute = LoraLayer.factorType(dt);
             Tensor w32 = w.to(compute);
             Tensor a32 = a.detach().to(compute);
             Tensor b32 = b.detach().to(compute);
@@ -145,7 +149,7 @@ public final class DoraLinearLayer extends Module {
     void apply(Tensor stored, Tensor delta, boolean fanInFanOut, double sign, boolean safe, String what) {
         try (var ng = Torch.noGrad(); TensorScope s = TensorScope.open()) {
             DType dt = stored.dtype();
-            DType compute = dt == DType.FLOAT16 || dt == DType.BFLOAT16 ? DType.FLOAT32 : dt;
+            DType compute = LoraLayer.factorType(dt);
             Tensor w = stored.to(compute);
             Tensor d = delta.to(compute);
             int outDim = fanInFanOut ? 1 : 0;

@@ -2,6 +2,7 @@ package dev.lora4j.lora;
 
 import dev.lora4j.DType;
 import dev.lora4j.Tensor;
+import dev.lora4j.TensorScope;
 import dev.lora4j.Torch;
 import dev.lora4j.internal.LoraOps;
 import dev.lora4j.nn.Dropout;
@@ -82,8 +83,8 @@ public class LoraLinear extends LoraLayer {
         if (config.loraDropout() > 0) dropout.put(name, new Dropout(config.loraDropout()));
         if (config.useDora()) {
             if (magnitude == null) magnitude = registerModule("lora_magnitude_vector", new ModuleDict());
-            try (Tensor norm = DoraLinearLayer.weightNorm(weightOutIn(), a.weight(), b.weight(), config.scaling())) {
-                magnitude.put(name, new DoraLinearLayer(norm, dtype));
+            try (TensorScope s = TensorScope.open()) { // weightOutIn() is a view for fan_in_fan_out weights
+                magnitude.put(name, new DoraLinearLayer(DoraLinearLayer.weightNorm(weightOutIn(), a.weight(), b.weight(), config.scaling()), dtype));
             }
         }
         bank.invalidate();

@@ -297,8 +297,10 @@ class DoraTest {
     @Test
     void layersWithoutDoraRefuseIt() {
         try (TensorScope s = TensorScope.open()) {
-            assertThrows(UnsupportedOperationException.class, () -> new LoraEmbedding(new Embedding(5, 3), DORA));
-            assertThrows(UnsupportedOperationException.class, () -> new MergedLoraLinear(new Linear(4, 6), DORA, true, false));
+            try (Embedding e = new Embedding(5, 3); Linear fc = new Linear(4, 6)) { // a refused wrapper leaves its base to the caller
+                assertThrows(UnsupportedOperationException.class, () -> new LoraEmbedding(e, DORA));
+                assertThrows(UnsupportedOperationException.class, () -> new MergedLoraLinear(fc, DORA, true, false));
+            }
             try (Sequential m = new Sequential(new Linear(6, 4))) {
                 Lora.wrap(m, DORA);
                 Lora.addAdapter(m, "b", DORA);
