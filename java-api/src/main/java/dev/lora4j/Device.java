@@ -21,7 +21,10 @@ public record Device(Type type, int index) {
 
     public Device {
         Objects.requireNonNull(type, "type");
-        if (index < -1) throw new IllegalArgumentException("device index must be >= -1, got " + index);
+        // LibTorch keeps a device index in 8 bits (c10::DeviceIndex): a larger one would wrap.
+        if (index < -1 || index > Byte.MAX_VALUE) {
+            throw new IllegalArgumentException("device index must be in -1.." + Byte.MAX_VALUE + ", got " + index);
+        }
         if (type == Type.CPU && index > 0) throw new IllegalArgumentException("the CPU has no index " + index);
     }
 

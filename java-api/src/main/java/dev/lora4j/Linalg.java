@@ -8,7 +8,6 @@ import dev.lora4j.internal.PerThread;
 import dev.lora4j.internal.Status;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.lang.ref.Reference;
 import java.util.Arrays;
 import java.util.Objects;
 
@@ -37,10 +36,11 @@ public final class Linalg {
         if (a.dim() < 2) throw new IllegalArgumentException("svd needs a matrix, got shape " + Arrays.toString(a.shape()));
         PerThread t = PerThread.get();
         MemorySegment out = t.longBuffer(2, 3);
+        MemorySegment h = Calls.pin(a, "a");
         try {
-            Status.check(lt_svd(Calls.handle(a), out, out.asSlice(8), out.asSlice(16)), "svd");
+            Status.check(lt_svd(h, out, out.asSlice(8), out.asSlice(16)), "svd");
         } finally {
-            Reference.reachabilityFence(a);
+            Calls.unpin(a);
         }
         Tensor u = Calls.adopt(t, out.get(ValueLayout.JAVA_LONG, 0));
         Tensor s = Calls.adopt(t, out.get(ValueLayout.JAVA_LONG, 8));

@@ -20,15 +20,20 @@ import java.util.concurrent.atomic.LongAdder;
  * {@link PhantomReference} (one object, not two), and it is kept reachable in an array owned by
  * the thread that registered it, so registering is an array store and unregistering on close
  * (on that thread, the common case) a swap with the last entry, both without locks. A tensor
- * closed on another thread only drops its handle (atomically); its entry is skipped and dropped
+ * closed on another thread only marks its reference closed; its entry is skipped and dropped
  * when its thread's array next fills up. The arrays of finished threads are compacted by the
  * daemon thread, which owns them from then on.
+ *
+ * <p>The GC does not see native memory, so the net accounts for it ({@link NativeBudget}): the
+ * bytes of tensors owned by no scope and no module count against a budget, and exceeding it
+ * makes the creating thread collect and free unreachable tensors, as direct buffers do.
  *
  * <p>Internal to {@code dev.lora4j}; thread-safe as described.
  */
 final class SafetyNet {
 
-    private static final ReferenceQueue<Tensor> QUEUE = new ReferenceQueue<>();
+    /** Where the GC puts tensors ({@link Ref}) and dropped open scopes ({@link ScopeWatch}) it found unreachable. */
+    static final ReferenceQueue<Object> QUEUE = new ReferenceQueue<>();
     private static final LongAdder RECLAIMED = new LongAdder();
     /** Every registry ever created and not yet retired: keeps their references reachable. */
     private static final List<Registry> REGISTRIES = new ArrayList<>();
@@ -39,19 +44,37 @@ final class SafetyNet {
 
     private SafetyNet() {}
 
-    /** Holds a native handle's address (0 once freed) and watches its tensor. */
+    /**
+     * Holds a native handle and watches its tensor; counts the downcalls using the handle so
+     * that no way of dying (close, scope exit, the safety net) frees it under a running call.
+     *
+     * <p>{@code state} is {@code 2·users + closed}: a downcall {@linkplain #acquire() acquires}
+     * (one atomic add) and {@linkplain #release() releases}; closing sets the closed bit, and
+     * whoever leaves the state at "closed, no users" frees the handle, exactly once (the
+     * transition to {@link #FREED} is a compare-and-set).
+     */
     static final class Ref extends PhantomReference<Tensor> {
-        private static final VarHandle ADDRESS;
+        private static final VarHandle STATE;
+        private static final int CLOSED = 1;
+        private static final int USER = 2;
+        /** Closed and freed; odd, and no sequence of acquire/release brings it back to CLOSED. */
+        private static final int FREED = Integer.MIN_VALUE | CLOSED;
 
         static {
             try {
-                ADDRESS = MethodHandles.lookup().findVarHandle(Ref.class, "address", long.class);
+                var lookup = MethodHandles.lookup();
+                STATE = lookup.findVarHandle(Ref.class, "state", int.class);
             } catch (ReflectiveOperationException e) {
                 throw new ExceptionInInitializerError(e);
             }
         }
 
-        private volatile long address;
+        private final long address;
+        private volatile int state;
+        /** Native bytes this reference counts against the unowned budget (0 when not counted). */
+        private long bytes;
+        /** Where the tensor was created, when sites are tracked (see {@link NativeBudget}). */
+        StackTraceElement[] site;
         /** The registry holding this reference, or null; written and read by its owner thread. */
         Registry registry;
         int slot = -1;
@@ -61,13 +84,90 @@ final class SafetyNet {
             this.address = address;
         }
 
-        long address() {
+        boolean isClosed() {
+            return (state & CLOSED) != 0;
+        }
+
+        /** Pins the handle for a downcall and returns its address; throws when closed. */
+        long acquire() {
+            int s = (int) STATE.getAndAdd(this, USER);
+            if ((s & CLOSED) != 0) {
+                release();
+                throw new IllegalStateException("tensor is closed");
+            }
             return address;
         }
 
-        /** Takes the address (0 if already taken): exactly one caller frees the handle. */
-        long take() {
-            return (long) ADDRESS.getAndSet(this, 0L);
+        /** Unpins; frees the handle when this was the last user of a closed tensor. */
+        void release() {
+            int s = (int) STATE.getAndAdd(this, -USER) - USER;
+            if (s == CLOSED && STATE.compareAndSet(this, CLOSED, FREED)) free();
+        }
+
+        /**
+         * Marks the tensor closed while keeping it pinned (by the closer), so that views can be
+         * invalidated before the memory goes; false if it was closed already.
+         */
+        boolean beginClose() {
+            int s;
+            do {
+                s = state;
+                if ((s & CLOSED) != 0) return false;
+            } while (!STATE.compareAndSet(this, s, (s | CLOSED) + USER));
+            return true;
+        }
+
+        /** Undoes {@link #beginClose()}: the tensor is open again. */
+        void abortClose() {
+            int s;
+            do {
+                s = state;
+            } while (!STATE.compareAndSet(this, s, (s & ~CLOSED) - USER));
+        }
+
+        /**
+         * Closes and frees at once when no call uses the handle (the common case of a close):
+         * one compare-and-set; false when closed already or in use.
+         */
+        boolean closeIdle() {
+            if (!STATE.compareAndSet(this, 0, FREED)) return false;
+            free();
+            return true;
+        }
+
+        /** Closes without views to invalidate (the safety net's path); false if closed already. */
+        boolean close() {
+            if (!beginClose()) return false;
+            release();
+            return true;
+        }
+
+        private void free() {
+            uncount();
+            Critical.free(address);
+        }
+
+        /** Counts {@code b} native bytes against the unowned budget; returns the new total. */
+        long count(long b) {
+            bytes = b;
+            return NativeBudget.add(b);
+        }
+
+        /**
+         * Stops counting this tensor (it was freed, or a module took it over). Needs no atomic
+         * swap: both callers exclude each other, the free running only once no one pins the
+         * tensor and a module's taking over running pinned.
+         */
+        void uncount() {
+            long b = bytes;
+            if (b != 0) {
+                bytes = 0;
+                NativeBudget.add(-b);
+            }
+        }
+
+        long address() {
+            return address;
         }
 
         /** Unregisters after a close, when on the registering thread (else left for compaction). */
@@ -82,6 +182,8 @@ final class SafetyNet {
         final Thread owner = Thread.currentThread();
         private Ref[] refs = new Ref[64];
         private int size;
+        /** The owner's innermost open tensor scope (see {@link TensorScope}), or null. */
+        Object openScopes;
 
         void add(Ref r) {
             if (size == refs.length) grow();
@@ -111,7 +213,7 @@ final class SafetyNet {
             int n = 0;
             for (int i = 0; i < size; i++) {
                 Ref r = refs[i];
-                if (r.address() != 0) {
+                if (!r.isClosed()) {
                     r.slot = n;
                     refs[n++] = r;
                 } else {
@@ -121,10 +223,33 @@ final class SafetyNet {
             java.util.Arrays.fill(refs, n, size, null);
             size = n;
         }
+
+        /** Distinct creation sites of this registry's newest live references (for messages). */
+        List<StackTraceElement[]> sites(int max) {
+            List<StackTraceElement[]> out = new ArrayList<>();
+            for (int i = size - 1; i >= 0 && out.size() < max; i--) {
+                Ref r = refs[i];
+                if (!r.isClosed() && r.site != null && out.stream().noneMatch(s -> java.util.Arrays.equals(s, r.site))) {
+                    out.add(r.site);
+                }
+            }
+            return out;
+        }
     }
 
-    /** Registers {@code r} with the calling thread's registry. */
-    static void register(PerThread thread, Ref r) {
+    /**
+     * Registers {@code r} with the calling thread's registry; when {@code counted} (a tensor
+     * that no scope and no module owns) its bytes count against the unowned budget, which may
+     * reclaim unreachable tensors first, or throw in strict mode.
+     */
+    static void register(PerThread thread, Ref r, boolean counted) {
+        Registry registry = registry(thread);
+        registry.add(r);
+        if (counted) NativeBudget.charge(r, registry);
+    }
+
+    /** The calling thread's registry ({@code thread} is its state), created on first use. */
+    static Registry registry(PerThread thread) {
         Object reg = thread.tensorRegistry;
         if (reg == null) {
             Registry fresh = new Registry();
@@ -133,24 +258,41 @@ final class SafetyNet {
             }
             thread.tensorRegistry = reg = fresh;
         }
-        ((Registry) reg).add(r);
+        return (Registry) reg;
     }
 
     static long reclaimedCount() {
         return RECLAIMED.sum();
     }
 
+    /** Frees what the GC found unreachable so far, on the calling thread; returns how many. */
+    static int drain() {
+        int n = 0;
+        for (Object r; (r = QUEUE.poll()) != null; n++) process(r);
+        return n;
+    }
+
+    /** Acts on a reference the GC found unreachable: frees a tensor, or notes a dropped scope. */
+    static void process(Object ref) {
+        if (ref instanceof Ref r) reclaim(r);
+        else if (ref instanceof ScopeWatch w) w.dropped();
+    }
+
+    /** Frees one reference the GC found unreachable (unless it was closed). */
+    private static void reclaim(Ref r) {
+        StackTraceElement[] site = r.site;
+        long bytes = r.bytes;
+        if (r.close()) {
+            RECLAIMED.increment();
+            if (site != null) NativeBudget.warnReclaimed(site, bytes);
+        }
+    }
+
     private static void run() {
         while (true) {
             try {
-                Ref r = (Ref) QUEUE.remove(1000);
-                if (r != null) {
-                    long h = r.take();
-                    if (h != 0) {
-                        Critical.free(h);
-                        RECLAIMED.increment();
-                    }
-                }
+                Object r = QUEUE.remove(1000);
+                if (r != null) process(r);
                 retireFinishedThreads();
             } catch (Throwable t) {
                 // keep the safety net running whatever happens
@@ -158,8 +300,21 @@ final class SafetyNet {
         }
     }
 
-    /** Compacts the registries of threads that have ended; forgets those left empty. */
+    /**
+     * Takes over the scopes that threads left open when they ended, then compacts the
+     * registries of ended threads and forgets those left empty.
+     */
     private static void retireFinishedThreads() {
+        List<Object> openScopes = new ArrayList<>();
+        synchronized (REGISTRIES) {
+            for (Registry reg : REGISTRIES) {
+                if (!reg.owner.isAlive() && reg.openScopes != null) {
+                    openScopes.add(reg.openScopes);
+                    reg.openScopes = null;
+                }
+            }
+        }
+        openScopes.forEach(TensorScope::handOverScopesOf); // registers with this thread's registry
         synchronized (REGISTRIES) {
             REGISTRIES.removeIf(reg -> {
                 if (reg.owner.isAlive()) return false;

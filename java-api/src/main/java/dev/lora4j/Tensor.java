@@ -29,12 +29,23 @@ import java.util.Objects;
  * caller; if it becomes unreachable unclosed, a safety net (a daemon thread watching phantom
  * references, as {@link java.lang.ref.Cleaner} does, but cheaper per tensor) frees it and counts it
  * ({@link Torch#reclaimedTensorCount()}): that counter should stay zero in correct code.
+ * The native bytes of such tensors count against a budget
+ * ({@link Torch#unownedTensorBytes()}); exceeding it makes lora4j collect unreachable tensors,
+ * as {@code java.nio} does for direct buffers (see {@link Torch#unownedTensorBytes()} for the
+ * settings, including a strict mode that throws instead).
+ *
+ * <h2>Lifetime during calls</h2>
+ * Every native call pins the tensors it reads for its whole duration (an in-use count): a
+ * {@link #close()}, a scope exit or the safety net that comes while a call on another thread
+ * still uses the tensor marks it closed at once (later uses throw) and the memory is freed when
+ * the last running call returns. Views from {@link #data()} are invalidated before the memory
+ * goes, whichever way the tensor dies.
  *
  * <h2>Thread-safety</h2>
  * Reading a tensor (any non-in-place operation) from many threads at once is safe, as it is
- * in LibTorch. In-place operations, {@code requiresGrad_}, {@code backward} and
- * {@link #close()} must not race with other uses of the same tensor; closing is atomic,
- * and any use after it throws.
+ * in LibTorch. In-place operations, {@code requiresGrad_} and {@code backward} must not race
+ * with other uses of the same tensor. Closing may race with uses on other threads: those
+ * either complete on intact memory or throw {@link IllegalStateException}.
  */
 public final class Tensor implements AutoCloseable {
 
@@ -42,8 +53,13 @@ public final class Tensor implements AutoCloseable {
         NativeLibrary.ensureLoaded();
         Calls.install(new Calls.Access() {
             @Override
-            public MemorySegment handle(Tensor t) {
-                return t.handle();
+            public MemorySegment pin(Tensor t) {
+                return t.pin();
+            }
+
+            @Override
+            public void unpin(Tensor t) {
+                t.ref.release();
             }
 
             @Override
@@ -53,20 +69,27 @@ public final class Tensor implements AutoCloseable {
 
             @Override
             public void own(Tensor t) {
-                t.handle();
-                if (t.scope != null) {
-                    t.scope = null;
-                    SafetyNet.register(PerThread.get(), t.ref);
+                t.pin();
+                try {
+                    if (t.scope != null) {
+                        t.scope = null;
+                        SafetyNet.register(PerThread.get(), t.ref, false);
+                    } else {
+                        t.ref.uncount();
+                    }
+                } finally {
+                    t.ref.release();
                 }
             }
         });
     }
 
     private final SafetyNet.Ref ref;
-    private TensorScope scope;
+    private TensorScope.Frame scope;
     private long[] shape;
     private DType dtype;
-    private Arena viewArena;
+    /** The arena of the views {@link #data()} handed out, or null; closed before the memory goes. */
+    private volatile Arena viewArena;
 
     private Tensor(long address) {
         this.ref = new SafetyNet.Ref(this, address);
@@ -74,41 +97,84 @@ public final class Tensor implements AutoCloseable {
 
     static Tensor adopt(PerThread thread, long address) {
         Tensor t = new Tensor(address);
-        TensorScope s = thread.scope;
-        if (s != null) {
-            t.scope = s;
-            s.adopt(t);
-        } else {
-            SafetyNet.register(thread, t.ref);
+        Object o = thread.scope;
+        if (o != null) {
+            TensorScope.Frame s = (TensorScope.Frame) o;
+            if (s.abandoned) s = TensorScope.popAbandoned(thread);
+            if (s != null) {
+                t.scope = s;
+                s.adopt(t);
+                return t;
+            }
         }
+        t.toSafetyNet(thread);
         return t;
+    }
+
+    /** Hands this tensor to the safety net, counted as owned by nobody; closes it if that throws (strict mode). */
+    private void toSafetyNet(PerThread thread) {
+        try {
+            SafetyNet.register(thread, ref, true);
+        } catch (RuntimeException | Error e) {
+            close();
+            throw e;
+        }
     }
 
     static long reclaimedCount() {
         return SafetyNet.reclaimedCount();
     }
 
-    MemorySegment handle() {
-        long h = ref.address();
-        if (h == 0) throw new IllegalStateException("tensor is closed");
-        return MemorySegment.ofAddress(h);
+    /** Pins the native tensor for a call (see {@link SafetyNet.Ref#acquire()}); pair with {@code ref.release()}. */
+    private MemorySegment pin() {
+        return MemorySegment.ofAddress(ref.acquire());
+    }
+
+    private void unpin() {
+        ref.release();
     }
 
     // ------------------------------------------------------------------ lifetime
 
-    /** Frees the native tensor now. Idempotent. Views from {@link #data()} become invalid. */
+    /**
+     * Frees the native tensor now, or, when a call on another thread is still using it, as soon
+     * as that call returns; either way this tensor is closed from now on. Idempotent. Views
+     * from {@link #data()} become invalid first: if one is in use at this moment (by a
+     * native call it was passed to), this throws {@link IllegalStateException} and the tensor
+     * stays open, so that closing it can be tried again.
+     */
     @Override
     public void close() {
-        long h = ref.take();
-        if (h == 0) return;
-        if (viewArena != null) viewArena.close();
-        Critical.free(h);
+        if (viewArena == null && ref.closeIdle()) {
+            ref.closed();
+            return;
+        }
+        if (!ref.beginClose()) return;
+        Arena views = viewArena;
+        if (views != null) {
+            try {
+                closeViews(views);
+            } catch (IllegalStateException e) {
+                ref.abortClose();
+                throw new IllegalStateException("cannot close a tensor while a view of its data() is in use", e);
+            }
+        }
+        ref.release();
         ref.closed();
+    }
+
+    private static void closeViews(Arena views) {
+        if (!views.scope().isAlive()) return;
+        try {
+            views.close();
+        } catch (IllegalStateException e) {
+            if (views.scope().isAlive()) throw e; // else closed concurrently by data(): fine
+        }
     }
 
     /** Whether {@link #close()} has run. */
     public boolean isClosed() {
-        return ref.address() == 0;
+        return ref.isClosed();
     }
 
     /**
@@ -119,24 +185,43 @@ public final class Tensor implements AutoCloseable {
      * @return this tensor
      */
     public Tensor keep() {
-        handle();
-        TensorScope s = scope;
-        if (s != null) {
-            TensorScope parent = s.parent();
-            scope = parent;
-            if (parent != null) {
-                parent.adopt(this);
-            } else {
-                SafetyNet.register(PerThread.get(), ref);
+        pin();
+        try {
+            TensorScope.Frame s = scope;
+            if (s != null) {
+                TensorScope.Frame parent = s.parent;
+                while (parent != null && parent.isClosed()) parent = parent.parent;
+                scope = parent;
+                if (parent != null) {
+                    parent.adopt(this);
+                } else {
+                    SafetyNet.register(PerThread.get(), ref, true);
+                }
             }
+        } finally {
+            unpin();
         }
         return this;
     }
 
-    void releaseFromScope(TensorScope owner) {
+    /** Called by the scope closing: closes this tensor if that scope still owns it. */
+    void releaseFromScope(TensorScope.Frame owner) {
         if (scope == owner) {
             scope = null;
-            close();
+            try {
+                close();
+            } catch (RuntimeException e) {
+                SafetyNet.register(PerThread.get(), ref, true); // never lost: the safety net frees it
+                throw e;
+            }
+        }
+    }
+
+    /** Called for a scope left open and unreachable: the safety net owns this tensor from now on. */
+    void abandonedBy(TensorScope.Frame owner, PerThread thread) {
+        if (scope == owner) {
+            scope = null;
+            if (!isClosed()) SafetyNet.register(thread, ref, true);
         }
     }
 
@@ -271,8 +356,11 @@ public final class Tensor implements AutoCloseable {
         }
         Tensor result = empty(dtype, shape);
         if (bytes > 0) {
-            MemorySegment.copy(data, 0, result.rawData(bytes), 0, bytes);
-            Reference.reachabilityFence(result);
+            try {
+                MemorySegment.copy(data, 0, result.rawData(result.pin(), bytes), 0, bytes);
+            } finally {
+                result.unpin();
+            }
         }
         return result;
     }
@@ -317,12 +405,15 @@ public final class Tensor implements AutoCloseable {
     private long[] cachedShape() {
         long[] s = shape;
         if (s == null) {
-            MemorySegment h = handle();
-            int n = (int) Critical.dim(h);
-            MemorySegment buf = PerThread.get().longBuffer(0, n);
-            Status.check(lt_tensor_sizes(h, buf, n), "shape");
-            s = buf.asSlice(0, 8L * n).toArray(ValueLayout.JAVA_LONG);
-            Reference.reachabilityFence(this);
+            MemorySegment h = pin();
+            try {
+                int n = (int) Critical.dim(h);
+                MemorySegment buf = PerThread.get().longBuffer(0, n);
+                Status.check(lt_tensor_sizes(h, buf, n), "shape");
+                s = buf.asSlice(0, 8L * n).toArray(ValueLayout.JAVA_LONG);
+            } finally {
+                unpin();
+            }
             shape = s;
         }
         return s;
@@ -346,36 +437,45 @@ public final class Tensor implements AutoCloseable {
 
     /** The strides, in elements. */
     public long[] stride() {
-        MemorySegment h = handle();
         int n = dim();
         MemorySegment buf = PerThread.get().longBuffer(0, n);
-        Status.check(lt_tensor_strides(h, buf, n), "stride");
-        Reference.reachabilityFence(this);
+        MemorySegment h = pin();
+        try {
+            Status.check(lt_tensor_strides(h, buf, n), "stride");
+        } finally {
+            unpin();
+        }
         return buf.asSlice(0, 8L * n).toArray(ValueLayout.JAVA_LONG);
     }
 
     public DType dtype() {
         DType d = dtype;
         if (d == null) {
-            d = DType.ofCode(Critical.dtype(handle()));
-            Reference.reachabilityFence(this);
+            try {
+                d = DType.ofCode(Critical.dtype(pin()));
+            } finally {
+                unpin();
+            }
             dtype = d;
         }
         return d;
     }
 
     public Device device() {
-        MemorySegment h = handle();
-        Device d = lt_tensor_device_type(h) == LT_DEVICE_CUDA()
-                ? Device.cuda(lt_tensor_device_index(h)) : Device.CPU;
-        Reference.reachabilityFence(this);
-        return d;
+        MemorySegment h = pin();
+        try {
+            return lt_tensor_device_type(h) == LT_DEVICE_CUDA() ? Device.cuda(lt_tensor_device_index(h)) : Device.CPU;
+        } finally {
+            unpin();
+        }
     }
 
     public boolean isContiguous() {
-        boolean c = Critical.isContiguous(handle());
-        Reference.reachabilityFence(this);
-        return c;
+        try {
+            return Critical.isContiguous(pin());
+        } finally {
+            unpin();
+        }
     }
 
     /**
@@ -384,9 +484,11 @@ public final class Tensor implements AutoCloseable {
      * tensor can tell that it is stale.
      */
     public long version() {
-        long v = dev.lora4j.bindings.LibLora4j.lt_tensor_version(handle());
-        Reference.reachabilityFence(this);
-        return v;
+        try {
+            return lt_tensor_version(pin());
+        } finally {
+            unpin();
+        }
     }
 
     static int normalizeDim(int d, int rank, String name) {
@@ -403,16 +505,22 @@ public final class Tensor implements AutoCloseable {
     /** The value of a one-element tensor. */
     public double item() {
         PerThread t = PerThread.get();
-        Status.check(lt_tensor_item_double(handle(), t.out0), "item");
-        Reference.reachabilityFence(this);
+        try {
+            Status.check(lt_tensor_item_double(pin(), t.out0), "item");
+        } finally {
+            unpin();
+        }
         return t.out0.get(ValueLayout.JAVA_DOUBLE, 0);
     }
 
     /** The value of a one-element tensor as a long (exact for integral tensors). */
     public long itemLong() {
         PerThread t = PerThread.get();
-        Status.check(lt_tensor_item_int64(handle(), t.out0), "item");
-        Reference.reachabilityFence(this);
+        try {
+            Status.check(lt_tensor_item_int64(pin(), t.out0), "item");
+        } finally {
+            unpin();
+        }
         return t.out0.get(ValueLayout.JAVA_LONG, 0);
     }
 
@@ -450,13 +558,18 @@ public final class Tensor implements AutoCloseable {
 
     private void copyOut(DType as, MemorySegment dst) {
         if (dst.byteSize() == 0) {
-            handle();
+            pin();
+            unpin();
             return;
         }
         boolean direct = dtype() == as && isContiguous() && device().type() == Device.Type.CPU;
         if (direct) {
-            MemorySegment.copy(rawData(dst.byteSize()), 0, dst, 0, dst.byteSize());
-            Reference.reachabilityFence(this);
+            MemorySegment h = pin();
+            try {
+                MemorySegment.copy(rawData(h, dst.byteSize()), 0, dst, 0, dst.byteSize());
+            } finally {
+                unpin();
+            }
             return;
         }
         try (TensorScope s = TensorScope.open()) {
@@ -466,57 +579,84 @@ public final class Tensor implements AutoCloseable {
 
     /**
      * A read-only view of a contiguous CPU tensor's elements, without copying. The view is
-     * valid until this tensor is closed; accessing it afterwards throws
-     * {@link IllegalStateException}. In-place operations on the tensor show through it.
+     * valid until this tensor dies, however it dies ({@link #close()}, its scope's end); accessing
+     * it afterwards throws {@link IllegalStateException}. A view keeps its tensor reachable, so
+     * the safety net never frees a tensor under a view still in use. In-place operations on the
+     * tensor show through it.
      */
     public MemorySegment data() {
         if (device().type() != Device.Type.CPU) throw new IllegalStateException("data() needs a CPU tensor, not " + device());
         if (!isContiguous()) throw new IllegalStateException("data() needs a contiguous tensor: call contiguous() first");
         long bytes = numel() * dtype().byteSize();
-        synchronized (this) {
-            if (viewArena == null) viewArena = Arena.ofShared();
+        MemorySegment h = pin();
+        try {
+            Arena views = viewArena;
+            if (views == null || !views.scope().isAlive()) views = newViewArena();
+            MemorySegment v = pointer(h).reinterpret(bytes, views, null).asReadOnly();
+            if (ref.isClosed()) { // a close() began meanwhile and may have missed the new arena
+                closeViews(views);
+                throw new IllegalStateException("tensor is closed");
+            }
+            return v;
+        } finally {
+            unpin();
         }
-        MemorySegment v = pointer().reinterpret(bytes, viewArena, null).asReadOnly();
-        Reference.reachabilityFence(this);
-        return v;
     }
 
-    private MemorySegment pointer() {
+    private synchronized Arena newViewArena() {
+        Arena views = viewArena;
+        if (views == null || !views.scope().isAlive()) {
+            views = Arena.ofShared();
+            Tensor self = this;
+            // The arena's close action refers to this tensor: while any view (which refers to the
+            // arena) is reachable, so is this tensor, and the safety net cannot free its memory.
+            MemorySegment.NULL.reinterpret(0, views, ignored -> Reference.reachabilityFence(self));
+            viewArena = views;
+        }
+        return views;
+    }
+
+    private static MemorySegment pointer(MemorySegment h) {
         PerThread t = PerThread.get();
-        Status.check(lt_tensor_data_ptr(handle(), t.out0), "data");
+        Status.check(lt_tensor_data_ptr(h, t.out0), "data");
         return PerThread.pointer(t.out0);
     }
 
-    /** Writable unscoped view for internal copies; the caller keeps this tensor reachable. */
-    private MemorySegment rawData(long bytes) {
-        return pointer().reinterpret(bytes);
+    /** Writable unscoped view for internal copies; the caller keeps the handle {@code h} pinned. */
+    private static MemorySegment rawData(MemorySegment h, long bytes) {
+        return pointer(h).reinterpret(bytes);
     }
 
     /** Whether every element is finite (no NaN or infinity). */
     public boolean allFinite() {
-        return flag("allFinite", LibLora4j::lt_tensor_all_finite);
+        return flag("allFinite", this, (a, unused, o) -> lt_tensor_all_finite(a, o));
     }
 
     /** Same shape and exactly equal elements, as {@code torch.equal}. */
     public boolean equal(Tensor other) {
         Objects.requireNonNull(other, "other");
-        boolean r = flag("equal", (h, o) -> lt_tensor_equal(h, other.handle(), o));
-        Reference.reachabilityFence(other);
-        return r;
+        return flag("equal", other, LibLora4j::lt_tensor_equal);
     }
 
     /** Elementwise {@code |a - b| <= atol + rtol·|b|} everywhere, as {@code torch.allclose}. */
     public boolean allclose(Tensor other, double rtol, double atol) {
         Objects.requireNonNull(other, "other");
-        boolean r = flag("allclose", (h, o) -> lt_tensor_allclose(h, other.handle(), rtol, atol, o));
-        Reference.reachabilityFence(other);
-        return r;
+        return flag("allclose", other, (a, b, o) -> lt_tensor_allclose(a, b, rtol, atol, o));
     }
 
-    private boolean flag(String op, Calls.Fn1 f) {
+    private boolean flag(String op, Tensor other, Calls.Fn2 f) {
         PerThread t = PerThread.get();
-        Status.check(f.call(handle(), t.out0), op);
-        Reference.reachabilityFence(this);
+        MemorySegment a = pin();
+        try {
+            MemorySegment b = other.pin();
+            try {
+                Status.check(f.call(a, b, t.out0), op);
+            } finally {
+                other.unpin();
+            }
+        } finally {
+            unpin();
+        }
         return t.out0.get(ValueLayout.JAVA_INT, 0) != 0;
     }
 
@@ -555,9 +695,11 @@ public final class Tensor implements AutoCloseable {
     // ------------------------------------------------------------------ autograd
 
     public boolean requiresGrad() {
-        boolean r = Critical.requiresGrad(handle());
-        Reference.reachabilityFence(this);
-        return r;
+        try {
+            return Critical.requiresGrad(pin());
+        } finally {
+            unpin();
+        }
     }
 
     /** Sets whether autograd records operations on this leaf tensor; returns this. */
@@ -570,9 +712,11 @@ public final class Tensor implements AutoCloseable {
     }
 
     public boolean isLeaf() {
-        boolean r = lt_is_leaf(handle()) != 0;
-        Reference.reachabilityFence(this);
-        return r;
+        try {
+            return lt_is_leaf(pin()) != 0;
+        } finally {
+            unpin();
+        }
     }
 
     /** Backpropagates from this one-element tensor. */
@@ -582,15 +726,22 @@ public final class Tensor implements AutoCloseable {
 
     /** Backpropagates with {@code gradient} as d(output)/d(this); null for a one-element tensor. */
     public void backward(Tensor gradient, boolean retainGraph) {
-        Calls.inPlace("backward", this, h -> lt_backward(h, Calls.handleOrNull(gradient), retainGraph ? 1 : 0));
-        Reference.reachabilityFence(gradient);
+        int retain = retainGraph ? 1 : 0;
+        if (gradient == null) {
+            Calls.inPlace("backward", this, h -> lt_backward(h, MemorySegment.NULL, retain));
+        } else {
+            Calls.inPlace("backward", this, gradient, (h, g) -> lt_backward(h, g, retain));
+        }
     }
 
     /** The accumulated gradient as a new handle, or null when there is none. */
     public Tensor grad() {
         PerThread t = PerThread.get();
-        Status.check(lt_grad(handle(), t.out0), "grad");
-        Reference.reachabilityFence(this);
+        try {
+            Status.check(lt_grad(pin(), t.out0), "grad");
+        } finally {
+            unpin();
+        }
         long g = PerThread.address(t.out0);
         return g == 0 ? null : adopt(t, g);
     }
@@ -791,8 +942,11 @@ public final class Tensor implements AutoCloseable {
     /** Maximum values and their indices over {@code dim}, as {@code torch.max(t, dim)}. */
     public MaxResult max(int dim, boolean keepdim) {
         PerThread t = PerThread.get();
-        Status.check(lt_max_dim(handle(), dim, keepdim ? 1 : 0, t.out0, t.out1), "max");
-        Reference.reachabilityFence(this);
+        try {
+            Status.check(lt_max_dim(pin(), dim, keepdim ? 1 : 0, t.out0, t.out1), "max");
+        } finally {
+            unpin();
+        }
         Tensor values = adopt(t, PerThread.address(t.out0));
         return new MaxResult(values, adopt(t, PerThread.address(t.out1)));
     }
@@ -925,15 +1079,16 @@ public final class Tensor implements AutoCloseable {
     private static Tensor joined(String op, List<Tensor> tensors, int dim, boolean cat) {
         Objects.requireNonNull(tensors, "tensors");
         if (tensors.isEmpty()) throw new IllegalArgumentException(op + " needs at least one tensor");
-        MemorySegment[] handles = new MemorySegment[tensors.size()];
-        for (int i = 0; i < handles.length; i++) {
-            handles[i] = Objects.requireNonNull(tensors.get(i), "tensors[" + i + "]").handle();
-        }
+        Tensor[] operands = tensors.toArray(Tensor[]::new);
+        MemorySegment[] handles = Calls.pinAll(operands, "tensors");
         PerThread t = PerThread.get();
-        MemorySegment list = t.pointers(handles);
-        int status = cat ? lt_cat(list, handles.length, dim, t.out0) : lt_stack(list, handles.length, dim, t.out0);
-        Reference.reachabilityFence(tensors);
-        Status.check(status, op);
+        try {
+            MemorySegment list = t.pointers(handles);
+            int n = handles.length;
+            Status.check(cat ? lt_cat(list, n, dim, t.out0) : lt_stack(list, n, dim, t.out0), op);
+        } finally {
+            Calls.unpinAll(operands);
+        }
         return adopt(t, PerThread.address(t.out0));
     }
 

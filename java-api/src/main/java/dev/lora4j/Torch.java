@@ -25,11 +25,25 @@ public final class Torch {
     }
 
     /**
+     * The most intra-op threads {@link #setNumThreads} accepts: 4 per available processor,
+     * and at least 64. LibTorch builds its thread pool without checking that the threads can
+     * be created; thousands of them leave it half-built and the next operation crashes.
+     */
+    public static int maxNumThreads() {
+        return Math.max(64, 4 * Runtime.getRuntime().availableProcessors());
+    }
+
+    /**
      * Sets LibTorch's intra-op threads, and OpenBLAS's when LibTorch uses OpenBLAS, so both
-     * agree. As {@code torch.set_num_threads}.
+     * agree. As {@code torch.set_num_threads}; {@code threads} must be in
+     * 1..{@link #maxNumThreads()}.
      */
     public static void setNumThreads(int threads) {
-        if (threads < 1) throw new IllegalArgumentException("threads must be >= 1, got " + threads);
+        int max = maxNumThreads();
+        if (threads < 1 || threads > max) {
+            throw new IllegalArgumentException("threads must be in 1.." + max + " (4 per available processor, at least 64), got "
+                    + threads);
+        }
         Status.check(lt_set_num_threads(threads), "setNumThreads");
     }
 
@@ -73,6 +87,7 @@ public final class Torch {
 
     /** Whether autograd records operations on this thread. */
     public static boolean isGradEnabled() {
+        NoGradScope.closeDropped(dev.lora4j.internal.PerThread.get());
         return lt_grad_is_enabled() != 0;
     }
 
@@ -82,5 +97,30 @@ public final class Torch {
      */
     public static long reclaimedTensorCount() {
         return Tensor.reclaimedCount();
+    }
+
+    /**
+     * Native bytes held by live tensors that no scope and no module owns: the memory that only
+     * closing them or the safety net frees. The garbage collector does not see it, so lora4j
+     * counts it against a budget ({@link #maxUnownedTensorBytes()}); past the budget, the
+     * thread creating such a tensor collects and frees unreachable ones first, as
+     * {@code java.nio} does for direct buffers, and the first tensor freed that way is reported
+     * once (a {@link System.Logger} warning naming where it was created). With the system
+     * property {@code lora4j.strictUnowned=true}, exceeding the budget throws
+     * {@link IllegalStateException} instead; {@code lora4j.trackTensorSites=true} records
+     * creation sites from the start (they are recorded from the first collection on anyway).
+     * Views of one storage count once each (an overestimate, never an underestimate).
+     */
+    public static long unownedTensorBytes() {
+        return NativeBudget.unownedBytes();
+    }
+
+    /**
+     * The budget for {@link #unownedTensorBytes()}: the system property
+     * {@code lora4j.maxUnownedBytes} (bytes, or with a k, m or g suffix) read at startup, else
+     * 1/256 of physical memory, at least 32 MiB and at most 256 MiB.
+     */
+    public static long maxUnownedTensorBytes() {
+        return NativeBudget.BUDGET;
     }
 }

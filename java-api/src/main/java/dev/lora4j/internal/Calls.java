@@ -2,13 +2,15 @@ package dev.lora4j.internal;
 
 import dev.lora4j.Tensor;
 import java.lang.foreign.MemorySegment;
-import java.lang.ref.Reference;
 
 /**
- * The one way lora4j calls a shim function that returns a new tensor: fetch the operands'
- * handles (throwing for closed tensors), call, check the status, adopt the result into the
- * current scope, and keep the operands reachable until the call returned (so the Cleaner
- * safety net can never free an operand while LibTorch is using it).
+ * The one way lora4j calls a shim function on tensors: pin the operands (throwing for closed
+ * tensors), call, unpin, check the status, and adopt the result into the current scope.
+ *
+ * <p>Pinning is the lifetime rule of every downcall: a pinned tensor's native memory is not
+ * freed until it is unpinned, whatever happens meanwhile on other threads ({@code close()},
+ * a scope's end, the safety net); those only mark it closed and leave the free to the last
+ * unpin. Every {@link #pin} is paired with an {@link #unpin} in a {@code finally} block.
  *
  * <p>Internal: not part of lora4j's API. Stateless and thread-safe.
  */
@@ -44,9 +46,11 @@ public final class Calls {
         int call(MemorySegment a, MemorySegment b);
     }
 
-    /** Bridges to Tensor's package-private handle accessors; installed by Tensor. */
+    /** Bridges to Tensor's package-private lifetime operations; installed by Tensor. */
     public interface Access {
-        MemorySegment handle(Tensor t);
+        MemorySegment pin(Tensor t);
+
+        void unpin(Tensor t);
 
         Tensor adopt(PerThread thread, long address);
 
@@ -81,25 +85,61 @@ public final class Calls {
         return Holder.ACCESS;
     }
 
-    /** The live handle of {@code t}; throws for a closed tensor. Does not keep t alive. */
-    public static MemorySegment handle(Tensor t) {
-        return access().handle(t);
-    }
-
-    /** As {@link #handle(Tensor)}, with a NullPointerException naming the argument. */
-    public static MemorySegment handle(Tensor t, String name) {
+    /**
+     * Pins {@code t} and returns its handle; throws {@link IllegalStateException} for a closed
+     * tensor and a {@link NullPointerException} naming the argument for null.
+     */
+    public static MemorySegment pin(Tensor t, String name) {
         if (t == null) throw new NullPointerException(name);
-        return access().handle(t);
+        return access().pin(t);
     }
 
-    /** The handle of an optional operand: NULL when t is null. */
-    public static MemorySegment handleOrNull(Tensor t) {
-        return t == null ? MemorySegment.NULL : access().handle(t);
+    /** As {@link #pin}, for an optional operand: NULL (and nothing pinned) when t is null. */
+    public static MemorySegment pinOrNull(Tensor t) {
+        return t == null ? MemorySegment.NULL : access().pin(t);
+    }
+
+    /** Ends a {@link #pin}; no-op for null (the optional operand that was absent). */
+    public static void unpin(Tensor t) {
+        if (t != null) access().unpin(t);
+    }
+
+    /**
+     * Pins every tensor of the list {@code ts} (none may be null; a null one is named
+     * {@code name[i]}) and returns their handles; pins nothing when it throws. Pair with
+     * {@link #unpinAll}.
+     */
+    public static MemorySegment[] pinAll(Tensor[] ts, String name) {
+        return pinAll(ts, name, null);
+    }
+
+    /** As {@link #pinAll(Tensor[], String)}, the operands named one by one by {@code names}. */
+    public static MemorySegment[] pinAll(Tensor[] ts, String[] names) {
+        return pinAll(ts, null, names);
+    }
+
+    private static MemorySegment[] pinAll(Tensor[] ts, String list, String[] names) {
+        MemorySegment[] handles = new MemorySegment[ts.length];
+        int i = 0;
+        try {
+            for (; i < ts.length; i++) {
+                if (ts[i] == null) throw new NullPointerException(names != null ? names[i] : list + "[" + i + "]");
+                handles[i] = access().pin(ts[i]);
+            }
+        } catch (RuntimeException e) {
+            for (int j = 0; j < i; j++) unpin(ts[j]);
+            throw e;
+        }
+        return handles;
+    }
+
+    public static void unpinAll(Tensor[] ts) {
+        for (Tensor t : ts) unpin(t);
     }
 
     /**
      * Takes {@code t} out of every scope for an owner that frees it itself (a module); the
-     * Cleaner safety net still covers it.
+     * safety net still covers it, and it no longer counts as native memory owned by nobody.
      */
     public static void own(Tensor t) {
         access().own(t);
@@ -112,51 +152,72 @@ public final class Calls {
 
     public static Tensor call(String op, Tensor a, Fn1 f) {
         PerThread t = PerThread.get();
+        MemorySegment ha = pin(a, "self");
         try {
-            Status.check(f.call(handle(a, "self"), t.out0), op);
-            return adopt(t, PerThread.address(t.out0));
+            Status.check(f.call(ha, t.out0), op);
         } finally {
-            Reference.reachabilityFence(a);
+            unpin(a);
         }
+        return adopt(t, PerThread.address(t.out0));
     }
 
     public static Tensor call(String op, Tensor a, Tensor b, Fn2 f) {
         PerThread t = PerThread.get();
+        MemorySegment ha = pin(a, "self");
         try {
-            Status.check(f.call(handle(a, "self"), handle(b, "other"), t.out0), op);
-            return adopt(t, PerThread.address(t.out0));
+            MemorySegment hb = pin(b, "other");
+            try {
+                Status.check(f.call(ha, hb, t.out0), op);
+            } finally {
+                unpin(b);
+            }
         } finally {
-            Reference.reachabilityFence(a);
-            Reference.reachabilityFence(b);
+            unpin(a);
         }
+        return adopt(t, PerThread.address(t.out0));
     }
 
     public static Tensor call(String op, Tensor a, Tensor b, Tensor c, Fn3 f) {
         PerThread t = PerThread.get();
+        MemorySegment ha = pin(a, "input");
         try {
-            Status.check(f.call(handle(a, "input"), handle(b, "weight"), handleOrNull(c), t.out0), op);
-            return adopt(t, PerThread.address(t.out0));
+            MemorySegment hb = pin(b, "weight");
+            try {
+                MemorySegment hc = pinOrNull(c);
+                try {
+                    Status.check(f.call(ha, hb, hc, t.out0), op);
+                } finally {
+                    unpin(c);
+                }
+            } finally {
+                unpin(b);
+            }
         } finally {
-            Reference.reachabilityFence(a);
-            Reference.reachabilityFence(b);
-            Reference.reachabilityFence(c);
+            unpin(a);
         }
+        return adopt(t, PerThread.address(t.out0));
     }
 
     public static void inPlace(String op, Tensor a, InPlace f) {
+        MemorySegment ha = pin(a, "self");
         try {
-            Status.check(f.call(handle(a, "self")), op);
+            Status.check(f.call(ha), op);
         } finally {
-            Reference.reachabilityFence(a);
+            unpin(a);
         }
     }
 
     public static void inPlace(String op, Tensor a, Tensor b, InPlace2 f) {
+        MemorySegment ha = pin(a, "self");
         try {
-            Status.check(f.call(handle(a, "self"), handle(b, "other")), op);
+            MemorySegment hb = pin(b, "other");
+            try {
+                Status.check(f.call(ha, hb), op);
+            } finally {
+                unpin(b);
+            }
         } finally {
-            Reference.reachabilityFence(a);
-            Reference.reachabilityFence(b);
+            unpin(a);
         }
     }
 }

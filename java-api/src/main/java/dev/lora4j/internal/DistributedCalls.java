@@ -5,7 +5,6 @@ import static dev.lora4j.bindings.LibLora4j.*;
 import dev.lora4j.Tensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.ref.Reference;
 import java.util.List;
 
 /**
@@ -79,14 +78,14 @@ public final class DistributedCalls {
         int call(MemorySegment pointers, long count);
     }
 
-    // The tensors stay reachable (so alive) for the whole downcall.
+    // The tensors stay pinned (alive, and not freed by a close on another thread) for the whole downcall.
     private static int withHandles(List<Tensor> tensors, ListCall call) {
-        MemorySegment[] handles = new MemorySegment[tensors.size()];
-        for (int i = 0; i < handles.length; i++) handles[i] = Calls.handle(tensors.get(i), "tensors[" + i + "]");
+        Tensor[] ts = tensors.toArray(Tensor[]::new);
+        MemorySegment[] handles = Calls.pinAll(ts, "tensors");
         try {
             return call.call(PerThread.get().pointers(handles), handles.length);
         } finally {
-            Reference.reachabilityFence(tensors);
+            Calls.unpinAll(ts);
         }
     }
 }

@@ -4,7 +4,7 @@ import static dev.lora4j.bindings.LibLora4j.lt_lora_add_delta;
 import static dev.lora4j.bindings.LibLora4j.lt_lora_linear;
 
 import dev.lora4j.Tensor;
-import java.lang.ref.Reference;
+import java.lang.foreign.MemorySegment;
 
 /**
  * The LoRA linear forward as one native call each (shim {@code lt_lora_linear},
@@ -22,6 +22,9 @@ public final class LoraOps {
         NativeLibrary.ensureLoaded();
     }
 
+    private static final String[] LINEAR_NAMES = {"input", "weight", "loraA", "loraB"};
+    private static final String[] ADD_DELTA_NAMES = {"base", "input", "loraA", "loraB"};
+
     private LoraOps() {}
 
     /**
@@ -30,31 +33,31 @@ public final class LoraOps {
      */
     public static Tensor linear(Tensor x, Tensor w, Tensor bias, Tensor a, Tensor b, double scale) {
         PerThread t = PerThread.get();
+        Tensor[] operands = {x, w, a, b};
+        MemorySegment[] h = Calls.pinAll(operands, LINEAR_NAMES);
         try {
-            Status.check(lt_lora_linear(Calls.handle(x, "input"), Calls.handle(w, "weight"), Calls.handleOrNull(bias),
-                    Calls.handle(a, "loraA"), Calls.handle(b, "loraB"), scale, t.out0), "loraLinear");
-            return Calls.adopt(t, PerThread.address(t.out0));
+            MemorySegment hBias = Calls.pinOrNull(bias);
+            try {
+                Status.check(lt_lora_linear(h[0], h[1], hBias, h[2], h[3], scale, t.out0), "loraLinear");
+            } finally {
+                Calls.unpin(bias);
+            }
         } finally {
-            Reference.reachabilityFence(x);
-            Reference.reachabilityFence(w);
-            Reference.reachabilityFence(bias);
-            Reference.reachabilityFence(a);
-            Reference.reachabilityFence(b);
+            Calls.unpinAll(operands);
         }
+        return Calls.adopt(t, PerThread.address(t.out0));
     }
 
     /** {@code y + scale·(x·aᵀ)·bᵀ}: y (..., out), x (..., in) with y's leading shape, a (r, in), b (out, r). */
     public static Tensor addDelta(Tensor y, Tensor x, Tensor a, Tensor b, double scale) {
         PerThread t = PerThread.get();
+        Tensor[] operands = {y, x, a, b};
+        MemorySegment[] h = Calls.pinAll(operands, ADD_DELTA_NAMES);
         try {
-            Status.check(lt_lora_add_delta(Calls.handle(y, "base"), Calls.handle(x, "input"), Calls.handle(a, "loraA"),
-                    Calls.handle(b, "loraB"), scale, t.out0), "loraAddDelta");
-            return Calls.adopt(t, PerThread.address(t.out0));
+            Status.check(lt_lora_add_delta(h[0], h[1], h[2], h[3], scale, t.out0), "loraAddDelta");
         } finally {
-            Reference.reachabilityFence(y);
-            Reference.reachabilityFence(x);
-            Reference.reachabilityFence(a);
-            Reference.reachabilityFence(b);
+            Calls.unpinAll(operands);
         }
+        return Calls.adopt(t, PerThread.address(t.out0));
     }
 }

@@ -21,8 +21,10 @@ public final class PerThread {
     /** Second out-pointer slot (8 bytes). */
     public final MemorySegment out1;
     private final MemorySegment arrays;
-    /** The innermost open tensor scope of this thread, or null; owned by dev.lora4j. */
-    public dev.lora4j.TensorScope scope;
+    /** The innermost open tensor scope (frame) of this thread, or null; owned by dev.lora4j. */
+    public Object scope;
+    /** The innermost open no-grad scope of this thread, or null; owned by dev.lora4j. */
+    public Object gradScope;
     /** This thread's safety-net registry of unscoped tensors, or null; owned by dev.lora4j. */
     public Object tensorRegistry;
 

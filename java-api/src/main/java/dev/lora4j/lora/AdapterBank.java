@@ -240,11 +240,12 @@ public final class AdapterBank implements AutoCloseable {
         long[] adapter = new long[slotIdx.length];
         for (int i = 0; i < adapter.length; i++) adapter[i] = slotIdx[i] - 1;
         PerThread t = PerThread.get();
+        Tensor[] operands = {x, aStack, bStack, scaleVec};
+        var h = Calls.pinAll(operands, new String[] {"x", "aStack", "bStack", "scale"});
         try {
-            Status.check(lt_lora_mixed(Calls.handle(x, "x"), Calls.handle(aStack), Calls.handle(bStack), Calls.handle(scaleVec),
-                    t.longs(1, adapter), adapter.length, t.out0), "AdapterBank.delta");
+            Status.check(lt_lora_mixed(h[0], h[1], h[2], h[3], t.longs(1, adapter), adapter.length, t.out0), "AdapterBank.delta");
         } finally {
-            Reference.reachabilityFence(x);
+            Calls.unpinAll(operands);
             Reference.reachabilityFence(this);
         }
         return Calls.adopt(t, PerThread.address(t.out0));

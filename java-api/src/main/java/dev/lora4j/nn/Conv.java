@@ -28,7 +28,7 @@ public abstract class Conv extends Module {
                    long[] padding, long[] dilation, long groups, boolean bias) {
         String name = "Conv" + spatialDims + "d";
         if (inChannels < 1 || outChannels < 1) throw new IllegalArgumentException(name + " needs channels >= 1");
-        if (groups < 1) throw new IllegalArgumentException(name + ": groups must be >= 1, got " + groups);
+        Functional.checkGroups(name, groups);
         if (inChannels % groups != 0 || outChannels % groups != 0) {
             throw new IllegalArgumentException(name + ": groups " + groups + " must divide in_channels " + inChannels
                     + " and out_channels " + outChannels);
@@ -52,10 +52,7 @@ public abstract class Conv extends Module {
     }
 
     private static long[] check(String name, String what, long[] values, int n, long min) {
-        if (values.length != n) throw new IllegalArgumentException(name + ": " + what + " needs " + n + " values, got " + values.length);
-        for (long v : values) {
-            if (v < min) throw new IllegalArgumentException(name + ": " + what + " must be >= " + min + ", got " + Arrays.toString(values));
-        }
+        Functional.checkLength(name, what, values, n, min);
         return values.clone();
     }
 

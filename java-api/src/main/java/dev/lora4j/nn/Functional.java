@@ -81,7 +81,7 @@ public final class Functional {
         checkLength(op, "stride", stride, spatialDims, 1);
         checkLength(op, "padding", padding, spatialDims, 0);
         checkLength(op, "dilation", dilation, spatialDims, 1);
-        if (groups < 1) throw new IllegalArgumentException(op + ": groups must be >= 1, got " + groups);
+        checkGroups(op, groups);
         if (weight.dim() != spatialDims + 2) {
             throw new IllegalArgumentException(op + ": weight must have " + (spatialDims + 2)
                     + " dimensions (out, in/groups, kernel...), got shape " + Arrays.toString(weight.shape()));
@@ -103,13 +103,30 @@ public final class Functional {
         return a;
     }
 
-    private static void checkLength(String op, String name, long[] values, int n, long min) {
+    /**
+     * Checks a convolution's per-dimension argument: {@code n} values in {@code min..}{@link
+     * Integer#MAX_VALUE} (LibTorch's convolution kernels hold some of them in 32-bit ints).
+     */
+    static void checkLength(String op, String name, long[] values, int n, long min) {
         Objects.requireNonNull(values, name);
         if (values.length != n) {
             throw new IllegalArgumentException(op + ": " + name + " needs " + n + " values, got " + values.length);
         }
         for (long v : values) {
-            if (v < min) throw new IllegalArgumentException(op + ": " + name + " must be >= " + min + ", got " + Arrays.toString(values));
+            if (v < min || v > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException(op + ": " + name + " must be in " + min + ".." + Integer.MAX_VALUE + ", got "
+                        + Arrays.toString(values));
+            }
+        }
+    }
+
+    /**
+     * Checks a convolution's {@code groups}: LibTorch narrows it to a 32-bit int (2^32 would
+     * become 0 and divide by zero, 2^32 + 1 would silently become 1).
+     */
+    static void checkGroups(String op, long groups) {
+        if (groups < 1 || groups > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(op + ": groups must be in 1.." + Integer.MAX_VALUE + ", got " + groups);
         }
     }
 

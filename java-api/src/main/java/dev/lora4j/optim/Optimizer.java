@@ -29,6 +29,13 @@ import java.util.Objects;
  * and their gradients. To move training to another thread on purpose (a job handed between
  * pool threads), call {@link #handOver()} on the training thread first. {@link #lr()},
  * {@link #setLr} and {@link #close()} are not bound.
+ *
+ * <h2>Lifetime during calls</h2>
+ * Every native call holds the optimizer's state lock, and so does freeing it ({@link #close()}
+ * or the {@link Cleaner} safety net when the optimizer becomes unreachable unclosed): a close
+ * that comes while a {@link #step()} runs on another thread waits for that step to finish, and
+ * an optimizer used as a temporary ({@code new SGD(params, lr).step()}) is never freed under its
+ * own step.
  */
 public abstract sealed class Optimizer implements AutoCloseable permits SGD, Adam {
 
@@ -46,11 +53,19 @@ public abstract sealed class Optimizer implements AutoCloseable permits SGD, Ada
             this.handle = handle;
         }
 
+        /** Frees the native optimizer once no call holds the lock. */
         @Override
-        public void run() {
+        public synchronized void run() {
             MemorySegment h = handle;
             handle = null;
             if (h != null) lt_optimizer_free(h);
+        }
+
+        /** The live handle; the caller holds this state's lock. */
+        MemorySegment handle() {
+            MemorySegment h = handle;
+            if (h == null) throw new IllegalStateException("optimizer is closed");
+            return h;
         }
     }
 
@@ -62,30 +77,28 @@ public abstract sealed class Optimizer implements AutoCloseable permits SGD, Ada
     Optimizer(String name, List<Tensor> params, Factory factory) {
         Objects.requireNonNull(params, "params");
         if (params.isEmpty()) throw new IllegalArgumentException(name + " needs at least one parameter");
+        for (int i = 0; i < params.size(); i++) Objects.requireNonNull(params.get(i), "params[" + i + "]");
         this.params = List.copyOf(params);
-        MemorySegment[] handles = new MemorySegment[this.params.size()];
-        for (int i = 0; i < handles.length; i++) {
-            Tensor p = Objects.requireNonNull(this.params.get(i), "params[" + i + "]");
+        for (int i = 0; i < this.params.size(); i++) {
+            Tensor p = this.params.get(i);
             if (!p.requiresGrad() || !p.isLeaf()) {
                 throw new IllegalArgumentException(name + ": params[" + i + "] is not a leaf tensor that requires grad");
             }
-            handles[i] = Calls.handle(p);
         }
+        Tensor[] operands = this.params.toArray(Tensor[]::new);
+        MemorySegment[] handles = Calls.pinAll(operands, "params");
         PerThread t = PerThread.get();
-        Status.check(factory.create(t.pointers(handles), handles.length, t.out0), name);
-        Reference.reachabilityFence(this.params);
+        try {
+            Status.check(factory.create(t.pointers(handles), handles.length, t.out0), name);
+        } finally {
+            Calls.unpinAll(operands);
+        }
         this.state = new State(PerThread.pointer(t.out0));
         this.cleanable = CLEANER.register(this, state);
     }
 
     static void checkLr(double lr) {
         if (!(lr >= 0)) throw new IllegalArgumentException("learning rate must be >= 0, got " + lr);
-    }
-
-    private MemorySegment handle() {
-        MemorySegment h = state.handle;
-        if (h == null) throw new IllegalStateException("optimizer is closed");
-        return h;
     }
 
     /** The parameters, in the order given. */
@@ -96,7 +109,13 @@ public abstract sealed class Optimizer implements AutoCloseable permits SGD, Ada
     /** One update from the parameters' current gradients (parameters without one are skipped). */
     public final void step() {
         checkThread("step");
-        Status.check(lt_optimizer_step(handle()), "step");
+        try {
+            synchronized (state) {
+                Status.check(lt_optimizer_step(state.handle()), "step");
+            }
+        } finally {
+            Reference.reachabilityFence(this);
+        }
     }
 
     /** Binds this optimizer to the calling thread, or refuses when another live thread trains with it. */
@@ -131,23 +150,44 @@ public abstract sealed class Optimizer implements AutoCloseable permits SGD, Ada
     /** Drops the gradients, or fills them with zeros when {@code setToNone} is false. */
     public final void zeroGrad(boolean setToNone) {
         checkThread("zeroGrad");
-        Status.check(lt_optimizer_zero_grad(handle(), setToNone ? 1 : 0), "zeroGrad");
+        try {
+            synchronized (state) {
+                Status.check(lt_optimizer_zero_grad(state.handle(), setToNone ? 1 : 0), "zeroGrad");
+            }
+        } finally {
+            Reference.reachabilityFence(this);
+        }
     }
 
     /** The learning rate. */
     public final double lr() {
         PerThread t = PerThread.get();
-        Status.check(lt_optimizer_get_lr(handle(), t.out0), "lr");
+        try {
+            synchronized (state) {
+                Status.check(lt_optimizer_get_lr(state.handle(), t.out0), "lr");
+            }
+        } finally {
+            Reference.reachabilityFence(this);
+        }
         return t.out0.get(ValueLayout.JAVA_DOUBLE, 0);
     }
 
     /** Sets the learning rate (for schedules). */
     public final void setLr(double lr) {
         checkLr(lr);
-        Status.check(lt_optimizer_set_lr(handle(), lr), "setLr");
+        try {
+            synchronized (state) {
+                Status.check(lt_optimizer_set_lr(state.handle(), lr), "setLr");
+            }
+        } finally {
+            Reference.reachabilityFence(this);
+        }
     }
 
-    /** Frees the optimizer's state and its references to the parameters. Idempotent. */
+    /**
+     * Frees the optimizer's state and its references to the parameters, after a call running
+     * on another thread (if any) has finished. Idempotent.
+     */
     @Override
     public final void close() {
         cleanable.clean();
