@@ -66,10 +66,11 @@ public final class Linalg {
         if (a.dim() < 2) throw new IllegalArgumentException("qr needs a matrix, got shape " + Arrays.toString(a.shape()));
         PerThread t = PerThread.get();
         MemorySegment out = t.longBuffer(2, 2);
+        MemorySegment h = Calls.pin(a, "a");
         try {
-            Status.check(lt_qr(Calls.handle(a), out, out.asSlice(8)), "qr");
+            Status.check(lt_qr(h, out, out.asSlice(8)), "qr");
         } finally {
-            Reference.reachabilityFence(a);
+            Calls.unpin(a);
         }
         Tensor q = Calls.adopt(t, out.get(ValueLayout.JAVA_LONG, 0));
         return new Qr(q, Calls.adopt(t, out.get(ValueLayout.JAVA_LONG, 8)));

@@ -202,12 +202,15 @@ class DoraTest {
                 Tensor before = l.forward(x);
                 assertTrue(adapterPart(l, x).allclose(of(DORA_DELTA, 3, 4), 1e-5, 1e-5), "forward, fan_in_fan_out=" + transposed);
                 Tensor w0 = base.parameter("weight").clone();
+                assertTrue(l.dora("default").weight().requiresGrad());
                 assertTrue(l.merge(true));
+                assertFalse(l.dora("default").weight().requiresGrad(), "a merged magnitude is frozen (unmerge uses it)");
                 Tensor merged = transposed ? base.parameter("weight").t() : base.parameter("weight");
                 assertTrue(merged.allclose(of(DORA_MERGED, 4, 6), 1e-5, 1e-5), "W' = m ⊙ (W + ΔW)/‖W + ΔW‖, fan_in_fan_out=" + transposed);
                 assertTrue(l.forward(x).allclose(before, 1e-5, 1e-5), "merged forward = unmerged forward");
                 assertFalse(l.merge(), "a second merge is a no-op");
                 assertTrue(l.unmerge());
+                assertTrue(l.dora("default").weight().requiresGrad(), "trainable again after unmerge");
                 assertTrue(base.parameter("weight").allclose(w0, 1e-5, 1e-6), "unmerge restores W, fan_in_fan_out=" + transposed);
                 assertTrue(l.forward(x).allclose(before, 1e-5, 1e-5));
             }
