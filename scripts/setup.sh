@@ -4,7 +4,8 @@
 # JAVA_HOME and PATH pointing at JDK 25, or run it on its own.
 #
 #   apt packages: libtorch-dev (LibTorch 1.13, CPU), cmake, g++, make, maven, dataset-fashion-mnist,
-#                 libopenblas0-pthread (LibTorch's BLAS; the reference BLAS is ~16x slower)
+#                 libopenblas0-pthread (LibTorch's BLAS; the reference BLAS is ~16x slower);
+#                 python3-torch with LORA4J_REFERENCE_TOOLS=1 (regenerates tests' reference values)
 #   JDK 25+:      found in JAVA_HOME, /usr/lib/jvm, or PATH; the script stops if there is none
 #   build:        build/native/liblora4j.so (CMake), then the Maven modules (mvn install)
 #   LibTorch 2.6:  scripts/trixie.sh (Debian 13 in a chroot; needs debootstrap, installed there)
@@ -14,6 +15,8 @@ export LORA4J_ROOT
 
 . "$LORA4J_ROOT/scripts/lib.sh"
 lora4j_apt_install libtorch-dev cmake g++ make maven libopenblas0-pthread ca-certificates dataset-fashion-mnist debootstrap libgloo-dev iproute2
+# Only to regenerate the tests' torch reference values (tools/reference/*.py): LORA4J_REFERENCE_TOOLS=1.
+if [ "${LORA4J_REFERENCE_TOOLS:-0}" = 1 ]; then lora4j_apt_install python3-torch; fi
 
 blas=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || true)
 case "$blas" in

@@ -273,6 +273,9 @@ lt_status lt_zeros_(lt_tensor* t);
 /* Reduced SVD of a matrix: a = u·diag(s)·vh (torch.linalg.svd with full_matrices=false). */
 lt_status lt_svd(const lt_tensor* a, lt_tensor** u, lt_tensor** s, lt_tensor** vh);
 
+/* Reduced QR of a matrix: a = q·r (torch.linalg.qr with mode="reduced"). */
+lt_status lt_qr(const lt_tensor* a, lt_tensor** q, lt_tensor** r);
+
 /* ------------------------------------------------------------------ fused LoRA kernels */
 
 /* Mixed-batch LoRA update for inference (no autograd): for every row i of x (N, in),

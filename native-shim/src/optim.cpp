@@ -194,6 +194,16 @@ lt_status lt_svd(const lt_tensor* a, lt_tensor** u, lt_tensor** s, lt_tensor** v
     );
 }
 
+lt_status lt_qr(const lt_tensor* a, lt_tensor** q, lt_tensor** r) {
+    LT_BODY(
+        lt::need(q, "q");
+        lt::need(r, "r");
+        auto qr = at::linalg_qr(*T(a, "a"), "reduced");
+        lt::put(q, std::get<0>(qr));
+        lt::put(r, std::get<1>(qr));
+    );
+}
+
 lt_status lt_sgd_new(const lt_tensor* const* ps, int64_t count, double lr, double momentum,
                      double dampening, double weight_decay, int32_t nesterov, lt_optimizer** out) {
     LT_BODY(

@@ -1,5 +1,6 @@
 package dev.lora4j;
 
+import static dev.lora4j.bindings.LibLora4j.lt_qr;
 import static dev.lora4j.bindings.LibLora4j.lt_svd;
 
 import dev.lora4j.internal.Calls;
@@ -44,5 +45,34 @@ public final class Linalg {
         Tensor u = Calls.adopt(t, out.get(ValueLayout.JAVA_LONG, 0));
         Tensor s = Calls.adopt(t, out.get(ValueLayout.JAVA_LONG, 8));
         return new Svd(u, s, Calls.adopt(t, out.get(ValueLayout.JAVA_LONG, 16)));
+    }
+
+    /**
+     * The factors of a reduced QR decomposition {@code a = Q·R}, as
+     * {@code torch.linalg.qr(a, mode="reduced")}: for a (m, n) and k = min(m, n), Q is (m, k) with
+     * orthonormal columns and R (k, n) upper triangular (LAPACK's signs). Closing closes both.
+     */
+    public record Qr(Tensor q, Tensor r) implements AutoCloseable {
+        @Override
+        public void close() {
+            q.close();
+            r.close();
+        }
+    }
+
+    /** The reduced QR decomposition of a matrix (or a batch of matrices). */
+    public static Qr qr(Tensor a) {
+        Objects.requireNonNull(a, "a");
+        if (a.dim() < 2) throw new IllegalArgumentException("qr needs a matrix, got shape " + Arrays.toString(a.shape()));
+        PerThread t = PerThread.get();
+        MemorySegment out = t.longBuffer(2, 2);
+        MemorySegment h = Calls.pin(a, "a");
+        try {
+            Status.check(lt_qr(h, out, out.asSlice(8)), "qr");
+        } finally {
+            Calls.unpin(a);
+        }
+        Tensor q = Calls.adopt(t, out.get(ValueLayout.JAVA_LONG, 0));
+        return new Qr(q, Calls.adopt(t, out.get(ValueLayout.JAVA_LONG, 8)));
     }
 }

@@ -6628,6 +6628,68 @@ public class LibLora4j extends LibLora4j$shared {
         }
     }
 
+    private static class lt_qr {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_POINTER,
+            LibLora4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_qr");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * lt_status lt_qr(const lt_tensor *a, lt_tensor **q, lt_tensor **r)
+     * }
+     */
+    public static FunctionDescriptor lt_qr$descriptor() {
+        return lt_qr.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * lt_status lt_qr(const lt_tensor *a, lt_tensor **q, lt_tensor **r)
+     * }
+     */
+    public static MethodHandle lt_qr$handle() {
+        return lt_qr.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * lt_status lt_qr(const lt_tensor *a, lt_tensor **q, lt_tensor **r)
+     * }
+     */
+    public static MemorySegment lt_qr$address() {
+        return lt_qr.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * lt_status lt_qr(const lt_tensor *a, lt_tensor **q, lt_tensor **r)
+     * }
+     */
+    public static int lt_qr(MemorySegment a, MemorySegment q, MemorySegment r) {
+        var mh$ = lt_qr.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_qr", a, q, r);
+            }
+            return (int)mh$.invokeExact(a, q, r);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class lt_lora_mixed {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             LibLora4j.C_INT,

@@ -32,6 +32,10 @@ import java.util.regex.Pattern;
  * (out, r[, 1…]) for Linear and Conv layers, {@code .lora_embedding_A} (r, num_embeddings) and
  * {@code .lora_embedding_B} (dim, r) for Embedding layers. Scales are recomputed from the config:
  * α/r, α/√r with {@code use_rslora}, per module from {@code rank_pattern} / {@code alpha_pattern}.
+ * With {@code use_dora} a Linear module also has {@code .lora_magnitude_vector} (out), PEFT's
+ * saved name for DoRA's magnitude (in memory {@code lora_magnitude_vector.<adapter>.weight}).
+ * {@code init_lora_weights} "pissa", "pissa_niter_n" and "olora" re-run that init on load, as
+ * PEFT does (the base weight becomes the residual, then the file's factors are loaded).
  *
  * <p>A folder is untrusted input. Loading reads the config strictly (PEFT's JSON types, finite
  * values, refused by the field's name otherwise; see {@link PeftConfigJson}), matches
@@ -40,7 +44,7 @@ import java.util.regex.Pattern;
  * factors, keys with empty path segments and keys that reach inside a LoRA layer, plans every
  * module before changing anything and undoes what it applied if anything fails: on any refusal
  * the model is exactly as before and the adapter name is free. Config fields it does not know
- * are reported, fields that would change the adapter's meaning (DoRA, layers_to_transform, ...)
+ * are reported, fields that would change the adapter's meaning (LoftQ, layers_to_transform, ...)
  * are refused. {@code modules_to_save} is honoured: those modules' parameters are saved whole
  * and loaded in place (PEFT keeps the original module beside its trained copy; lora4j replaces
  * it), trainable only with {@code isTrainable}. Saving writes PEFT's JSON types and values only; a save and a load of one
@@ -57,8 +61,24 @@ public final class PeftAdapter {
     public static final String CONFIG = "adapter_config.json";
     public static final String WEIGHTS = "adapter_model.safetensors";
     static final String PREFIX = "base_model.model.";
+    /** The key suffix of DoRA's magnitude in PEFT's files (its in-memory name ends in {@code .weight}). */
+    static final String MAGNITUDE = ".lora_magnitude_vector";
+    /** The key suffixes of an adapter's tensors in PEFT's files. */
+    private static final List<String> KEY_SUFFIXES = List.of(".lora_A.weight", ".lora_B.weight", ".lora_embedding_A", ".lora_embedding_B", MAGNITUDE);
 
     private PeftAdapter() {}
+
+    /**
+     * Replaces the weights of the model's adapter {@code adapterName} in place with those of the
+     * PEFT folder {@code dir} (PEFT's {@code hotswap_adapter}); see {@link PeftHotswap}. One
+     * adapter change: it waits for running forwards of the model ({@link dev.lora4j.lora.AdapterLock}).
+     *
+     * @throws IOException for a bad folder, a config incompatible with the loaded adapter, or
+     *     tensors that do not fit it (nothing changes then)
+     */
+    public static void hotswap(Module model, Path dir, String adapterName) throws IOException {
+        PeftHotswap.hotswap(model, dir, adapterName);
+    }
 
     /** What {@link #load} did: the modules it wrapped, and the config fields it reported. */
     public record LoadReport(List<String> wrapped, List<String> unknownFields, List<String> ignoredFields, LoraConfig config) {}
@@ -132,6 +152,9 @@ public final class PeftAdapter {
                 if (layer instanceof LoraLinear || layer instanceof LoraConv l && ((Conv) l.baseLayer()).groups() == 1) {
                     tensors.put(key + ".lora_A.weight", layer.loraA(adapterName));
                     tensors.put(key + ".lora_B.weight", layer.loraB(adapterName));
+                    if (layer instanceof LoraLinear l && l.dora(adapterName) != null) {
+                        tensors.put(key + MAGNITUDE, l.dora(adapterName).weight());
+                    }
                 } else if (layer instanceof LoraEmbedding) {
                     tensors.put(key + ".lora_embedding_A", layer.loraA(adapterName));
                     tensors.put(key + ".lora_embedding_B", layer.loraB(adapterName));
@@ -140,8 +163,8 @@ public final class PeftAdapter {
                             + " has no PEFT LoRA equivalent (PEFT files hold Linear, Conv1D, Embedding and ungrouped Conv adapters)");
                 }
                 LoraConfig c = layer.config(adapterName);
-                if (c.useRslora() != config.useRslora()) {
-                    throw new IllegalArgumentException(path + ": use_rslora must match the config for the whole adapter");
+                if (c.useRslora() != config.useRslora() || c.useDora() != config.useDora()) {
+                    throw new IllegalArgumentException(path + ": use_rslora and use_dora must match the config for the whole adapter");
                 }
                 // fan_in_fan_out is a property of each base layer (PEFT corrects it per module on loading);
                 // the file says true when a (in, out) base such as GPT-2's Conv1D is among the targets, as PEFT's GPT-2 configs do.
@@ -288,16 +311,14 @@ public final class PeftAdapter {
         return out;
     }
 
-    private static final String[] SUFFIXES = {".lora_A.weight", ".lora_B.weight", ".lora_embedding_A", ".lora_embedding_B"};
-
     /** The file's factors by module path, each key checked: PEFT's prefix and suffixes, no empty path segment, finite values. */
-    private static Map<String, Map<String, Tensor>> byModule(Path file, Map<String, Tensor> tensors) throws IOException {
+    static Map<String, Map<String, Tensor>> byModule(Path file, Map<String, Tensor> tensors) throws IOException {
         Map<String, Map<String, Tensor>> byModule = new LinkedHashMap<>();
         for (var e : tensors.entrySet()) {
             String k = e.getKey();
             if (!k.startsWith(PREFIX)) throw new IOException(file + ": key '" + k + "' does not start with " + PREFIX);
             String rest = k.substring(PREFIX.length());
-            String suffix = Arrays.stream(SUFFIXES).filter(rest::endsWith).findFirst()
+            String suffix = KEY_SUFFIXES.stream().filter(rest::endsWith).findFirst()
                     .orElseThrow(() -> new IOException(file + ": key '" + k + "' is not a LoRA factor lora4j knows"));
             String path = rest.substring(0, rest.length() - suffix.length());
             if (path.isEmpty() || Arrays.asList(path.split("\\.", -1)).contains("")) {
@@ -313,16 +334,31 @@ public final class PeftAdapter {
 
     /**
      * Applies every plan; when one fails, undoes the ones applied (adapters deleted, wrapped
-     * layers put back) so the model is as before, and rethrows.
+     * layers put back, base weights that a PiSSA/OLoRA init changed restored) so the model is
+     * as before, and rethrows.
      */
     private static List<String> apply(Module model, String adapterName, List<Plan> plans, Map<Tensor, Tensor> wholeModules,
                                       boolean first, boolean isTrainable, LoraConfig config) {
         List<Runnable> undo = new ArrayList<>();
         List<String> wrapped = new ArrayList<>();
         List<Tensor> olds = new ArrayList<>(); // modules_to_save values before the load, for the undo
+        List<Tensor> saved = new ArrayList<>();
         try {
             List<LoraLayer> layers = new ArrayList<>();
             for (Plan p : plans) {
+                if (changesBase(p.config)) { // the init rewrites the base weight: keep a copy to put back
+                    Tensor w = p.module.parameter("weight");
+                    Tensor copy;
+                    try (var ng = Torch.noGrad(); TensorScope scope = TensorScope.open()) {
+                        copy = w.detach().clone().keep();
+                    }
+                    saved.add(copy);
+                    undo.add(() -> {
+                        try (var ng = Torch.noGrad()) {
+                            w.copy_(copy);
+                        }
+                    });
+                }
                 LoraLayer layer;
                 if (p.existing != null) {
                     layer = p.existing;
@@ -344,6 +380,7 @@ public final class PeftAdapter {
                 try (var ng = Torch.noGrad()) {
                     layer.loraA(adapterName).copy_(p.a);
                     layer.loraB(adapterName).copy_(p.b);
+                    if (p.magnitude != null) ((LoraLinear) layer).dora(adapterName).weight().copy_(p.magnitude);
                 }
                 layers.add(layer);
                 wrapped.add(p.path);
@@ -382,11 +419,17 @@ public final class PeftAdapter {
             throw e;
         } finally {
             olds.forEach(Tensor::close);
+            saved.forEach(Tensor::close);
         }
     }
 
+    /** Whether {@code c}'s init rewrites the base weight (PiSSA, OLoRA). */
+    private static boolean changesBase(LoraConfig c) {
+        return c.init() == LoraConfig.Init.PISSA || c.init() == LoraConfig.Init.OLORA;
+    }
+
     /** One module to load: its base layer, the LoRA layer already around it (or null), the factors. */
-    private record Plan(String path, Module module, LoraLayer existing, LoraConfig config, Tensor a, Tensor b) {}
+    private record Plan(String path, Module module, LoraLayer existing, LoraConfig config, Tensor a, Tensor b, Tensor magnitude) {}
 
     private static Plan plan(Module model, Path file, String path, Map<String, Tensor> factors, PeftConfigJson.Parsed parsed,
                              BoundedRegex regex) throws IOException {
@@ -413,8 +456,16 @@ public final class PeftAdapter {
         boolean embedding = factors.containsKey(".lora_embedding_A") || factors.containsKey(".lora_embedding_B");
         Tensor a = factors.get(embedding ? ".lora_embedding_A" : ".lora_A.weight");
         Tensor b = factors.get(embedding ? ".lora_embedding_B" : ".lora_B.weight");
-        if (a == null || b == null || factors.size() != 2) {
+        Tensor magnitude = factors.get(MAGNITUDE);
+        if (a == null || b == null || factors.size() != (magnitude == null ? 2 : 3)) {
             throw new IOException(file + ": module '" + path + "' needs exactly one A and one B factor, got " + factors.keySet());
+        }
+        if (base.useDora() != (magnitude != null)) {
+            throw new IOException(file + ": module '" + path + (base.useDora() ? "' has no " + MAGNITUDE.substring(1) + " but the config says use_dora"
+                    : "' has a " + MAGNITUDE.substring(1) + " but the config does not say use_dora"));
+        }
+        if (magnitude != null && !(m instanceof Linear)) {
+            throw new IOException(file + ": module '" + path + "' is a " + m.getClass().getSimpleName() + "; lora4j supports DoRA on Linear layers only");
         }
         if (embedding != (m instanceof Embedding)) {
             throw new IOException(file + ": module '" + path + "' is a " + m.getClass().getSimpleName()
@@ -470,11 +521,19 @@ public final class PeftAdapter {
             throw new IOException(file + ": module '" + path + "' needs A " + Arrays.toString(wantA) + " and B "
                     + Arrays.toString(wantB) + ", the file has " + Arrays.toString(a.shape()) + " and " + Arrays.toString(b.shape()));
         }
-        return new Plan(path, m, existing, c, a, b);
+        if (changesBase(c) && (!(m instanceof Linear) || r > Math.min(wantA[1], wantB[0]))) {
+            throw new IOException(file + ": module '" + path + "': init_lora_weights " + c.initLoraWeights()
+                    + " needs a Linear layer with r <= min(in, out), got a " + m.getClass().getSimpleName() + " and r = " + r);
+        }
+        if (magnitude != null && !Arrays.equals(magnitude.shape(), new long[] {wantB[0]})) {
+            throw new IOException(file + ": module '" + path + "' needs a " + MAGNITUDE.substring(1) + " of shape [" + wantB[0] + "], the file has "
+                    + Arrays.toString(magnitude.shape()));
+        }
+        return new Plan(path, m, existing, c, a, b, magnitude);
     }
 
     /** PEFT's {@code get_pattern_key}: the value of the first key (in file order) matching {@code path}, else null. */
-    private static <V> V pattern(BoundedRegex regex, String field, Map<Pattern, V> patterns, String path) throws IOException {
+    static <V> V pattern(BoundedRegex regex, String field, Map<Pattern, V> patterns, String path) throws IOException {
         for (var e : patterns.entrySet()) if (regex.matches(field, e.getKey(), path)) return e.getValue();
         return null;
     }

@@ -29,16 +29,20 @@ final class PeftConfigJson {
     /** Fields lora4j reads and honours. */
     private static final Set<String> HONOURED = Set.of("peft_type", "r", "lora_alpha", "lora_dropout", "fan_in_fan_out",
             "use_rslora", "target_modules", "rank_pattern", "alpha_pattern", "bias", "init_lora_weights", "exclude_modules",
-            "modules_to_save");
+            "modules_to_save", "use_dora");
     /** Fields that only describe where the adapter came from or how it was trained. */
     private static final Set<String> DESCRIPTIVE = Set.of("base_model_name_or_path", "revision", "task_type", "inference_mode",
             "auto_mapping", "peft_version", "lora_bias", "runtime_config");
     /** Fields that change the adapter's meaning unless they hold their default (null, false, empty). */
-    private static final Set<String> REFUSED_UNLESS_DEFAULT = Set.of("use_dora", "layers_to_transform",
+    private static final Set<String> REFUSED_UNLESS_DEFAULT = Set.of("layers_to_transform",
             "layers_pattern", "layer_replication", "megatron_config", "megatron_core", "loftq_config", "trainable_token_indices",
             "eva_config", "corda_config", "target_parameters", "qalora_group_size", "use_qalora", "alora_invocation_tokens");
-    /** PEFT's {@code init_lora_weights} strings that change the base weights or need data: a file made with them cannot be applied to a plain base. */
-    private static final Set<String> INIT_CHANGING_BASE = Set.of("pissa", "olora", "loftq", "corda");
+    /**
+     * PEFT's {@code init_lora_weights} strings that lora4j cannot re-run on load (they need
+     * quantization or data): a file made with them cannot be applied to a plain base.
+     */
+    private static final Set<String> INIT_REFUSED = Set.of("loftq", "corda");
+    private static final Pattern PISSA_NITER = Pattern.compile("pissa_niter_([0-9]{1,9})");
 
     private PeftConfigJson() {}
 
@@ -84,7 +88,10 @@ final class PeftConfigJson {
             case "lora_only" -> LoraConfig.Bias.LORA_ONLY;
             default -> throw new IOException(where + ": bias must be \"none\", \"all\" or \"lora_only\", got '" + bias + "'");
         };
-        LoraConfig.Init init = init(where, cfg.get("init_lora_weights"));
+        JsonNode initNode = cfg.get("init_lora_weights");
+        LoraConfig.Init init = init(where, initNode);
+        int pissaNiter = pissaNiter(where, initNode);
+        boolean dora = bool(where, cfg, "use_dora");
         List<String> targets = names(where, "target_modules", cfg.get("target_modules"));
         List<String> excluded = names(where, "exclude_modules", cfg.get("exclude_modules"));
         List<String> modulesToSave = names(where, "modules_to_save", cfg.get("modules_to_save"));
@@ -98,7 +105,7 @@ final class PeftConfigJson {
         }
         LoraConfig config;
         try {
-            config = new LoraConfig(r, alpha, dropout, fanInFanOut, rslora, init, targets, null, excluded, b);
+            config = new LoraConfig(r, alpha, dropout, fanInFanOut, rslora, init, targets, null, excluded, b, dora, pissaNiter);
         } catch (IllegalArgumentException e) {
             throw new IOException(where + ": " + e.getMessage(), e);
         }
@@ -147,11 +154,24 @@ final class PeftConfigJson {
         String s = v.textValue();
         if (s.equals("gaussian")) return LoraConfig.Init.GAUSSIAN;
         if (s.equals("orthogonal") || s.equals("eva")) return LoraConfig.Init.DEFAULT; // init only: the file holds the trained factors
-        if (INIT_CHANGING_BASE.contains(s) || s.startsWith("pissa_niter_")) {
-            throw new IOException(where + ": init_lora_weights \"" + s + "\" changes the base weights, which lora4j cannot apply"
+        // PiSSA and OLoRA change the base weight; re-run on load as PEFT does (the base becomes the residual).
+        if (s.equals("pissa") || pissaNiter(where, v) > 0) return LoraConfig.Init.PISSA;
+        if (s.equals("olora")) return LoraConfig.Init.OLORA;
+        if (INIT_REFUSED.contains(s)) {
+            throw new IOException(where + ": init_lora_weights \"" + s + "\" changes the base weights in a way lora4j cannot apply"
                     + " from an adapter folder (convert the adapter to a plain LoRA one in PEFT first)");
         }
         throw new IOException(where + ": init_lora_weights \"" + s + "\" is no value PEFT knows");
+    }
+
+    /** The n of {@code "pissa_niter_<n>"} (n >= 1), 0 for any other value; refuses a malformed count by name. */
+    private static int pissaNiter(String where, JsonNode v) throws IOException {
+        if (v == null || !v.isTextual() || !v.textValue().startsWith("pissa_niter_")) return 0;
+        java.util.regex.Matcher m = PISSA_NITER.matcher(v.textValue());
+        if (!m.matches() || Integer.parseInt(m.group(1)) < 1) {
+            throw new IOException(where + ": init_lora_weights " + v + " must be \"pissa_niter_<n>\" with an integer n >= 1");
+        }
+        return Integer.parseInt(m.group(1));
     }
 
     private static List<String> names(String where, String field, JsonNode v) throws IOException {
@@ -185,8 +205,9 @@ final class PeftConfigJson {
     /**
      * The config file for {@code config} as PEFT writes it: JSON booleans, numbers, lists and
      * objects under PEFT's names and only values PEFT knows ({@code init_lora_weights} is
-     * {@code true} or {@code "gaussian"}; lora4j's NORMAL init, which PEFT has no name for, is
-     * written as {@code true}: the saved factors do not depend on it).
+     * {@code true}, {@code "gaussian"}, {@code "pissa"}, {@code "pissa_niter_<n>"} or
+     * {@code "olora"}; lora4j's NORMAL init, which PEFT has no name for, is written as
+     * {@code true}: the saved factors do not depend on it).
      */
     static byte[] write(LoraConfig config, boolean fanInFanOut, List<String> targets, Map<String, Integer> rankPattern,
                         Map<String, Double> alphaPattern, List<String> modulesToSave) throws IOException {
@@ -201,8 +222,10 @@ final class PeftConfigJson {
         json.put("fan_in_fan_out", fanInFanOut);
         json.put("use_rslora", config.useRslora());
         json.put("bias", config.bias().name().toLowerCase(Locale.ROOT));
-        if (config.init() == LoraConfig.Init.GAUSSIAN) json.put("init_lora_weights", "gaussian");
-        else json.put("init_lora_weights", true);
+        switch (config.init()) {
+            case GAUSSIAN, PISSA, OLORA -> json.put("init_lora_weights", config.initLoraWeights());
+            case DEFAULT, NORMAL -> json.put("init_lora_weights", true);
+        }
         var t = json.putArray("target_modules");
         targets.forEach(t::add);
         json.putNull("exclude_modules");
@@ -218,7 +241,7 @@ final class PeftConfigJson {
         }
         json.putNull("layers_to_transform");
         json.putNull("layers_pattern");
-        json.put("use_dora", false);
+        json.put("use_dora", config.useDora());
         return JSON.writeValueAsBytes(json);
     }
 

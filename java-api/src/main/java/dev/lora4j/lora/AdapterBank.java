@@ -69,6 +69,7 @@ public final class AdapterBank implements AutoCloseable {
     public void put(String name, LoraLinear layer) {
         Objects.requireNonNull(layer, "layer");
         if (layer.config().fanInFanOut()) throw new IllegalArgumentException("fan_in_fan_out adapters are not supported here");
+        if (layer.config().useDora()) throw new IllegalArgumentException("DoRA adapters are not supported here (LoraLinear serves them exactly)");
         put(name, layer.loraA(), layer.loraB(), layer.scaling());
     }
 

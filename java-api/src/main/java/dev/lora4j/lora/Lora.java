@@ -379,7 +379,30 @@ public final class Lora {
      */
     public static void addWeightedAdapter(Module model, List<String> adapters, double[] weights, String newName,
                                           Combination type, int svdRank) {
+        if (type != null && type.usesDensity()) {
+            throw new IllegalArgumentException(type + " needs a density: use addWeightedAdapter(..., density, majoritySignMethod)");
+        }
+        addWeightedAdapter(model, adapters, weights, newName, type, svdRank, 1.0, MergeUtils.MajoritySign.TOTAL);
+    }
+
+    /**
+     * As {@link #addWeightedAdapter(Module, List, double[], String, Combination, int)}, with
+     * {@code density} (the fraction of values kept, in [0, 1]) and {@code majoritySignMethod}
+     * for the pruning types {@link Combination#TIES}, {@link Combination#DARE_LINEAR},
+     * {@link Combination#DARE_TIES} and {@link Combination#MAGNITUDE_PRUNE} (PEFT's
+     * {@code density=} and {@code majority_sign_method=}; ignored by the other types), and
+     * their _SVD forms, which prune the ΔW and truncate by SVD to {@code svdRank}. The
+     * pruning types on factors need adapters of one rank; all accept negative weights; DARE's
+     * random masks follow {@link dev.lora4j.Torch#manualSeed}.
+     *
+     * @throws IllegalArgumentException as the other overload, or for a density outside [0, 1]
+     * @throws UnsupportedOperationException when an adapter to combine is a DoRA adapter
+     */
+    public static void addWeightedAdapter(Module model, List<String> adapters, double[] weights, String newName,
+                                          Combination type, int svdRank, double density, MergeUtils.MajoritySign majoritySignMethod) {
         Objects.requireNonNull(type, "type");
+        Objects.requireNonNull(majoritySignMethod, "majoritySignMethod");
+        if (!(density >= 0 && density <= 1)) throw new IllegalArgumentException("density must be in [0, 1], got " + density);
         Objects.requireNonNull(adapters, "adapters");
         Objects.requireNonNull(weights, "weights");
         Objects.requireNonNull(newName, "newName");
@@ -392,8 +415,20 @@ public final class Lora {
             requireKnown(model, adapters);
             if (names(model).contains(newName)) throw new IllegalArgumentException("adapter '" + newName + "' already exists");
             Collection<LoraLayer> layers = loraLayers(model).values();
-            for (LoraLayer l : layers) WeightedAdapters.check(l, adapters, weights, type, svdRank); // all layers before any change
-            for (LoraLayer l : layers) WeightedAdapters.combine(l, adapters, weights, newName, type, svdRank);
+            for (LoraLayer l : layers) {
+                for (String n : adapters) {
+                    if (l instanceof LoraLinear ll && ll.hasAdapter(n) && ll.dora(n) != null) {
+                        throw new UnsupportedOperationException("adapter '" + n + "' is a DoRA adapter: weighted combination would drop its magnitude");
+                    }
+                }
+            }
+            if (type.usesDensity()) {
+                for (LoraLayer l : layers) TaskArithmeticAdapters.check(l, adapters, type, svdRank); // all layers before any change
+                for (LoraLayer l : layers) TaskArithmeticAdapters.combine(l, adapters, weights, newName, type, svdRank, density, majoritySignMethod);
+            } else {
+                for (LoraLayer l : layers) WeightedAdapters.check(l, adapters, weights, type, svdRank); // all layers before any change
+                for (LoraLayer l : layers) WeightedAdapters.combine(l, adapters, weights, newName, type, svdRank);
+            }
             return null;
         });
     }

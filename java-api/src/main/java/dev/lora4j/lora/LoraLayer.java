@@ -85,8 +85,46 @@ public abstract class LoraLayer extends Module {
      */
     protected LoraLayer(Module base, LoraConfig config) {
         this(base);
-        configs.put(DEFAULT_ADAPTER, layoutOf(base, Objects.requireNonNull(config, "config")));
+        LoraConfig c = layoutOf(base, Objects.requireNonNull(config, "config"));
+        checkVariant(c);
+        configs.put(DEFAULT_ADAPTER, c);
         active = List.of(DEFAULT_ADAPTER);
+    }
+
+    /**
+     * Refuses settings this layer kind does not implement: DoRA and the inits that change the base
+     * weight (PiSSA, OLoRA) are {@link LoraLinear}'s only.
+     */
+    protected void checkVariant(LoraConfig config) {
+        if (config.useDora() || InitSvd.handles(config)) {
+            throw new UnsupportedOperationException(getClass().getSimpleName() + " does not support "
+                    + (config.useDora() ? "use_dora" : "init_lora_weights=" + config.initLoraWeights()) + " (LoraLinear does)");
+        }
+    }
+
+    /**
+     * A layer's own per-adapter parameters besides A and B (DoRA's magnitude): they train, freeze
+     * and stay frozen while merged together with the factors. None by default.
+     */
+    protected List<Tensor> variantParameters(String name) {
+        return List.of();
+    }
+
+    /** Adapter {@code name}'s trainable tensors: A, B and {@link #variantParameters}. */
+    private List<Tensor> adapterParameters(String name) {
+        List<Tensor> extra = variantParameters(name);
+        if (extra.isEmpty()) return List.of(loraA(name), loraB(name));
+        List<Tensor> all = new ArrayList<>(List.of(loraA(name), loraB(name)));
+        all.addAll(extra);
+        return all;
+    }
+
+    /**
+     * Merges (sign 1) or unmerges (sign −1) adapter {@code name} when its kind does not simply
+     * add ΔW (DoRA); returns false to let the plain add/subtract run.
+     */
+    protected boolean applyVariant(String name, double sign, boolean safe) {
+        return false;
     }
 
     /**
@@ -142,6 +180,7 @@ public abstract class LoraLayer extends Module {
         ensureOpen();
         checkNewName(name);
         config = layoutOf(baseLayer(), Objects.requireNonNull(config, "config"));
+        checkVariant(config);
         createAdapter(name, config);
         configs.put(name, config);
         if (configs.size() == 1) active = List.of(name);
@@ -215,6 +254,12 @@ public abstract class LoraLayer extends Module {
         return Collections.unmodifiableList(new ArrayList<>(merged));
     }
 
+    /** Replaces adapter {@code name}'s settings, for {@link Hotswap}; its r must be the factors' rank. */
+    final void replaceConfig(String name, LoraConfig config) {
+        requireAdapter(name);
+        configs.put(name, layoutOf(baseLayer(), Objects.requireNonNull(config, "config")));
+    }
+
     /** The settings adapter {@code name} was created with. */
     public final LoraConfig config(String name) {
         requireAdapter(name);
@@ -282,8 +327,7 @@ public abstract class LoraLayer extends Module {
                 trainableBeforeMerge.put(n, train);
                 train = false;
             }
-            loraA(n).requiresGrad_(train);
-            loraB(n).requiresGrad_(train);
+            for (Tensor f : adapterParameters(n)) f.requiresGrad_(train);
         }
     }
 
@@ -293,7 +337,7 @@ public abstract class LoraLayer extends Module {
      */
     final void freezeMerged() {
         for (String n : merged) {
-            for (Tensor f : new Tensor[] {loraA(n), loraB(n)}) {
+            for (Tensor f : adapterParameters(n)) {
                 f.requiresGrad_(false);
                 f.clearGrad();
             }
@@ -306,8 +350,7 @@ public abstract class LoraLayer extends Module {
      */
     public final void freezeAdapter(String name) {
         requireAdapter(name);
-        loraA(name).requiresGrad_(false);
-        loraB(name).requiresGrad_(false);
+        for (Tensor f : adapterParameters(name)) f.requiresGrad_(false);
         if (merged.contains(name)) trainableBeforeMerge.put(name, false);
     }
 
@@ -622,13 +665,22 @@ public abstract class LoraLayer extends Module {
         try (var ng = Torch.noGrad(); TensorScope scope = TensorScope.open()) {
             Tensor w = baseWeight().to(factorType());
             for (String n : new java.util.LinkedHashSet<>(todo)) {
-                if (!merged.contains(n)) w = w.add(deltaWeight(factorType(), n));
+                if (!merged.contains(n)) w = mergedWith(w, n);
             }
             if (!w.allFinite()) {
                 throw new IllegalStateException("safe merge refused: the merged weight of " + getClass().getSimpleName()
                         + " with adapters " + todo + " would hold NaN or infinity (an adapter is probably broken)");
             }
         }
+    }
+
+    /**
+     * {@code w} (the stored weight in {@link #factorType()}) with adapter {@code name} merged as
+     * merging computes it, for {@link #checkMerge}: W + ΔW, or a variant's own merged weight
+     * (DoRA's); the result lives in the caller's tensor scope.
+     */
+    protected Tensor mergedWith(Tensor w, String name) {
+        return w.add(deltaWeight(factorType(), name));
     }
 
     /** Subtracts every merged ΔW again, last merged first; returns false, with a warning, when none was merged. */
@@ -652,13 +704,13 @@ public abstract class LoraLayer extends Module {
             apply(n, -1.0, false);
             merged.remove(merged.size() - 1);
             boolean train = Boolean.TRUE.equals(trainableBeforeMerge.remove(n));
-            loraA(n).requiresGrad_(train);
-            loraB(n).requiresGrad_(train);
+            for (Tensor f : adapterParameters(n)) f.requiresGrad_(train);
         }
         return true;
     }
 
     private void apply(String name, double sign, boolean safe) {
+        if (applyVariant(name, sign, safe)) return;
         Tensor w = baseWeight();
         try (var ng = Torch.noGrad(); TensorScope scope = TensorScope.open()) {
             DType compute = factorType();

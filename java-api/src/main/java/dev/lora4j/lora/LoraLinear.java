@@ -2,6 +2,7 @@ package dev.lora4j.lora;
 
 import dev.lora4j.DType;
 import dev.lora4j.Tensor;
+import dev.lora4j.TensorScope;
 import dev.lora4j.Torch;
 import dev.lora4j.internal.LoraOps;
 import dev.lora4j.nn.Dropout;
@@ -10,6 +11,7 @@ import dev.lora4j.nn.Linear;
 import dev.lora4j.nn.Module;
 import dev.lora4j.nn.ModuleDict;
 import java.util.Arrays;
+import java.util.List;
 
 /**
  * LoRA around a linear layer: {@code y = base(x) + Σ s·(dropout(x)·Aᵀ)·Bᵀ} over the active
@@ -21,7 +23,13 @@ import java.util.Arrays;
  * factors take the base weight's dtype (float32 for float16/bfloat16 bases, whose LoRA path
  * then runs in float32 and is rounded once into the output). See {@link LoraLayer} for named adapters and
  * merging. Mixed batches in inference run through an {@link AdapterBank} (one fused native
- * call for every row), rebuilt when adapters are added, deleted or their factors change.
+ * call for every row), rebuilt when adapters are added, deleted or their factors change; a
+ * layer holding a DoRA adapter runs each adapter on its own rows instead.
+ *
+ * <p>Variants (PEFT's): {@code use_dora} adds a trained magnitude per output row
+ * ({@link DoraLinearLayer}, {@code lora_magnitude_vector.<name>.weight}); init PISSA / OLORA
+ * start A and B from the SVD / QR of the base weight and subtract s·B·A from it ({@link InitSvd}).
+ * For a DoRA adapter, {@link #deltaWeight(String)} is still s·B·A; merging writes DoRA's W'.
  *
  * <p>Ownership and threads: as every {@link dev.lora4j.nn.Module}: it owns its parameters and
  * frees them on close; eval-mode forwards may run on many threads, changes are single-threaded.
@@ -34,6 +42,8 @@ public class LoraLinear extends LoraLayer {
     private final ModuleDict loraA;
     private final ModuleDict loraB;
     private final ModuleDict dropout;
+    /** DoRA magnitudes ({@code lora_magnitude_vector}), registered with the first DoRA adapter. */
+    private ModuleDict magnitude;
     private final BankCache bank = new BankCache(this);
 
     /** Wraps {@code base} with one adapter, {@value LoraLayer#DEFAULT_ADAPTER}. */
@@ -68,8 +78,15 @@ public class LoraLinear extends LoraLayer {
         DType dtype = factorType();
         Linear a = loraA.put(name, (Linear) new Linear(inFeatures, r, false).to(dtype));
         Linear b = loraB.put(name, (Linear) new Linear(r, outFeatures, false).to(dtype));
-        initFactors(config, a.weight(), b.weight());
+        if (InitSvd.handles(config)) InitSvd.init(config, baseWeight(), fanInFanOut, a.weight(), b.weight());
+        else initFactors(config, a.weight(), b.weight());
         if (config.loraDropout() > 0) dropout.put(name, new Dropout(config.loraDropout()));
+        if (config.useDora()) {
+            if (magnitude == null) magnitude = registerModule("lora_magnitude_vector", new ModuleDict());
+            try (TensorScope s = TensorScope.open()) { // weightOutIn() is a view for fan_in_fan_out weights
+                magnitude.put(name, new DoraLinearLayer(DoraLinearLayer.weightNorm(weightOutIn(), a.weight(), b.weight(), config.scaling()), dtype));
+            }
+        }
         bank.invalidate();
     }
 
@@ -78,7 +95,74 @@ public class LoraLinear extends LoraLayer {
         loraA.remove(name).close();
         loraB.remove(name).close();
         if (dropout.containsKey(name)) dropout.remove(name).close();
+        if (dora(name) != null) magnitude.remove(name).close();
         bank.invalidate();
+    }
+
+    /** DoRA, PiSSA and OLoRA are supported here (checked against the base weight before anything changes). */
+    @Override
+    protected void checkVariant(LoraConfig config) {
+        if (InitSvd.handles(config)) InitSvd.check(config, baseWeight());
+    }
+
+    /**
+     * Replaces adapter {@code name}'s factors by copies zero-padded to rank {@code rank} (≥ its
+     * rank), keeping ΔW and the scale; for {@link Hotswap#prepare}.
+     */
+    void padRank(String name, int rank, LoraConfig padded) {
+        Tensor a = loraA(name);
+        Tensor b = loraB(name);
+        boolean train = a.requiresGrad();
+        Linear na = new Linear(inFeatures, rank, false);
+        Linear nb = new Linear(rank, outFeatures, false);
+        if (a.dtype() != na.weight().dtype()) {
+            na.to(a.dtype());
+            nb.to(b.dtype());
+        }
+        try (var ng = Torch.noGrad(); var s = dev.lora4j.TensorScope.open()) {
+            na.weight().zero_().narrow(0, 0, a.size(0)).copy_(a);
+            nb.weight().zero_().narrow(1, 0, b.size(1)).copy_(b);
+        }
+        na.weight().requiresGrad_(train);
+        nb.weight().requiresGrad_(train);
+        loraA.put(name, na);
+        loraB.put(name, nb);
+        replaceConfig(name, padded);
+        bank.invalidate();
+    }
+
+    /** The DoRA magnitude of adapter {@code name}, or null when it is a plain LoRA adapter. */
+    public DoraLinearLayer dora(String name) {
+        return magnitude != null && magnitude.containsKey(name) ? (DoraLinearLayer) magnitude.get(name) : null;
+    }
+
+    /** The base weight in (out, in) layout (a view for fan_in_fan_out weights). */
+    private Tensor weightOutIn() {
+        return fanInFanOut ? baseWeight().t() : baseWeight();
+    }
+
+    @Override
+    protected List<Tensor> variantParameters(String name) {
+        DoraLinearLayer d = dora(name);
+        return d == null ? List.of() : List.of(d.weight());
+    }
+
+    /** DoRA adapters merge m ⊙ (W + ΔW)/‖W + ΔW‖ (see {@link DoraLinearLayer}); plain ones use the default. */
+    @Override
+    protected boolean applyVariant(String name, double sign, boolean safe) {
+        DoraLinearLayer d = dora(name);
+        if (d == null) return false;
+        try (Tensor delta = deltaWeight(factorType(), name)) {
+            d.apply(baseWeight(), delta, fanInFanOut, sign, safe, "LoraLinear adapter '" + name + "'");
+        }
+        return true;
+    }
+
+    /** A DoRA adapter's merged weight is m ⊙ (W + ΔW)/‖W + ΔW‖, checked as such before a safe merge. */
+    @Override
+    protected Tensor mergedWith(Tensor w, String name) {
+        DoraLinearLayer d = dora(name);
+        return d == null ? super.mergedWith(w, name) : d.mergedWeight(w, deltaWeight(factorType(), name), fanInFanOut);
     }
 
     static void initFactors(LoraConfig config, Tensor a, Tensor b) {
@@ -126,6 +210,15 @@ public class LoraLinear extends LoraLayer {
     protected Tensor loraForward(Tensor input, String name) {
         Tensor cast = castInput(input, loraA(name));
         Tensor x = dropout.containsKey(name) ? dropout.get(name).forward(cast) : cast;
+        DoraLinearLayer d = dora(name);
+        if (d != null) {
+            try {
+                return d.delta(x, baseWeight(), fanInFanOut, loraA(name), loraB(name), scaling(name));
+            } finally {
+                if (x != cast) x.close();
+                if (cast != input) cast.close();
+            }
+        }
         try (Tensor down = loraA.get(name).forward(x); Tensor up = loraB.get(name).forward(down)) {
             return up.mul(scaling(name));
         } finally {
@@ -137,7 +230,17 @@ public class LoraLinear extends LoraLayer {
     /** One native call ({@code addmm} into the base output), except with dropout in training. */
     @Override
     protected Tensor addAdapter(Tensor base, Tensor input, String name) {
-        if (isTraining() && dropout.containsKey(name)) return super.addAdapter(base, input, name);
+        boolean dropping = isTraining() && dropout.containsKey(name);
+        DoraLinearLayer d = dora(name);
+        // A float32 path on a float16/bfloat16 base runs through loraForward (input cast as PEFT casts it).
+        if (d != null && !dropping && baseIsAlone(name) && input.dtype() == factorType() && base.dtype() == input.dtype()) {
+            Module bl = baseLayer();
+            Tensor bias = bl.hasParameter("bias") ? bl.parameter("bias") : null;
+            Tensor sum = d.addToBase(base, bias, input, baseWeight(), fanInFanOut, loraA(name), loraB(name), scaling(name));
+            base.close();
+            return sum;
+        }
+        if (dropping || d != null) return super.addAdapter(base, input, name);
         // name comes from the active list, so the factors are looked up without re-checking it.
         Tensor a = ((Linear) loraA.get(name)).weight();
         Tensor b = ((Linear) loraB.get(name)).weight();
@@ -148,6 +251,16 @@ public class LoraLinear extends LoraLayer {
         return sum;
     }
 
+    /** Whether the output so far is the base layer's alone: every active adapter before {@code name} is merged. */
+    private boolean baseIsAlone(String name) {
+        List<String> merged = isMerged() ? mergedAdapters() : List.of();
+        for (String n : activeAdapters()) {
+            if (n.equals(name)) return true;
+            if (!merged.contains(n)) return false;
+        }
+        return false;
+    }
+
     /**
      * One fused native call for every row ({@link AdapterBank}) when nothing needs gradients
      * or dropout; otherwise each adapter on its own rows, as {@link LoraLayer} does.
@@ -156,7 +269,8 @@ public class LoraLinear extends LoraLayer {
     protected Tensor mixedDelta(Tensor input, String[] rows) {
         checkMixed(input, rows);
         boolean needsGraph = Torch.isGradEnabled() && (input.requiresGrad() || anyTrainable());
-        if (needsGraph || fanInFanOut || (isTraining() && !dropout.keySet().isEmpty()) || input.dim() != 2
+        boolean dora = magnitude != null && !magnitude.keySet().isEmpty(); // the bank knows no magnitudes: DoRA rows run exactly
+        if (needsGraph || fanInFanOut || dora || (isTraining() && !dropout.keySet().isEmpty()) || input.dim() != 2
                 || input.dtype() != factorType()) {
             return super.mixedDelta(input, rows);
         }

@@ -53,6 +53,7 @@ final class WeightedAdapters {
                 if (r > k) throw new IllegalArgumentException("SVD rank " + r + " exceeds min(out, in) = " + k + " of " + layer.getClass().getSimpleName());
                 yield r;
             }
+            default -> throw new IllegalArgumentException(type + " is combined by TaskArithmeticAdapters");
         };
     }
 
@@ -73,13 +74,14 @@ final class WeightedAdapters {
             }
         }
         LoraConfig first = layer.config(names.get(0));
-        LoraConfig config = new LoraConfig(rank, rank, first.loraDropout(), first.fanInFanOut(), false, first.init(),
+        LoraConfig config = new LoraConfig(rank, rank, first.loraDropout(), first.fanInFanOut(), false, TaskArithmeticAdapters.initOf(first),
                 first.targetModules(), first.targetRegex(), first.excludeModules(), first.bias());
         try (var ng = Torch.noGrad(); TensorScope s = TensorScope.open()) {
             Tensor[] ab = switch (type) {
                 case LINEAR -> linear(layer, names, w);
                 case CAT -> cat(layer, names, w);
                 case SVD -> svd(layer, names, w, rank);
+                default -> throw new IllegalArgumentException(type + " is combined by TaskArithmeticAdapters");
             };
             layer.addAdapter(newName, config);
             layer.loraA(newName).copy_(ab[0]);

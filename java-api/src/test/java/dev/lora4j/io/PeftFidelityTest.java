@@ -103,6 +103,8 @@ class PeftFidelityTest {
                 JsonNode c = JSON.readTree(out.resolve(PeftAdapter.CONFIG).toFile());
                 JsonNode w = c.get("init_lora_weights");
                 if (init == LoraConfig.Init.GAUSSIAN) assertEquals("gaussian", w.textValue());
+                else if (init == LoraConfig.Init.PISSA) assertEquals("pissa", w.textValue());
+                else if (init == LoraConfig.Init.OLORA) assertEquals("olora", w.textValue());
                 else assertTrue(w.isBoolean() && w.booleanValue(), init + ": init_lora_weights must be the JSON boolean true, got " + w);
                 assertTrue(c.get("r").isIntegralNumber(), "r is an integer");
                 assertTrue(c.get("lora_alpha").isIntegralNumber(), "an integral lora_alpha is written as PEFT's int");
@@ -263,7 +265,13 @@ class PeftFidelityTest {
             {"\"lora_dropout\": \"0.1\"", "lora_dropout"},
             {"\"fan_in_fan_out\": 1", "fan_in_fan_out"},
             {"\"bias\": true", "bias"},
-            {"\"init_lora_weights\": \"pissa\"", "init_lora_weights"},
+            {"\"init_lora_weights\": \"loftq\"", "init_lora_weights"},
+            {"\"init_lora_weights\": \"corda\"", "init_lora_weights"},
+            {"\"init_lora_weights\": \"pissa_niter_0\"", "init_lora_weights"},
+            {"\"init_lora_weights\": \"pissa_niter_x\"", "init_lora_weights"},
+            {"\"init_lora_weights\": \"pissa_niter_99999999999\"", "init_lora_weights"},
+            {"\"use_dora\": \"true\"", "use_dora"},
+            {"\"use_dora\": true", "use_dora"}, // no lora_magnitude_vector in the file
             {"\"init_lora_weights\": \"bogus\"", "init_lora_weights"},
             {"\"rank_pattern\": {\"fc1\": 2.5}", "rank_pattern"},
             {"\"alpha_pattern\": {\"fc1\": \"8\"}", "alpha_pattern"},
@@ -275,6 +283,68 @@ class PeftFidelityTest {
             // Later fields of a JSON object override earlier ones: the bad value replaces the good one.
             String config = GOOD.formatted(", " + c[0]);
             assertRefused(folder("bad" + i++, config, netFactors()), c[1]);
+        }
+    }
+
+    /**
+     * A DoRA folder as PEFT writes it ({@code "use_dora": true}, {@code <module>.lora_magnitude_vector})
+     * passes the strict parser, and the layer computes DoRA's {@code x·W'ᵀ + b} with
+     * {@code W' = m ⊙ (W + s·B·A)/‖W + s·B·A‖} per output row (plain-Java reference).
+     */
+    @Test
+    void doraFoldersPassTheStrictParserAndComputeDorasWeight() throws IOException {
+        Map<String, Tensor> t = netFactors();
+        t.put("base_model.model.fc1.lora_magnitude_vector", values(5, 1, 6));
+        t.put("base_model.model.fc2.lora_magnitude_vector", values(6, 1, 3));
+        Path f = folder("dora", GOOD.formatted(", \"use_dora\": true"), t);
+        try (TensorScope s = TensorScope.open(); Net net = new Net(); var ng = Torch.noGrad()) {
+            double[] w = net.child("fc1").parameter("weight").toDoubleArray(); // (6, 4)
+            double[] bias = net.child("fc1").parameter("bias").toDoubleArray();
+            PeftAdapter.LoadReport report = PeftAdapter.load(net, f);
+            assertTrue(report.config().useDora());
+            LoraLinear fc1 = (LoraLinear) net.child("fc1");
+            assertNotNull(fc1.dora(LoraLayer.DEFAULT_ADAPTER), "fc1 holds a DoRA adapter");
+            double[] a = values(1, 0.5, 2, 4).toDoubleArray();
+            double[] b = values(2, 0.5, 6, 2).toDoubleArray();
+            double[] m = values(5, 1, 6).toDoubleArray();
+            double scale = 4.0 / 2;
+            double[] x = values(9, 1, 3, 4).toDoubleArray();
+            double[] want = new double[3 * 6];
+            for (int i = 0; i < 6; i++) {
+                double[] row = new double[4];
+                double norm2 = 0;
+                for (int j = 0; j < 4; j++) {
+                    row[j] = w[i * 4 + j] + scale * (b[i * 2] * a[j] + b[i * 2 + 1] * a[4 + j]);
+                    norm2 += row[j] * row[j];
+                }
+                for (int n = 0; n < 3; n++) {
+                    double y = bias[i];
+                    for (int j = 0; j < 4; j++) y += x[n * 4 + j] * m[i] * row[j] / Math.sqrt(norm2);
+                    want[n * 6 + i] = y;
+                }
+            }
+            assertArrayEquals(want, fc1.forward(values(9, 1, 3, 4)).toDoubleArray(), 1e-5);
+        }
+    }
+
+    /**
+     * Folders made with PEFT's base-changing inits lora4j re-runs ("pissa", "pissa_niter_n",
+     * "olora") pass the strict parser: the init is kept, the base weight becomes the residual.
+     */
+    @Test
+    void pissaAndOloraFoldersPassTheStrictParser() throws IOException {
+        int i = 0;
+        for (String init : new String[] {"pissa", "pissa_niter_3", "olora"}) {
+            Path f = folder("init" + i++, GOOD.formatted("").replace("\"init_lora_weights\": true", "\"init_lora_weights\": \"" + init + "\""), netFactors());
+            try (TensorScope s = TensorScope.open(); Net net = new Net()) {
+                Tensor before = net.child("fc1").parameter("weight").clone();
+                PeftAdapter.LoadReport report = PeftAdapter.load(net, f);
+                assertEquals(init, report.config().initLoraWeights());
+                LoraLinear fc1 = (LoraLinear) net.child("fc1");
+                assertEquals(init, fc1.config(LoraLayer.DEFAULT_ADAPTER).initLoraWeights());
+                assertFalse(before.allclose(fc1.baseLayer().parameter("weight"), 1e-6, 1e-6), init + ": the base weight is the residual");
+                assertArrayEquals(values(1, 0.5, 2, 4).toFloatArray(), fc1.loraA(LoraLayer.DEFAULT_ADAPTER).toFloatArray(), "the file's A");
+            }
         }
     }
 
