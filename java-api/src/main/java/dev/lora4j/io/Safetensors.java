@@ -34,10 +34,15 @@ import java.util.Objects;
  *
  * <p>Reading goes through the file channel (never a memory mapping, whose truncation by
  * another process, for example {@code cp} of a new file over the old one, would kill the JVM
- * with SIGBUS): the header is checked against the file's size before anything is allocated,
- * and a file that shrinks or grows while it is read is refused. Every malformed or changing
- * file is refused with an {@link IOException} naming the problem, and nothing is returned
- * half-loaded. Writing goes to a temporary file that is renamed into place, so readers never
+ * with SIGBUS): the header is checked against the file's size before anything is allocated.
+ * A file that changes while it is read (its identity, size or time stamps differ after the
+ * read from before it) is read again, up to three times, then refused; so a file replaced by a
+ * rename is read whole, old or new, and one rewritten in place (as {@code cp} does) is read
+ * whole or refused, as long as the rewrite starts after the read does: no reader can see a
+ * single write already under way when it starts, and file systems with coarse time stamps
+ * (Linux before 6.13) can hide a change made in the same clock tick as the one before. Every
+ * malformed or changing file is refused with an {@link IOException} naming the problem, and
+ * nothing is returned half-loaded. Writing goes to a temporary file that is renamed into place, so readers never
  * see a partial file; the file gets the permissions the process's umask gives a new file.
  * Stateless and thread-safe.
  */
@@ -45,6 +50,7 @@ public final class Safetensors {
 
     private static final ObjectMapper JSON = new ObjectMapper().enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
     private static final long MAX_HEADER = 100L << 20;
+    private static final int READ_ATTEMPTS = 3;
 
     private Safetensors() {}
 
@@ -95,6 +101,42 @@ public final class Safetensors {
     public static Contents read(Path file) throws IOException {
         Objects.requireNonNull(file, "file");
         if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) throw new IOException("safetensors needs a little-endian machine");
+        for (int attempt = 1; ; attempt++) {
+            List<Object> before = stamp(file);
+            Contents c;
+            try {
+                c = readOnce(file);
+            } catch (IOException e) {
+                if (stamp(file).equals(before)) throw e;
+                if (attempt == READ_ATTEMPTS) throw e;
+                continue;
+            }
+            if (stamp(file).equals(before)) return c;
+            c.close();
+            if (attempt == READ_ATTEMPTS) {
+                throw new IOException(file + ": the file changed while it was read, " + READ_ATTEMPTS
+                        + " times (write it to a temporary file and rename it into place, as Safetensors.write does)");
+            }
+        }
+    }
+
+    /**
+     * What identifies a version of the file: device, inode, size, modification and change times
+     * (nanoseconds where the file system has them; a change that follows a look at the times gets
+     * a fresh time stamp on Linux 6.13 and later, so any write that starts after the first stamp
+     * is seen).
+     */
+    private static List<Object> stamp(Path file) throws IOException {
+        try {
+            Map<String, Object> a = Files.readAttributes(file, "unix:dev,ino,size,lastModifiedTime,ctime");
+            return Arrays.asList(a.get("dev"), a.get("ino"), a.get("size"), a.get("lastModifiedTime"), a.get("ctime"));
+        } catch (UnsupportedOperationException | IllegalArgumentException e) {
+            var a = Files.readAttributes(file, java.nio.file.attribute.BasicFileAttributes.class);
+            return Arrays.asList(a.fileKey(), a.size(), a.lastModifiedTime());
+        }
+    }
+
+    private static Contents readOnce(Path file) throws IOException {
         String where = file.toString();
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
             long size = ch.size();
