@@ -146,7 +146,7 @@ public final class Safetensors {
                 throw new IOException(where + ": header length " + Long.toUnsignedString(n) + " does not fit a file of " + size + " bytes");
             }
             byte[] headerBytes = readFully(ch, java.nio.ByteBuffer.allocate((int) n), 8, where).array();
-            Header header = parse(where, new String(headerBytes, StandardCharsets.UTF_8), size - 8 - n);
+            Header header = parse(where, utf8(headerBytes, where), size - 8 - n);
             Map<String, Tensor> tensors = new LinkedHashMap<>();
             try (TensorScope scope = TensorScope.open()) {
                 for (Entry e : header.entries) tensors.put(e.name, readTensor(ch, 8 + n, e, where));
@@ -181,6 +181,15 @@ public final class Safetensors {
             pos += r;
         }
         return buf.flip();
+    }
+
+    /** The header's text; bytes that are not UTF-8 are refused (a lenient decoding would make different names equal). */
+    private static String utf8(byte[] bytes, String where) throws IOException {
+        try {
+            return StandardCharsets.UTF_8.newDecoder().decode(java.nio.ByteBuffer.wrap(bytes)).toString();
+        } catch (java.nio.charset.CharacterCodingException e) {
+            throw new IOException(where + ": the header is not valid UTF-8");
+        }
     }
 
     private static IOException changed(String where, long before, long after) {
