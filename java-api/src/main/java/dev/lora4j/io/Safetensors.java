@@ -101,39 +101,7 @@ public final class Safetensors {
     public static Contents read(Path file) throws IOException {
         Objects.requireNonNull(file, "file");
         if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) throw new IOException("safetensors needs a little-endian machine");
-        for (int attempt = 1; ; attempt++) {
-            List<Object> before = stamp(file);
-            Contents c;
-            try {
-                c = readOnce(file);
-            } catch (IOException e) {
-                if (stamp(file).equals(before)) throw e;
-                if (attempt == READ_ATTEMPTS) throw e;
-                continue;
-            }
-            if (stamp(file).equals(before)) return c;
-            c.close();
-            if (attempt == READ_ATTEMPTS) {
-                throw new IOException(file + ": the file changed while it was read, " + READ_ATTEMPTS
-                        + " times (write it to a temporary file and rename it into place, as Safetensors.write does)");
-            }
-        }
-    }
-
-    /**
-     * What identifies a version of the file: device, inode, size, modification and change times
-     * (nanoseconds where the file system has them; a change that follows a look at the times gets
-     * a fresh time stamp on Linux 6.13 and later, so any write that starts after the first stamp
-     * is seen).
-     */
-    private static List<Object> stamp(Path file) throws IOException {
-        try {
-            Map<String, Object> a = Files.readAttributes(file, "unix:dev,ino,size,lastModifiedTime,ctime");
-            return Arrays.asList(a.get("dev"), a.get("ino"), a.get("size"), a.get("lastModifiedTime"), a.get("ctime"));
-        } catch (UnsupportedOperationException | IllegalArgumentException e) {
-            var a = Files.readAttributes(file, java.nio.file.attribute.BasicFileAttributes.class);
-            return Arrays.asList(a.fileKey(), a.size(), a.lastModifiedTime());
-        }
+        return FileVersion.readStable(file, READ_ATTEMPTS, () -> readOnce(file));
     }
 
     private static Contents readOnce(Path file) throws IOException {
