@@ -2,21 +2,16 @@ package dev.lora4j.io;
 
 import dev.lora4j.Tensor;
 import dev.lora4j.Torch;
-import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.Map;
-import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * The child-JVM part of {@link SafetensorsChangeTest}: one thread rewrites a safetensors file in
  * place over and over, as {@code cp new old} does (truncate, then write; here only the tail, so
  * the file is whole most of the time), alternating between two versions whose tails differ,
  * while this thread reads it. Every read must give one version's tensor whole or an
- * {@link IOException}, never a mix of the two (reading did, when the rewrite kept the size) and
+ * {@link java.io.IOException}, never a mix of the two (reading did, when the rewrite kept the size) and
  * never a dead JVM (it died with SIGBUS when reading copied from a mapping of the file). Prints
  * "reads ok ..." and exits 0, or exits 1 with the problem.
  *
@@ -48,45 +43,18 @@ public final class SafetensorsTruncation {
         }
         if (b.get("w63").equal(a.get("w63"))) throw new AssertionError("the two versions must differ");
         byte[][] versions = {bytes, other};
-        AtomicBoolean stop = new AtomicBoolean();
-        Thread writer = Thread.ofPlatform().start(() -> {
-            // Cut the tail off and write the other version's back, so the file is whole most of the time and a read often meets the cut.
-            try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
-                for (int i = 1; !stop.get(); i++) {
-                    ch.truncate(half);
-                    byte[] v = versions[i % 2];
-                    ByteBuffer buf = ByteBuffer.wrap(v, half, v.length - half);
-                    long pos = half;
-                    while (buf.hasRemaining()) pos += ch.write(buf, pos);
-                    Thread.sleep(0, 300_000);
-                }
-            } catch (IOException e) {
-                throw new java.io.UncheckedIOException(e);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        });
-        long end = System.nanoTime() + (long) (seconds * 1e9);
-        int whole = 0;
-        int refused = 0;
         try {
-            while (System.nanoTime() < end) {
+            InPlaceRewrites.Counts counts = InPlaceRewrites.run(file, versions, half, seconds, () -> {
                 try (Safetensors.Contents c = Safetensors.read(file)) {
-                    if (!same(c.tensors(), a) && !same(c.tensors(), b)) {
-                        System.out.println("a read gave a tensor that is not the file's (a mix of two versions)");
-                        System.exit(1);
-                    }
-                    whole++;
-                } catch (IOException e) {
-                    refused++;
+                    return same(c.tensors(), a) || same(c.tensors(), b);
                 }
-            }
-        } finally {
-            stop.set(true);
-            writer.join();
+            });
+            System.out.println("reads ok: " + counts.whole() + " whole, " + counts.refused() + " refused with IOException");
+            System.exit(0);
+        } catch (AssertionError e) {
+            System.out.println(e.getMessage());
+            System.exit(1);
         }
-        System.out.println("reads ok: " + whole + " whole, " + refused + " refused with IOException");
-        System.exit(0);
     }
 
     private static boolean same(Map<String, Tensor> read, Map<String, Tensor> version) {
