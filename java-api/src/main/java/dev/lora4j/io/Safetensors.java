@@ -42,8 +42,9 @@ import java.util.Objects;
  * single write already under way when it starts, and file systems with coarse time stamps
  * (Linux before 6.13) can hide a change made in the same clock tick as the one before. Every
  * malformed or changing file is refused with an {@link IOException} naming the problem, and
- * nothing is returned half-loaded. Writing goes to a temporary file that is renamed into place, so readers never
- * see a partial file; the file gets the permissions the process's umask gives a new file.
+ * nothing is returned half-loaded. Writing goes to a temporary file that is renamed into
+ * place, so readers never see a partial file; the file gets the permissions the process's
+ * umask gives a new file.
  * Stateless and thread-safe.
  */
 public final class Safetensors {
