@@ -24,7 +24,9 @@ import java.util.zip.GZIPInputStream;
  * 0x0C int (int32), 0x0D float (float32), 0x0E double (float64). The file is untrusted: the
  * size its header declares is checked against the file (uncompressed) before anything is
  * allocated, and a stream is read in growing pieces, so a header that lies costs no more
- * memory than the bytes really there. Stateless and thread-safe.
+ * memory than the bytes really there. A file that changes while it is read is read again, up
+ * to three times, then refused (see {@code FileVersion} for what a reader can see), never
+ * returned as a mix of two versions. Stateless and thread-safe.
  */
 public final class Idx {
 
@@ -32,6 +34,10 @@ public final class Idx {
 
     /** The tensor stored in {@code file}, shaped as its header says. */
     public static Tensor read(Path file) throws IOException {
+        return FileVersion.readStable(file, 3, () -> readOnce(file));
+    }
+
+    private static Tensor readOnce(Path file) throws IOException {
         try (InputStream raw = new BufferedInputStream(Files.newInputStream(file), 1 << 16)) {
             raw.mark(2);
             int b0 = raw.read(), b1 = raw.read();

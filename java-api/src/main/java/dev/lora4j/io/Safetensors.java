@@ -34,17 +34,24 @@ import java.util.Objects;
  *
  * <p>Reading goes through the file channel (never a memory mapping, whose truncation by
  * another process, for example {@code cp} of a new file over the old one, would kill the JVM
- * with SIGBUS): the header is checked against the file's size before anything is allocated,
- * and a file that shrinks or grows while it is read is refused. Every malformed or changing
- * file is refused with an {@link IOException} naming the problem, and nothing is returned
- * half-loaded. Writing goes to a temporary file that is renamed into place, so readers never
- * see a partial file; the file gets the permissions the process's umask gives a new file.
+ * with SIGBUS): the header is checked against the file's size before anything is allocated.
+ * A file that changes while it is read (its identity, size or time stamps differ after the
+ * read from before it) is read again, up to three times, then refused; so a file replaced by a
+ * rename is read whole, old or new, and one rewritten in place (as {@code cp} does) is read
+ * whole or refused, as long as the rewrite starts after the read does: no reader can see a
+ * single write already under way when it starts, and file systems with coarse time stamps
+ * (Linux before 6.13) can hide a change made in the same clock tick as the one before. Every
+ * malformed or changing file is refused with an {@link IOException} naming the problem, and
+ * nothing is returned half-loaded. Writing goes to a temporary file that is renamed into
+ * place, so readers never see a partial file; the file gets the permissions the process's
+ * umask gives a new file.
  * Stateless and thread-safe.
  */
 public final class Safetensors {
 
     private static final ObjectMapper JSON = new ObjectMapper().enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
     private static final long MAX_HEADER = 100L << 20;
+    private static final int READ_ATTEMPTS = 3;
 
     private Safetensors() {}
 
@@ -95,6 +102,10 @@ public final class Safetensors {
     public static Contents read(Path file) throws IOException {
         Objects.requireNonNull(file, "file");
         if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) throw new IOException("safetensors needs a little-endian machine");
+        return FileVersion.readStable(file, READ_ATTEMPTS, () -> readOnce(file));
+    }
+
+    private static Contents readOnce(Path file) throws IOException {
         String where = file.toString();
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
             long size = ch.size();
@@ -104,7 +115,7 @@ public final class Safetensors {
                 throw new IOException(where + ": header length " + Long.toUnsignedString(n) + " does not fit a file of " + size + " bytes");
             }
             byte[] headerBytes = readFully(ch, java.nio.ByteBuffer.allocate((int) n), 8, where).array();
-            Header header = parse(where, new String(headerBytes, StandardCharsets.UTF_8), size - 8 - n);
+            Header header = parse(where, utf8(headerBytes, where), size - 8 - n);
             Map<String, Tensor> tensors = new LinkedHashMap<>();
             try (TensorScope scope = TensorScope.open()) {
                 for (Entry e : header.entries) tensors.put(e.name, readTensor(ch, 8 + n, e, where));
@@ -139,6 +150,15 @@ public final class Safetensors {
             pos += r;
         }
         return buf.flip();
+    }
+
+    /** The header's text; bytes that are not UTF-8 are refused (a lenient decoding would make different names equal). */
+    private static String utf8(byte[] bytes, String where) throws IOException {
+        try {
+            return StandardCharsets.UTF_8.newDecoder().decode(java.nio.ByteBuffer.wrap(bytes)).toString();
+        } catch (java.nio.charset.CharacterCodingException e) {
+            throw new IOException(where + ": the header is not valid UTF-8");
+        }
     }
 
     private static IOException changed(String where, long before, long after) {

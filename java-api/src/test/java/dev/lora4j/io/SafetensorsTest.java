@@ -112,6 +112,19 @@ class SafetensorsTest {
         refused("metadata not strings", file("{\"__metadata__\":{\"n\":1}}", new byte[0]), "not a string");
     }
 
+    /**
+     * A header that is not UTF-8 is refused, as the specification and Hugging Face's reader
+     * require (decoded leniently, two different byte names would both read as "a\uFFFD").
+     */
+    @Test
+    void aHeaderThatIsNotUtf8IsRefused() throws IOException {
+        byte[] h = "{\"a?\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}".getBytes(StandardCharsets.UTF_8);
+        h[3] = (byte) 0xff;
+        ByteBuffer b = ByteBuffer.allocate(8 + h.length + 4).order(ByteOrder.LITTLE_ENDIAN);
+        b.putLong(h.length).put(h).put(floats(1));
+        refused("invalid UTF-8 in a name", Files.write(dir.resolve("latin1"), b.array()), "UTF-8");
+    }
+
     /** A saved file gets the permissions the umask gives any new file (not owner-only, as a temp file would). */
     @Test
     void savedFilesFollowTheUmask() throws IOException {
