@@ -205,7 +205,11 @@ class BertLoraTest {
             assertFalse(fresh.forward(IDS, MASK, null).allclose(c.forward(IDS, MASK, null), 1e-3, 1e-3));
             PeftAdapter.load(fresh, dir);
             assertTrue(fresh.forward(IDS, MASK, null).allclose(c.forward(IDS, MASK, null), 1e-5, 1e-6));
-            assertTrue(fresh.child("classifier").parameter("weight").requiresGrad(), "modules_to_save train, as in PEFT");
+            assertFalse(fresh.child("classifier").parameter("weight").requiresGrad(), "loaded for inference, as PEFT's from_pretrained");
+            Lora.deleteAdapter(fresh, "default");
+            PeftAdapter.load(fresh, dir, "default", true);
+            assertTrue(fresh.forward(IDS, MASK, null).allclose(c.forward(IDS, MASK, null), 1e-5, 1e-6));
+            assertTrue(fresh.child("classifier").parameter("weight").requiresGrad(), "modules_to_save train with is_trainable, as in PEFT");
             assertThrows(IllegalArgumentException.class, () -> PeftAdapter.save(c, "default", cfg, List.of("no_such_head"), dir));
         }
     }

@@ -1,4 +1,4 @@
-package dev.lora4j;
+package dev.lora4j.examples;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -16,7 +16,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Every {@code java} block of the README compiles as written, with {@code javac -Xlint:all
+ * Every {@code java} block of the README compiles as written (here, where java-api and hf-tools are both on the class path), with {@code javac -Xlint:all
  * -Werror}. A block that is a whole class compiles as it is; the others are read in order, like
  * a notebook: each sees the imports of the blocks before it, and its statements go in a method
  * that has the variables the README's prose introduces ({@code model}, {@code data}, {@code x},
