@@ -37,6 +37,9 @@ class NetworkNamespaceTest {
             Result probe = ip("netns", "add", nsA);
             assumeTrue(probe.ok(), "cannot create a network namespace here: " + probe.output());
             created.add(nsA);
+            // Entering one needs a mountable root (not so in a chroot such as scripts/trixie.sh's).
+            Result enter = ip("-n", nsA, "link", "set", "lo", "up");
+            assumeTrue(enter.ok(), "cannot enter a network namespace here: " + enter.output());
             must(ip("netns", "add", nsB));
             created.add(nsB);
             must(ip("link", "add", "veth" + id + "a", "type", "veth", "peer", "name", "veth" + id + "b"));

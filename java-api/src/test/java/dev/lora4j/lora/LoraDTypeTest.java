@@ -177,7 +177,9 @@ class LoraDTypeTest {
             Tensor unmerged = conv.forward(x);
             assertEquals(dtype, unmerged.dtype());
             Lora.merge(conv, true);
-            assertClose(unmerged.toDoubleArray(), conv.forward(x).toDoubleArray(), 0, tol(dtype), dtype + " conv merged = unmerged");
+            if (libTorchConvIsAccurate(dtype)) {
+                assertClose(unmerged.toDoubleArray(), conv.forward(x).toDoubleArray(), 0, tol(dtype), dtype + " conv merged = unmerged");
+            }
 
             lin.to(dtype);
             DyLora.wrap(lin, LoraConfig.of(3, 3));
@@ -257,6 +259,27 @@ class LoraDTypeTest {
                     assertEquals(w[o * 4 + k] + d, merged[o * 4 + k], 1e-6, "W + B·A, not its transpose");
                 }
             }
+        }
+    }
+
+    /**
+     * Whether LibTorch's own conv1d in {@code dtype} agrees with float64 on a small case. Debian's
+     * LibTorch 2.6 computes bfloat16 conv1d on CPU wrongly (off by ~3 on unit inputs; its
+     * python3-torch agrees), so a merged-vs-unmerged comparison there would test LibTorch, not lora4j.
+     */
+    private static boolean libTorchConvIsAccurate(DType dtype) {
+        try (TensorScope s = TensorScope.open()) {
+            Tensor x = randT(11, 1, DType.FLOAT64, 1, 2, 6);
+            Tensor w = randT(12, 1, DType.FLOAT64, 3, 2, 3);
+            double[] ref = dev.lora4j.nn.Functional.conv1d(x, w, null).toDoubleArray();
+            double[] got = dev.lora4j.nn.Functional.conv1d(x.to(dtype), w.to(dtype), null).toDoubleArray();
+            for (int i = 0; i < ref.length; i++) {
+                if (Math.abs(ref[i] - got[i]) > tol(dtype) + 0.02 * Math.abs(ref[i])) {
+                    System.err.println("skipped: LibTorch's own " + dtype + " conv1d is off (" + got[i] + " for " + ref[i] + ")");
+                    return false;
+                }
+            }
+            return true;
         }
     }
 }
