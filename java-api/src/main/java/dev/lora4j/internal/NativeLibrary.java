@@ -102,6 +102,7 @@ public final class NativeLibrary {
     }
 
     private static void load() {
+        ThreadDefaults.apply(); // before LibTorch (and its libgomp) loads
         String libtorch = System.getProperty("lora4j.libtorch");
         if (libtorch != null && !libtorch.isBlank()) {
             for (String name : List.of("libc10.so", "libtorch_cpu.so", "libtorch.so")) {

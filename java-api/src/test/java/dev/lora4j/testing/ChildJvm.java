@@ -6,6 +6,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -26,6 +27,15 @@ public final class ChildJvm {
 
     /** Runs {@code main}'s {@code main(args)} in a child JVM and waits at most {@code timeoutSeconds}. */
     public static Result run(Class<?> main, long timeoutSeconds, String... args) throws IOException, InterruptedException {
+        return run(main, timeoutSeconds, List.of(), Map.of(), args);
+    }
+
+    /**
+     * As {@link #run(Class, long, String...)}, with extra JVM options (before the class path) and
+     * changes to the child's environment: a variable mapped to {@code null} is removed.
+     */
+    public static Result run(Class<?> main, long timeoutSeconds, List<String> jvmArgs, Map<String, String> env,
+                             String... args) throws IOException, InterruptedException {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         cmd.add("--enable-native-access=ALL-UNNAMED");
@@ -35,13 +45,19 @@ public final class ChildJvm {
         System.getProperties().forEach((k, v) -> {
             if (k.toString().startsWith("lora4j.")) cmd.add("-D" + k + "=" + v);
         });
+        cmd.addAll(jvmArgs);
         cmd.add("-cp");
         cmd.add(System.getProperty("java.class.path"));
         cmd.add(main.getName());
         cmd.addAll(List.of(args));
         Path log = Files.createTempFile("lora4j-child", ".log");
         try {
-            Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+            ProcessBuilder builder = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
+            env.forEach((k, v) -> {
+                if (v == null) builder.environment().remove(k);
+                else builder.environment().put(k, v);
+            });
+            Process p = builder.start();
             if (!p.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
                 p.destroyForcibly().waitFor();
                 return new Result(-1, "timed out after " + timeoutSeconds + " s\n" + Files.readString(log, StandardCharsets.UTF_8));
