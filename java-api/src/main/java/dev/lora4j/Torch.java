@@ -58,11 +58,12 @@ public final class Torch {
      * with who chose it. By default lora4j sets {@code OMP_WAIT_POLICY=PASSIVE} before LibTorch
      * loads, unless the environment sets {@code OMP_WAIT_POLICY} or {@code GOMP_SPINCOUNT};
      * {@code -Dlora4j.ompWaitPolicy=passive|active|default} overrides (see the README's Threads
-     * section). For example {@code "intra-op threads 2; OMP_WAIT_POLICY=PASSIVE set by lora4j"}.
+     * section). For example {@code "intra-op threads 2; OMP_WAIT_POLICY=PASSIVE set by lora4j;
+     * environment: OMP_WAIT_POLICY=PASSIVE"}.
      */
     public static String threadSettings() {
         return "intra-op threads " + getNumThreads() + "; " + ThreadDefaults.describe()
-                + ThreadDefaults.ompWaitPolicy().map(v -> " (libgomp sees OMP_WAIT_POLICY=" + v + ")").orElse("");
+                + "; environment: OMP_WAIT_POLICY=" + ThreadDefaults.ompWaitPolicy().orElse("(unset)");
     }
 
     /** The LibTorch version the shim was compiled against, e.g. {@code "1.13.0"}. */
