@@ -5,6 +5,7 @@ import static dev.lora4j.bindings.LibLora4j.*;
 import dev.lora4j.internal.NativeLibrary;
 import dev.lora4j.internal.SignalHandlers;
 import dev.lora4j.internal.Status;
+import dev.lora4j.internal.ThreadDefaults;
 
 /**
  * Library-wide settings and facts, as in PyTorch's {@code torch} module: random seed,
@@ -48,8 +49,22 @@ public final class Torch {
         Status.check(lt_set_num_threads(threads), "setNumThreads");
     }
 
+    /** LibTorch's intra-op threads, as {@code torch.get_num_threads}. */
     public static int getNumThreads() {
         return lt_get_num_threads();
+    }
+
+    /**
+     * The process's thread configuration, in words: intra-op threads and OpenMP's wait policy,
+     * with who chose it. By default lora4j sets {@code OMP_WAIT_POLICY=PASSIVE} before LibTorch
+     * loads, unless the environment sets {@code OMP_WAIT_POLICY} or {@code GOMP_SPINCOUNT};
+     * {@code -Dlora4j.ompWaitPolicy=passive|active|default} overrides (see the README's Threads
+     * section). For example {@code "intra-op threads 2; OMP_WAIT_POLICY=PASSIVE set by lora4j;
+     * environment: OMP_WAIT_POLICY=PASSIVE"}.
+     */
+    public static String threadSettings() {
+        return "intra-op threads " + getNumThreads() + "; " + ThreadDefaults.describe()
+                + "; environment: OMP_WAIT_POLICY=" + ThreadDefaults.ompWaitPolicy().orElse("(unset)");
     }
 
     /** The LibTorch version the shim was compiled against, e.g. {@code "1.13.0"}. */

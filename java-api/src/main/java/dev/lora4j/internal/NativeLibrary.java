@@ -114,6 +114,7 @@ public final class NativeLibrary {
     }
 
     private static void load() {
+        ThreadDefaults.apply(); // before LibTorch (and its libgomp) loads
         SignalHandlers.Snapshot jvmHandlers = SignalHandlers.snapshot();
         String libtorch = System.getProperty("lora4j.libtorch");
         if (libtorch != null && !libtorch.isBlank()) {

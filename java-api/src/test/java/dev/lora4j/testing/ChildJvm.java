@@ -6,6 +6,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -31,19 +32,20 @@ public final class ChildJvm {
 
     /** Runs {@code main}'s {@code main(args)} in a child JVM and waits at most {@code timeoutSeconds}. */
     public static Result run(Class<?> main, long timeoutSeconds, String... args) throws IOException, InterruptedException {
-        return run(main, List.of(), timeoutSeconds, args);
+        return run(main, List.of(), timeoutSeconds, Map.of(), args);
     }
 
     /** As {@link #run(Class, long, String...)} with five minutes to finish and extra JVM options. */
     public static Result run(Class<?> main, List<String> jvmArgs, String... args) throws IOException, InterruptedException {
-        return run(main, jvmArgs, 300, args);
+        return run(main, jvmArgs, 300, Map.of(), args);
     }
 
     /**
      * Runs {@code main} in a child JVM with {@code jvmArgs} after the defaults (so they win) and
+     * {@code env}'s changes to the environment (a variable mapped to {@code null} is removed), and
      * waits at most {@code timeoutSeconds}; a child still running then is killed (exit code -1).
      */
-    public static Result run(Class<?> main, List<String> jvmArgs, long timeoutSeconds, String... args)
+    public static Result run(Class<?> main, List<String> jvmArgs, long timeoutSeconds, Map<String, String> env, String... args)
             throws IOException, InterruptedException {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
@@ -61,7 +63,12 @@ public final class ChildJvm {
         cmd.addAll(List.of(args));
         Path log = Files.createTempFile("lora4j-child", ".log");
         try {
-            Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+            ProcessBuilder builder = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
+            env.forEach((k, v) -> {
+                if (v == null) builder.environment().remove(k);
+                else builder.environment().put(k, v);
+            });
+            Process p = builder.start();
             if (!p.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
                 p.destroyForcibly().waitFor();
                 return new Result(-1, "timed out after " + timeoutSeconds + " s\n" + Files.readString(log, StandardCharsets.UTF_8));
