@@ -130,7 +130,7 @@ public final class ProcessGroup implements AutoCloseable {
         return init(addr, port, size, rank, timeout);
     }
 
-    /** This process's rank, 0 ≤ rank < {@link #worldSize()}. */
+    /** This process's rank, 0 ≤ rank &lt; {@link #worldSize()}. */
     public int rank() {
         return rank;
     }

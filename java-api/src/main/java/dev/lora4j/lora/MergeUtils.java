@@ -18,7 +18,7 @@ import java.util.Objects;
  *   <li>{@link #magnitudePrune}: Σ wᵢ·prune_magnitude(tᵢ).
  *   <li>{@link #ties}: prune by magnitude, elect the majority sign per element
  *       ({@link #calculateMajoritySignMask}), average the weighted values that agree with it
- *       ({@link #disjointMerge}).
+ *       (PEFT's {@code disjoint_merge}).
  *   <li>{@link #dareLinear} / {@link #dareTies}: as task arithmetic / TIES with random pruning
  *       (keep each value with probability {@code density}, rescale the kept by 1/density).
  * </ul>

@@ -11,7 +11,7 @@ import java.util.Arrays;
  * A BERT encoder with Hugging Face's layout ({@code BertModel}): {@code embeddings},
  * {@code encoder.layer.N}, and an optional {@code pooler.dense}; {@link #stateDict()} keys are
  * exactly HF's ({@code encoder.layer.0.attention.self.query.weight}, ...), so HF checkpoints
- * load as they are ({@link #fromPretrained}) and PEFT adapter keys match.
+ * load as they are ({@link BertLoader#bertModel}) and PEFT adapter keys match.
  *
  * <p>{@link #forward(Tensor, Tensor, Tensor)} gives {@code last_hidden_state} (batch, seq,
  * hidden); the padding mask is added to the attention scores as the dtype's lowest value, as
