@@ -25,10 +25,25 @@
 #                                           # OpenBLAS's for the cores; see the README)
 #            --no-readme                    # leave README.md alone
 #            --jmh "ARGS"                   # JMH settings instead of the above (e.g. "-f 1 -wi 1 -i 3")
+#            --libtorch 2.6                 # lora4j, C++ and Python on Debian 13's LibTorch 2.6 in the
+#                                           # trixie tree (scripts/trixie.sh; DJL 0.22 has no 2.6 build),
+#                                           # into benchmarks/results/latest-libtorch2.6/, then the
+#                                           # 1.13-vs-2.6 table benchmarks/results/libtorch-lines.md beside
+#                                           # the newest 1.13 run (benchmarks/results/latest/)
 set -euo pipefail
-. "$(dirname "$0")/../scripts/setup.sh"
-cd "$LORA4J_ROOT"
-lora4j_apt_install python3-torch libjemalloc2
+in_trixie=0
+[ "${1:-}" = --in-trixie ] && { in_trixie=1; shift; }
+if [ "$in_trixie" = 1 ]; then
+  # Inside the Debian 13 tree (scripts/trixie.sh run): its LibTorch, Python and JDK; the host built
+  # the Java side (benchmarks.jar is platform-free), the tree builds the shim and C++ peer for 2.6.
+  LORA4J_ROOT=$(cd "$(dirname "$0")/.." && pwd)
+  . "$LORA4J_ROOT/scripts/lib.sh"
+  cd "$LORA4J_ROOT"
+else
+  . "$(dirname "$0")/../scripts/setup.sh"
+  cd "$LORA4J_ROOT"
+  lora4j_apt_install python3-torch libjemalloc2
+fi
 
 threads_list="1 2"
 allocator=tuned
@@ -37,6 +52,8 @@ study=0
 readme=1
 jmh_extra=""
 omp_wait=passive
+libtorch=1.13
+all_args=("$@")
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
@@ -46,6 +63,7 @@ while [ $# -gt 0 ]; do
     --no-readme) readme=0 ;;
     --omp-wait) omp_wait="$2"; shift ;;
     --jmh) jmh_extra="$2"; shift ;;
+    --libtorch) libtorch="$2"; shift ;;
     *) die "unknown option $1 (see the comment at the top of $0)" ;;
   esac
   shift
@@ -77,12 +95,43 @@ set_allocator() {
   esac
 }
 
-# ---------------------------------------------------------------- DJL offline on Debian's LibTorch
-. benchmarks/djl-env.sh
-
-native=build/native/lora4j_bench_native
-python=/usr/bin/python3
 jar=benchmarks/target/benchmarks.jar
+python=/usr/bin/python3
+case "$libtorch" in
+  1.13) ;;
+  2.6)
+    if [ "$in_trixie" = 0 ]; then
+      [ -f "$jar" ] || die "build first (scripts/setup.sh)"
+      "$LORA4J_ROOT/scripts/trixie.sh" run benchmarks/run-all.sh --in-trixie "${all_args[@]}"
+      java -cp "$jar" dev.lora4j.benchmarks.report.LibTorchLines benchmarks/results/latest \
+        benchmarks/results/latest-libtorch2.6 benchmarks/results/libtorch-lines.md
+      if [ "$readme" = 1 ] && grep -q '<!-- benchmarks:lines:start -->' README.md; then
+        awk -v table=benchmarks/results/libtorch-lines.md '
+          /<!-- benchmarks:lines:start -->/ { print; while ((getline line < table) > 0) if (line !~ /^# /) print line; skip = 1; next }
+          /<!-- benchmarks:lines:end -->/ { skip = 0 }
+          !skip' README.md >README.md.tmp && mv README.md.tmp README.md
+        say "README.md's LibTorch 1.13 vs 2.6 table now shows this run"
+      fi
+      exit 0
+    fi ;;
+  *) die "--libtorch must be 1.13 or 2.6, got $libtorch" ;;
+esac
+
+java_opts=()
+peer_regex='Lora4jWork|DjlWork'
+if [ "$in_trixie" = 1 ]; then
+  build26=${LORA4J_NATIVE_BUILD:-build/libtorch2.6}
+  say "building the shim and the C++ peer for LibTorch $(dpkg-query -W -f='${Version}' libtorch-dev) into $build26"
+  cmake -S . -B "$build26" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$build26" -j"$(nproc)" 2>&1 | grep -E "error|warning:" >&2 || true
+  native=$build26/native/lora4j_bench_native
+  java_opts=(-Dlora4j.shim="$(cd "$build26/native" && pwd)/liblora4j.so")
+  peer_regex='Lora4jWork'
+else
+  # ---------------------------------------------------------------- DJL offline on Debian's LibTorch
+  . benchmarks/djl-env.sh
+  native=build/native/lora4j_bench_native
+fi
 [ -x "$native" ] && [ -f "$jar" ] || die "build first (scripts/setup.sh)"
 
 # One peer set at one thread count: C++, Python, then lora4j and DJL in one JMH run.
@@ -98,12 +147,13 @@ run_peers() { # out-dir threads works(cpp/python names) jmh-regex
     | tee "$dir/python-$t.txt" | grep -E '^RESULT|last loss' >&2
   say "lora4j and DJL (JMH $jmh_args), $t thread(s)"
   set +e
-  java --enable-native-access=ALL-UNNAMED -jar "$jar" "$regex" -p threads="$t" $jmh_args \
+  java --enable-native-access=ALL-UNNAMED "${java_opts[@]}" -jar "$jar" "$regex" -p threads="$t" $jmh_args \
     -rf json -rff "$dir/jmh-$t.json" > "$dir/jmh-$t.log" 2>&1
   local rc=$?
   set -e
   grep -E '^(Lora4jWork|djl\.DjlWork)|last loss|\[djl\] mapped .*libtorch_cpu' "$dir/jmh-$t.log" | sort -u >&2 || true
-  [ $rc -eq 0 ] && [ -s "$dir/jmh-$t.json" ] || die "JMH failed (exit $rc), see $dir/jmh-$t.log"
+  # JMH exits 0 when every benchmark threw: a run without results is a failure too.
+  [ $rc -eq 0 ] && grep -q '"benchmark"' "$dir/jmh-$t.json" 2>/dev/null || die "JMH failed (exit $rc), see $dir/jmh-$t.log"
 }
 
 write_meta() { # dir
@@ -117,7 +167,8 @@ write_meta() { # dir
     echo "libtorch=$(dpkg-query -W -f='${Version}' libtorch-dev 2>/dev/null)"
     echo "python=$("$python" -c 'import sys; print(sys.version.split()[0])')"
     echo "torch=$("$python" -c 'import torch; print(torch.__version__)') (python3-torch $(dpkg-query -W -f='${Version}' python3-torch 2>/dev/null))"
-    echo "djl=0.22.0 (pytorch-jni 1.13.1-0.22.0, offline on Debian's libtorch)"
+    [ "$in_trixie" = 0 ] && echo "djl=0.22.0 (pytorch-jni 1.13.1-0.22.0, offline on Debian's libtorch)"
+    echo "os_release=$(. /etc/os-release && echo "$VERSION_CODENAME")"
     echo "jmh=1.37, $jmh_args, warm JVMs"
     echo "native=one warm-up iteration then $native_i iterations of $native_s s, calls in ~1 ms batches"
     echo "allocator=$allocator_text"
@@ -158,11 +209,13 @@ fi
 
 set_allocator "$allocator"
 dir=$results/latest
+[ "$in_trixie" = 1 ] && { dir=$results/latest-libtorch2.6; command="benchmarks/run-all.sh --libtorch 2.6${command#benchmarks/run-all.sh}"; }
 rm -rf "$dir"; mkdir -p "$dir"
 for t in $threads_list; do
-  run_peers "$dir" "$t" "$works" 'Lora4jWork|DjlWork'
+  run_peers "$dir" "$t" "$works" "$peer_regex"
 done
 write_meta "$dir"
+[ "$in_trixie" = 1 ] && { say "wrote $dir"; exit 0; }
 java -cp "$jar" dev.lora4j.benchmarks.report.Report "$dir" "$results/latest.md" "$results/latest.png"
 say "wrote $results/latest.md and $results/latest.png"
 

@@ -62,12 +62,27 @@ public final class Report {
             System.exit(2);
         }
         Path dir = Path.of(args[0]);
-        Report r = new Report();
+        Report r = load(dir);
+        Map<String, String> meta = meta(dir);
+        String md = r.markdown(meta);
+        Files.writeString(Path.of(args[1]), md);
+        r.chart(Path.of(args[2]), meta);
+        System.out.print(md);
+    }
+
+    /** The {@code key=value} lines of a run's {@code meta.txt}. */
+    static Map<String, String> meta(Path dir) throws IOException {
         Map<String, String> meta = new LinkedHashMap<>();
         for (String line : Files.readAllLines(dir.resolve("meta.txt"))) {
             int eq = line.indexOf('=');
             if (eq > 0) meta.put(line.substring(0, eq), line.substring(eq + 1));
         }
+        return meta;
+    }
+
+    /** Every peer's samples in one run's folder. */
+    static Report load(Path dir) throws IOException {
+        Report r = new Report();
         try (var files = Files.list(dir)) {
             for (Path p : files.sorted().toList()) {
                 String name = p.getFileName().toString();
@@ -76,10 +91,7 @@ public final class Report {
                 else if (name.startsWith("python-") && name.endsWith(".txt")) r.readResults(p, "Python");
             }
         }
-        String md = r.markdown(meta);
-        Files.writeString(Path.of(args[1]), md);
-        r.chart(Path.of(args[2]), meta);
-        System.out.print(md);
+        return r;
     }
 
     void put(String peer, String work, int t, double[] values) {
