@@ -193,6 +193,24 @@ public final class PeftAdapter {
     }
 
     /**
+     * Writes a PEFT adapter folder from the bytes of its {@code adapter_config.json} and its
+     * tensors (PEFT's keys), as {@link #save} writes one: readers see the old folder or the new
+     * one, whole ({@link AdapterFolder}). For callers that add fields of their own to the config
+     * (PEFT reports or ignores fields it does not know); the config must be one {@link #load}
+     * accepts.
+     *
+     * @throws IOException when the config is not a LoRA config lora4j reads, or writing fails
+     */
+    public static void write(Path dir, byte[] configJson, Map<String, Tensor> tensors) throws IOException {
+        Objects.requireNonNull(dir, "dir");
+        Objects.requireNonNull(configJson, "configJson");
+        Objects.requireNonNull(tensors, "tensors");
+        String where = dir.resolve(CONFIG).toString();
+        PeftConfigJson.parse(where, configJson, new BoundedRegex(where, BoundedRegex.DEFAULT_BUDGET));
+        AdapterFolder.write(dir, CONFIG, configJson.clone(), WEIGHTS, tensors);
+    }
+
+    /**
      * The rank_pattern / alpha_pattern key that PEFT's matcher ({@code (.*\.)?(key)$}) applies to
      * {@code path} only: the path itself, unless it would also match another target (a path
      * ending in "." + it, or one its dots match as wildcards); then the path anchored and escaped.

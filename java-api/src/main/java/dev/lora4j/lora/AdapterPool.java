@@ -52,7 +52,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * The pool owns the adapters it loaded (no one else should delete them) and their
  * {@code modules_to_save} tensors; the model stays the caller's. A failed load (a missing or
  * broken folder) throws and leaves neither the model nor the pool changed; the next acquire of
- * that name tries again.
+ * that name tries again. {@link #close()} unloads everything.
  *
  * <p>Thread-safe: any number of threads may acquire, release and invalidate at once. Concurrent
  * acquires of a name that is not resident load it once; the others wait for that load. Loads and
@@ -60,7 +60,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * so hits never wait for them. Do not acquire while the same thread runs a forward of the model
  * (inside a forward the adapter lock refuses changes).
  */
-public final class AdapterPool {
+public final class AdapterPool implements AutoCloseable {
 
     /**
      * The pool's counters at one moment. {@code size} and {@code bytes} count the adapters the
@@ -106,6 +106,7 @@ public final class AdapterPool {
     private long loads;
     private long evictions;
     private long unloads;
+    private boolean closed;
 
     /**
      * A pool of adapters of {@code model} read from the folders under {@code root}.
@@ -146,6 +147,7 @@ public final class AdapterPool {
         Entry e;
         boolean loader;
         synchronized (this) {
+            if (closed) throw new IllegalStateException("the adapter pool is closed");
             e = entries.get(key); // marks it most recently used
             loader = e == null;
             if (loader) {
@@ -307,6 +309,20 @@ public final class AdapterPool {
         }
         delete(victims);
         return n;
+    }
+
+    /**
+     * Unloads every adapter ({@link #invalidate} of every name) and refuses acquires from now on;
+     * leased adapters go when their leases close. Idempotent. The model stays the caller's.
+     */
+    @Override
+    public void close() {
+        List<String> names;
+        synchronized (this) {
+            closed = true;
+            names = entries.values().stream().map(e -> e.name).distinct().toList();
+        }
+        names.forEach(this::invalidate);
     }
 
     private void release(Entry e) {
