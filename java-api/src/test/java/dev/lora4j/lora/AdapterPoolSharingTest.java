@@ -84,6 +84,19 @@ class AdapterPoolSharingTest {
     }
 
     @Test
+    void doraAdaptersServeWithTheirMagnitudesCountedButCannotBeCut() throws IOException {
+        save("dora", LoraConfig.of(2, 4).withTargetModules("0", "1").withUseDora(true), List.of());
+        AdapterPool pool = new AdapterPool(model, root, 1 << 20);
+        try (var lease = pool.acquire("dora")) {
+            // factors A 2×4 + B 6×2 + A 2×6 + B 3×2 = 38 floats, magnitudes 6 + 3
+            assertEquals((38 + 9) * 4L, lease.bytes());
+        }
+        IOException e = assertThrows(IOException.class, () -> pool.acquire("dora", 1));
+        assertTrue(e.getMessage().contains("use_dora"), e.getMessage());
+        assertEquals(1, pool.stats().size());
+    }
+
+    @Test
     void modulesToSaveStayOutOfTheModelAndAreCounted() throws IOException {
         save("head", LoraConfig.of(2, 4).withTargetModules("0"), List.of("1"));
         double[] w1 = weight(1);
