@@ -3,7 +3,7 @@
 # builds the examples in this checkout (mvn package, no install), writes 64 random tenant adapter
 # folders (TenantFolders: PEFT LoRA r 8 on query/value + a classifier head, every 4th DyLoRA; untrained),
 # starts the service with a pool budget smaller than 64 adapters (evictions happen), then runs the Java
-# client ClassifyLoad at 1, 4 and 16 connections for a fixed time each while it churns tenants
+# client ClassifyLoad at 1, 4, 16 and 16 again (does memory still grow?) connections for a fixed time each while it churns tenants
 # (unload / reload), and reads the service's VmRSS at start and after each phase. Stops the service with
 # SIGTERM and writes benchmarks/results/serve-load.md.
 #
@@ -53,9 +53,9 @@ curl -sf "http://127.0.0.1:$port/health" >/dev/null || die "the service did not 
 say "warm-up: 2 connections, 5 s"
 java "${jvm[@]}" -cp "$cp" dev.lora4j.examples.serve.ClassifyLoad --url "http://127.0.0.1:$port" --pid "$pid" \
   --tenants "$tenants" --seconds 5 --connections 2 >/dev/null
-say "phases: 1, 4, 16 connections, $seconds s each"
+say "phases: 1, 4, 16, 16 connections, $seconds s each"
 java "${jvm[@]}" -cp "$cp" dev.lora4j.examples.serve.ClassifyLoad --url "http://127.0.0.1:$port" --pid "$pid" \
-  --tenants "$tenants" --seconds "$seconds" --connections 1,4,16 --out benchmarks/results/serve-load.md
+  --tenants "$tenants" --seconds "$seconds" --connections 1,4,16,16 --out benchmarks/results/serve-load.md
 stop_service
 trap - EXIT
 if grep -q "stopped; native memory freed" "$log"; then
