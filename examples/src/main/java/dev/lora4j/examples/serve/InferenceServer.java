@@ -54,7 +54,7 @@ public final class InferenceServer implements AutoCloseable {
     private final AtomicBoolean closed = new AtomicBoolean();
 
     private InferenceServer(HttpServer server, ExecutorService http, ScheduledExecutorService timer, ExecutorService workers,
-                             AdapterModel model, TenantClassifier tenants, Routes routes, ServiceConfig config) {
+                            AdapterModel model, TenantClassifier tenants, Routes routes, ServiceConfig config) {
         this.server = server;
         this.tenants = tenants;
         this.http = http;
