@@ -126,7 +126,7 @@ final class Routes implements HttpHandler {
         }
         if (path.equals("/classify") || path.equals("/tenants") || path.startsWith("/tenants/")) return tenantRoute(ex, path, method);
         if (model == null && (path.equals("/adapters") || path.startsWith("/adapters/") || path.equals("/predict"))) {
-            throw ApiError.notFound("this service serves no MLP: " + path + " is not available");
+            throw ApiError.notFound("this service serves no MLP: " + AdapterFolders.clip(path) + " is not available");
         }
         if (path.equals("/adapters")) {
             if (!method.equals("GET")) throw new ApiError(405, "use GET /adapters");
@@ -155,7 +155,7 @@ final class Routes implements HttpHandler {
     }
 
     private Answer tenantRoute(HttpExchange ex, String path, String method) throws IOException {
-        if (tenants == null) throw ApiError.notFound("this service has no tenants root (start it with --tenants DIR): " + path + " is not available");
+        if (tenants == null) throw ApiError.notFound("this service has no tenants root (start it with --tenants DIR): " + AdapterFolders.clip(path) + " is not available");
         if (path.equals("/classify")) {
             if (!method.equals("POST")) throw new ApiError(405, "use POST /classify");
             JsonNode body = Exchanges.json(ex, config.maxBodyBytes(), config.bodySeconds(), timer);
