@@ -193,6 +193,24 @@ public final class PeftAdapter {
     }
 
     /**
+     * Writes a PEFT adapter folder from the bytes of its {@code adapter_config.json} and its
+     * tensors (PEFT's keys), as {@link #save} writes one: readers see the old folder or the new
+     * one, whole ({@link AdapterFolder}). For callers that add fields of their own to the config
+     * (PEFT reports or ignores fields it does not know); the config must be one {@link #load}
+     * accepts.
+     *
+     * @throws IOException when the config is not a LoRA config lora4j reads, or writing fails
+     */
+    public static void write(Path dir, byte[] configJson, Map<String, Tensor> tensors) throws IOException {
+        Objects.requireNonNull(dir, "dir");
+        Objects.requireNonNull(configJson, "configJson");
+        Objects.requireNonNull(tensors, "tensors");
+        String where = dir.resolve(CONFIG).toString();
+        PeftConfigJson.parse(where, configJson, new BoundedRegex(where, BoundedRegex.DEFAULT_BUDGET));
+        AdapterFolder.write(dir, CONFIG, configJson.clone(), WEIGHTS, tensors);
+    }
+
+    /**
      * The rank_pattern / alpha_pattern key that PEFT's matcher ({@code (.*\.)?(key)$}) applies to
      * {@code path} only: the path itself, unless it would also match another target (a path
      * ending in "." + it, or one its dots match as wildcards); then the path anchored and escaped.
@@ -240,31 +258,97 @@ public final class PeftAdapter {
         Objects.requireNonNull(dir, "dir");
         Objects.requireNonNull(adapterName, "adapterName");
         // One change of the model's adapters: forwards of other threads see it whole or not at all.
-        return dev.lora4j.lora.AdapterLock.changing(model, () -> loadLocked(model, dir, adapterName, isTrainable));
+        return dev.lora4j.lora.AdapterLock.changing(model, () -> loadLocked(model, dir, adapterName, isTrainable, null).report());
     }
 
-    private static LoadReport loadLocked(Module model, Path dir, String adapterName, boolean isTrainable) throws IOException {
+    /**
+     * What {@link #loadShared} did: the load's report, the config file's bytes (the very ones the
+     * load used, for fields of the caller's own), and the {@code modules_to_save} tensors, not
+     * written into the model, by parameter path ({@code classifier.weight}). The caller owns the
+     * tensors: close them (or {@link #close()} this) when done.
+     */
+    public record SharedLoad(LoadReport report, byte[] configJson, Map<String, Tensor> modulesToSave) implements AutoCloseable {
+        @Override
+        public void close() {
+            modulesToSave.values().forEach(Tensor::close);
+        }
+    }
+
+    /**
+     * Loads the folder as adapter {@code adapterName}, frozen, into a model whose base is shared
+     * by other adapters in use at the same time (many tenants over one base, mixed batches,
+     * {@link dev.lora4j.lora.AdapterPool}): only the LoRA factors go into the model. What would
+     * change the shared base for every other adapter is refused before anything changes:
+     * {@code init_lora_weights} "pissa", "pissa_niter_n" and "olora", which rewrite the base
+     * weight on load. {@code modules_to_save} (a tenant's own classifier head) are not written into
+     * the model: their tensors are returned, keyed by the path after {@code base_model.model.}
+     * ({@code classifier.weight}); they need not name a module of {@code model}, and the caller
+     * checks their shapes. With {@code rank} > 0 every module's factors are cut to their first
+     * {@code rank} ranks, A[:rank] and B[:, :rank], α kept, so the scale is α/rank (α/√rank with
+     * rsLoRA): DyLoRA's adapter at rank {@code rank}; 0 loads the factors as saved. Otherwise as
+     * {@link #load(Module, Path, String)}: all or nothing, one adapter change.
+     *
+     * @throws IllegalArgumentException for a name the model holds already, or a negative rank
+     * @throws IOException as {@link #load(Module, Path, String)}, for a base-changing init, for a
+     *     rank above a module's r, or for a rank asked of a DoRA adapter
+     */
+    public static SharedLoad loadShared(Module model, Path dir, String adapterName, int rank) throws IOException {
+        Objects.requireNonNull(model, "model");
+        Objects.requireNonNull(dir, "dir");
+        Objects.requireNonNull(adapterName, "adapterName");
+        if (rank < 0) throw new IllegalArgumentException("rank must be >= 0 (0: as saved), got " + rank);
+        return dev.lora4j.lora.AdapterLock.changing(model, () -> loadLocked(model, dir, adapterName, false, new Shared(rank)));
+    }
+
+    /** The options of a shared-base load: the rank to cut to (0: none). */
+    private record Shared(int rank) {}
+
+    private static SharedLoad loadLocked(Module model, Path dir, String adapterName, boolean isTrainable, Shared shared)
+            throws IOException {
         List<String> before = Lora.adapterNames(model);
         if (before.contains(adapterName)) throw new IllegalArgumentException("adapter '" + adapterName + "' already exists: delete it first");
         Path configFile = dir.resolve(CONFIG);
         Path weightsFile = dir.resolve(WEIGHTS);
+        Map<String, Tensor> detached = new LinkedHashMap<>();
+        List<Tensor> cuts = new ArrayList<>();
         try (AdapterFolder.Snapshot folder = AdapterFolder.read(dir, CONFIG, WEIGHTS)) {
             BoundedRegex regex = new BoundedRegex(configFile.toString(), BoundedRegex.DEFAULT_BUDGET);
             PeftConfigJson.Parsed parsed = PeftConfigJson.parse(configFile.toString(), folder.config(), regex);
+            if (shared != null) SharedBase.check(configFile, parsed.config(), shared.rank());
             Map<String, Tensor> factors = new LinkedHashMap<>(folder.weights().tensors());
-            Map<Tensor, Tensor> wholeModules = wholeModules(model, weightsFile, parsed.modulesToSave(), factors);
+            Map<Tensor, Tensor> wholeModules = shared == null ? wholeModules(model, weightsFile, parsed.modulesToSave(), factors)
+                    : SharedBase.detach(weightsFile, parsed.modulesToSave(), factors, detached);
             Map<String, Map<String, Tensor>> byModule = byModule(weightsFile, factors);
             List<Plan> plans = new ArrayList<>();
             Map<Module, String> seen = new java.util.IdentityHashMap<>();
             for (var e : byModule.entrySet()) {
                 Plan p = plan(model, weightsFile, e.getKey(), e.getValue(), parsed, regex);
+                if (shared != null && shared.rank() > 0) p = cut(weightsFile, p, shared.rank(), cuts);
                 String other = seen.put(p.module, p.path);
                 if (other != null) throw new IOException(weightsFile + ": modules '" + other + "' and '" + p.path + "' are the same layer");
                 plans.add(p);
             }
             List<String> wrapped = apply(model, adapterName, plans, wholeModules, before.isEmpty(), isTrainable, parsed.config());
-            return new LoadReport(wrapped, parsed.unknownFields(), parsed.ignoredFields(), parsed.config());
+            LoadReport report = new LoadReport(wrapped, parsed.unknownFields(), parsed.ignoredFields(), parsed.config());
+            SharedLoad out = new SharedLoad(report, folder.config().clone(), java.util.Collections.unmodifiableMap(detached));
+            detached = null; // handed over
+            return out;
+        } finally {
+            cuts.forEach(Tensor::close);
+            if (detached != null) detached.values().forEach(Tensor::close);
         }
+    }
+
+    /** {@code p} with its factors cut to their first {@code rank} ranks; the views go to {@code cuts}, which the caller frees. */
+    private static Plan cut(Path file, Plan p, int rank, List<Tensor> cuts) throws IOException {
+        if (rank > p.config.r()) {
+            throw new IOException(file + ": module '" + p.path + "' has rank " + p.config.r() + ", cannot be cut to rank " + rank);
+        }
+        Tensor a = p.a.narrow(0, 0, rank);
+        cuts.add(a);
+        Tensor b = p.b.narrow(1, 0, rank);
+        cuts.add(b);
+        return new Plan(p.path, p.module, p.existing, p.config.withR(rank), a, b, p.magnitude);
     }
 
     /**

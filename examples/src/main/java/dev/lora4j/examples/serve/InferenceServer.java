@@ -48,13 +48,15 @@ public final class InferenceServer implements AutoCloseable {
     private final ScheduledExecutorService timer;
     private final ExecutorService workers;
     private final AdapterModel model;
+    private final TenantClassifier tenants;
     private final Routes routes;
     private final ServiceConfig config;
     private final AtomicBoolean closed = new AtomicBoolean();
 
     private InferenceServer(HttpServer server, ExecutorService http, ScheduledExecutorService timer, ExecutorService workers,
-                            AdapterModel model, Routes routes, ServiceConfig config) {
+                            AdapterModel model, TenantClassifier tenants, Routes routes, ServiceConfig config) {
         this.server = server;
+        this.tenants = tenants;
         this.http = http;
         this.timer = timer;
         this.workers = workers;
@@ -69,12 +71,28 @@ public final class InferenceServer implements AutoCloseable {
      * {@code labels} (or null).
      */
     public static InferenceServer start(ServiceConfig config, Sequential base, List<String> labels) throws IOException {
-        AdapterModel model = new AdapterModel(base);
+        return start(config, base, labels, null);
+    }
+
+    /**
+     * As {@link #start(ServiceConfig, Sequential, List)}, with the {@code /classify} endpoint for
+     * the tenants of {@code tenants} (null: none); {@code base} may then be null (no MLP endpoints).
+     * The server owns {@code tenants} from now on, and closes it even when starting fails.
+     */
+    static InferenceServer start(ServiceConfig config, Sequential base, List<String> labels, TenantClassifier tenants) throws IOException {
+        if (base == null && tenants == null) throw new IllegalArgumentException("serve an MLP, tenants, or both");
+        AdapterModel model;
+        try {
+            model = base == null ? null : new AdapterModel(base);
+        } catch (RuntimeException e) {
+            if (tenants != null) tenants.close();
+            throw e;
+        }
         ExecutorService workers = null;
         ExecutorService http = null;
         ScheduledExecutorService timer = null;
         try {
-            if (labels != null && labels.size() != model.outFeatures()) {
+            if (model != null && labels != null && labels.size() != model.outFeatures()) {
                 throw new IllegalArgumentException(labels.size() + " labels for " + model.outFeatures() + " outputs");
             }
             AdapterFolders folders = new AdapterFolders(config.adaptersRoot());
@@ -92,16 +110,17 @@ public final class InferenceServer implements AutoCloseable {
                 t.setDaemon(true);
                 return t;
             });
-            Routes routes = new Routes(model, folders, config, labels, workers, timer);
+            Routes routes = new Routes(model, tenants, folders, config, labels, workers, timer);
             server.createContext("/", routes);
             server.setExecutor(http);
             server.start();
-            return new InferenceServer(server, http, timer, workers, model, routes, config);
+            return new InferenceServer(server, http, timer, workers, model, tenants, routes, config);
         } catch (IOException | RuntimeException e) {
             if (http != null) http.shutdownNow();
             if (timer != null) timer.shutdownNow();
             if (workers != null) workers.shutdownNow();
-            model.close();
+            if (model != null) model.close();
+            if (tenants != null) tenants.close();
             throw e;
         }
     }
@@ -129,9 +148,9 @@ public final class InferenceServer implements AutoCloseable {
         return "http://" + server.getAddress().getAddress().getHostAddress() + ":" + port();
     }
 
-    /** Whether the model (and with it all native memory of the service) has been freed. */
+    /** Whether the models (and with them all native memory of the service) have been freed. */
     public boolean isClosed() {
-        return model.isClosed();
+        return closed.get() && (model == null || model.isClosed());
     }
 
     /**
@@ -154,7 +173,8 @@ public final class InferenceServer implements AutoCloseable {
             workers.shutdownNow();
             Thread.currentThread().interrupt();
         }
-        model.close();
+        if (model != null) model.close();
+        if (tenants != null) tenants.close();
         LOG.log(System.Logger.Level.INFO, String.format(java.util.Locale.ROOT, "stopped in %.2f s; model and adapters freed",
                 (System.nanoTime() - t0) / 1e9));
     }

@@ -24,7 +24,15 @@ import java.util.concurrent.ScheduledExecutorService;
  * POST   /adapters/{name}   201; body {"path": "folder under the adapters root"} or empty (path = name)
  * DELETE /adapters/{name}   200 {"deleted": name}
  * POST   /predict           200 {"predictions":[{"class", "label", "logits"}, ...]}
+ * POST   /classify          200 {"results":[{"tenant", "label", "labels", "probabilities", "rank", "kind"}, ...]}
+ * GET    /tenants           200 {"resident":[...], "pool":{...}}
+ * POST   /tenants/{name}/reload  200 {"tenant", "unloaded", "kind", "rank", "labels", "bytes"}
+ * DELETE /tenants/{name}    200 {"tenant", "unloaded"}
  * </pre>
+ *
+ * The MLP endpoints ({@code /adapters}, {@code /predict}) exist when the service serves the MLP,
+ * the tenant endpoints ({@code /classify}, {@code /tenants}) when it has a tenants root
+ * ({@link TenantClassifier}, {@link ClassifyRequest}); otherwise they are 404.
  *
  * Refusals are {@code {"error": ..., "status": ...}} with 400 (malformed), 404 (no such route,
  * adapter or folder), 405 (wrong method), 409 (name taken, adapter limit), 413 (body or batch
@@ -39,6 +47,7 @@ final class Routes implements HttpHandler {
     private static final System.Logger LOG = System.getLogger("dev.lora4j.examples.serve");
 
     private final AdapterModel model;
+    private final TenantClassifier tenants;
     private final AdapterFolders folders;
     private final ServiceConfig config;
     private final List<String> labels;
@@ -47,9 +56,10 @@ final class Routes implements HttpHandler {
     private final long started = System.nanoTime();
     private volatile boolean stopping;
 
-    Routes(AdapterModel model, AdapterFolders folders, ServiceConfig config, List<String> labels, ExecutorService inference,
-           ScheduledExecutorService timer) {
+    Routes(AdapterModel model, TenantClassifier tenants, AdapterFolders folders, ServiceConfig config, List<String> labels,
+           ExecutorService inference, ScheduledExecutorService timer) {
         this.model = model;
+        this.tenants = tenants;
         this.folders = folders;
         this.config = config;
         this.labels = labels;
@@ -114,6 +124,10 @@ final class Routes implements HttpHandler {
             if (!method.equals("GET")) throw new ApiError(405, "use GET /health");
             return new Answer(200, health());
         }
+        if (path.equals("/classify") || path.equals("/tenants") || path.startsWith("/tenants/")) return tenantRoute(ex, path, method);
+        if (model == null && (path.equals("/adapters") || path.startsWith("/adapters/") || path.equals("/predict"))) {
+            throw ApiError.notFound("this service serves no MLP: " + AdapterFolders.clip(path) + " is not available");
+        }
         if (path.equals("/adapters")) {
             if (!method.equals("GET")) throw new ApiError(405, "use GET /adapters");
             return new Answer(200, list());
@@ -130,25 +144,93 @@ final class Routes implements HttpHandler {
             if (!method.equals("POST")) throw new ApiError(405, "use POST /predict");
             return new Answer(200, predict(Exchanges.json(ex, config.maxBodyBytes(), config.bodySeconds(), timer)));
         }
-        throw ApiError.notFound("no route " + AdapterFolders.clip(path) + " (routes: GET /health, GET /adapters, POST|DELETE /adapters/{name}, POST /predict)");
+        throw ApiError.notFound("no route " + AdapterFolders.clip(path) + " (routes: GET /health, GET /adapters, POST|DELETE /adapters/{name},"
+                + " POST /predict, POST /classify, GET /tenants, POST /tenants/{name}/reload, DELETE /tenants/{name})");
     }
 
     private static String allowed(String path) {
         if (path.startsWith("/adapters/")) return "POST, DELETE";
-        return path.equals("/predict") ? "POST" : "GET";
+        if (path.startsWith("/tenants/")) return path.endsWith("/reload") ? "POST" : "DELETE";
+        return path.equals("/predict") || path.equals("/classify") ? "POST" : "GET";
+    }
+
+    private Answer tenantRoute(HttpExchange ex, String path, String method) throws IOException {
+        if (tenants == null) throw ApiError.notFound("this service has no tenants root (start it with --tenants DIR): " + AdapterFolders.clip(path) + " is not available");
+        if (path.equals("/classify")) {
+            if (!method.equals("POST")) throw new ApiError(405, "use POST /classify");
+            JsonNode body = Exchanges.json(ex, config.maxBodyBytes(), config.bodySeconds(), timer);
+            ClassifyRequest r = ClassifyRequest.parse(body, config.maxRows(), tenants.settings().maxChars());
+            return new Answer(200, classified(onInference(() -> tenants.classify(r))));
+        }
+        if (path.equals("/tenants")) {
+            if (!method.equals("GET")) throw new ApiError(405, "use GET /tenants");
+            ObjectNode n = Exchanges.JSON.createObjectNode();
+            ArrayNode arr = n.putArray("resident");
+            tenants.resident().forEach(arr::add);
+            n.set("pool", poolStats());
+            return new Answer(200, n);
+        }
+        String rest = path.substring("/tenants/".length());
+        if (rest.endsWith("/reload")) {
+            String name = AdapterFolders.checkName(rest.substring(0, rest.length() - "/reload".length()));
+            if (!method.equals("POST")) throw new ApiError(405, "use POST /tenants/{name}/reload");
+            return new Answer(200, Exchanges.JSON.valueToTree(onInference(() -> tenants.reload(name))));
+        }
+        String name = AdapterFolders.checkName(rest);
+        if (!method.equals("DELETE")) throw new ApiError(405, "use DELETE /tenants/{name} (or POST /tenants/{name}/reload)");
+        ObjectNode n = Exchanges.JSON.createObjectNode();
+        n.put("tenant", name);
+        n.put("unloaded", tenants.unload(name)); // cheap, and not queued behind forwards: on this thread
+        return new Answer(200, n);
+    }
+
+    private static JsonNode classified(List<TenantClassifier.Row> rows) {
+        ObjectNode n = Exchanges.JSON.createObjectNode();
+        ArrayNode arr = n.putArray("results");
+        for (TenantClassifier.Row r : rows) {
+            ObjectNode o = arr.addObject();
+            o.put("tenant", r.tenant());
+            o.put("label", r.label());
+            o.put("index", r.index());
+            ArrayNode l = o.putArray("labels");
+            r.labels().forEach(l::add);
+            ArrayNode p = o.putArray("probabilities");
+            for (float v : r.probabilities()) p.add(v);
+            o.put("rank", r.rank());
+            o.put("kind", r.dylora() ? "dylora" : "lora");
+        }
+        return n;
+    }
+
+    private ObjectNode poolStats() {
+        var s = tenants.stats();
+        ObjectNode p = Exchanges.JSON.createObjectNode();
+        p.put("size", s.size());
+        p.put("resident_bytes", s.bytes());
+        p.put("budget_bytes", s.budgetBytes());
+        p.put("pinned", s.pinned());
+        p.put("hits", s.hits());
+        p.put("misses", s.misses());
+        p.put("loads", s.loads());
+        p.put("evictions", s.evictions());
+        p.put("unloads", s.unloads());
+        return p;
     }
 
     // ------------------------------------------------------------------ endpoints
 
     private JsonNode health() {
-        if (model.isClosed()) throw new ApiError(503, "the service is shutting down");
+        if (stopping || (model != null && model.isClosed())) throw new ApiError(503, "the service is shutting down");
         ObjectNode n = Exchanges.JSON.createObjectNode();
         n.put("status", "ok");
-        n.put("adapters", model.adapterCount());
-        ObjectNode m = n.putObject("model");
-        m.put("in_features", model.inFeatures());
-        m.put("out_features", model.outFeatures());
-        m.put("parameters", model.parameterCount());
+        if (model != null) {
+            n.put("adapters", model.adapterCount());
+            ObjectNode m = n.putObject("model");
+            m.put("in_features", model.inFeatures());
+            m.put("out_features", model.outFeatures());
+            m.put("parameters", model.parameterCount());
+        }
+        if (tenants != null) n.set("pool", poolStats());
         n.put("libtorch", Torch.version());
         n.put("uptime_seconds", (System.nanoTime() - started) / 1_000_000_000L);
         return n;
