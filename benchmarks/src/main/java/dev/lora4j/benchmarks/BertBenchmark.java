@@ -43,7 +43,8 @@ import org.openjdk.jmh.annotations.Warmup;
  * optimisations), {@code loraStepLora4j} one LoRA training step (r 8, α 16 on query and value;
  * mean pooling, MSE to a fixed target, backward, AdamW). The Python peer is
  * benchmarks/python/bert_bench.py on the checkpoint folder this benchmark writes
- * ({@code benchmarks/target/minilm-hf}); benchmarks/run-bert.sh runs both. One thread everywhere.
+ * ({@code benchmarks/target/minilm-hf}). One thread everywhere. benchmarks/run-bert.sh runs the
+ * same work interleaved ({@link BertCompare}), which suits a shared machine better.
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)
