@@ -85,9 +85,10 @@ public final class TextFineTune {
                 s.tenant().name(), s.mode().name().toLowerCase(Locale.ROOT), Torch.version(), Torch.getNumThreads());
         Result r = run(s);
         System.out.printf(Locale.ROOT, "RESULT tenant=%s mode=%s train=%d epochs=%d seq=%d batch=%d test_accuracy=%.4f "
-                        + "train_seconds=%.1f steps=%d steps_per_second=%.3f samples_per_second=%.1f%n",
+                        + "train_seconds=%.1f steps=%d steps_per_second=%.3f samples_per_second=%.1f first_loss=%.6f final_loss=%.4f%n",
                 s.tenant().name(), s.mode().name().toLowerCase(Locale.ROOT), r.trainSamples(), s.epochs(), s.seq(), s.batch(),
-                r.test().accuracy(), r.log().seconds(), r.log().steps(), r.log().stepsPerSecond(), r.log().samplesPerSecond());
+                r.test().accuracy(), r.log().seconds(), r.log().steps(), r.log().stepsPerSecond(), r.log().samplesPerSecond(),
+                r.log().losses().get(0), tailMean(r.log().losses(), 10));
     }
 
     /**
@@ -249,11 +250,14 @@ public final class TextFineTune {
         if (s.mode() == Mode.LORA) {
             adapter = s.out().resolve("adapter-" + s.tenant().name());
             PeftAdapter.save(model, "default", lora, List.of("classifier"), adapter);
-            try (MeanPoolingClassifier fresh = new MeanPoolingClassifier(BertLoader.bertModel(checkpoint), classes.size())) {
+            try (MeanPoolingClassifier fresh = new MeanPoolingClassifier(BertLoader.bertModel(checkpoint), classes.size());
+                 TensorScope scope = TensorScope.open()) {
                 PeftAdapter.load(fresh, adapter);
                 fresh.eval();
-                reloaded = Evaluation.of(splitLogits(fresh, test), test.labels(), classes.size(), 128);
-                maxDiff = maxLogitDifference(model, fresh, test);
+                Tensor before = Evaluation.logits(splitLogits(model, test), test.size(), 128);
+                Tensor after = Evaluation.logits(splitLogits(fresh, test), test.size(), 128);
+                reloaded = Evaluation.of(after, test.labels(), classes.size());
+                maxDiff = after.sub(before).abs().max().item();
             }
             say(s, "adapter saved to %s (PEFT folder); reloaded into a fresh model: test accuracy %.2f%% (trained: %.2f%%), "
                     + "same predictions: %s, largest logit difference %.2e%n", adapter.toAbsolutePath(), 100 * reloaded.accuracy(),
@@ -269,21 +273,6 @@ public final class TextFineTune {
                 return model.forward(b.inputIds(), b.attentionMask());
             }
         };
-    }
-
-    /** The largest absolute difference between two models' test logits. */
-    static double maxLogitDifference(MeanPoolingClassifier a, MeanPoolingClassifier b, TokenizedSplit split) {
-        double max = 0;
-        try (var noGrad = Torch.noGrad()) {
-            for (int start = 0; start < split.size(); start += 128) {
-                int[] rows = java.util.stream.IntStream.range(start, Math.min(split.size(), start + 128)).toArray();
-                try (TensorScope scope = TensorScope.open()) {
-                    Tensor d = splitLogits(a, split).apply(rows).sub(splitLogits(b, split).apply(rows)).abs();
-                    max = Math.max(max, d.max().item());
-                }
-            }
-        }
-        return max;
     }
 
     /** Mean-pooled embeddings (n, hidden) of a whole split, computed without gradients. */

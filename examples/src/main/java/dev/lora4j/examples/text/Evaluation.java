@@ -22,18 +22,28 @@ public record Evaluation(double accuracy, double[] perClass, long[] predictions)
 
     /** Evaluates {@code logits} over rows 0..n-1 of a split with {@code labels}, {@code batch} rows at a time. */
     public static Evaluation of(Logits logits, long[] labels, int numClasses, int batch) {
-        int n = labels.length;
-        long[] predicted = new long[n];
-        try (var noGrad = Torch.noGrad()) {
-            for (int start = 0; start < n; start += batch) {
-                int[] rows = IntStream.range(start, Math.min(n, start + batch)).toArray();
-                try (TensorScope scope = TensorScope.open()) {
-                    long[] p = logits.apply(rows).argmax(1).toLongArray();
-                    System.arraycopy(p, 0, predicted, start, p.length);
-                }
-            }
+        try (Tensor all = logits(logits, labels.length, batch)) {
+            return of(all, labels, numClasses);
         }
-        return of(predicted, labels, numClasses);
+    }
+
+    /** Scores logits (n, classes) against {@code labels}. */
+    public static Evaluation of(Tensor logits, long[] labels, int numClasses) {
+        try (Tensor predicted = logits.argmax(1)) {
+            return of(predicted.toLongArray(), labels, numClasses);
+        }
+    }
+
+    /** The logits (n, classes) of rows 0..n-1, computed {@code batch} rows at a time without gradients; the caller owns them. */
+    public static Tensor logits(Logits logits, int n, int batch) {
+        if (n < 1) throw new IllegalArgumentException("n must be >= 1, got " + n);
+        try (var noGrad = Torch.noGrad(); TensorScope scope = TensorScope.open()) {
+            java.util.List<Tensor> parts = new java.util.ArrayList<>();
+            for (int start = 0; start < n; start += batch) {
+                parts.add(logits.apply(IntStream.range(start, Math.min(n, start + batch)).toArray()));
+            }
+            return Tensor.cat(parts, 0).keep();
+        }
     }
 
     /** Scores {@code predicted} against {@code labels}. */
