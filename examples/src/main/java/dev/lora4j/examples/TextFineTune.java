@@ -151,9 +151,9 @@ public final class TextFineTune {
 
         Torch.manualSeed(s.seed());
         try (MeanPoolingClassifier model = new MeanPoolingClassifier(BertLoader.bertModel(checkpoint), classes.size())) {
-            model.eval(); // no dropout: the same function as the Python comparison
             LoraConfig lora = LoraConfig.of(s.rank(), s.alpha()).withTargetModules("query", "value");
             prepare(model, s.mode(), lora);
+            model.eval(); // no dropout: the same function as the Python comparison
             long trainable = model.trainableParameterCount();
             say(s, "%s: %,d parameters, %,d trainable%n", s.mode().name().toLowerCase(Locale.ROOT), model.parameterCount(), trainable);
 
