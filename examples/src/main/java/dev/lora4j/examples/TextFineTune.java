@@ -92,8 +92,12 @@ public final class TextFineTune {
     }
 
     /**
-     * The settings the flags ask for. Defaults: 1,000 training samples, 3 epochs, 32 tokens,
-     * batch 32; LoRA lr 1e-3 (head 1e-3); probe 20 epochs at 1e-2; full lr 5e-5 (head 1e-3).
+     * The settings the flags ask for. Defaults: 1,000 training samples, 3 epochs, 32 tokens (the
+     * synopses apt lists are 12 tokens on average, 19 at the 95th percentile; 0.3 % are cut),
+     * batch 32 (96 steps, a few minutes on 2 cores); LoRA lr 2e-3 for the factors and 1e-2 for
+     * the head (1e-3 for both reached 72.7 % on languages, below the probe); the probe 20 epochs
+     * at 1e-2 (the embeddings are computed once, so epochs are cheap); full fine-tuning lr 5e-5
+     * for the encoder and 1e-2 for the head.
      */
     public static Settings settings(String[] args) {
         Mode mode = Mode.valueOf(orElse(Flags.flag(args, "--mode"), "lora").toUpperCase(Locale.ROOT));
@@ -102,11 +106,11 @@ public final class TextFineTune {
                 .orElseThrow(() -> new IllegalArgumentException("--tenant must be one of "
                         + Tenant.defaults().stream().map(Tenant::name).toList() + ", got " + tenantName));
         double lr = Flags.doubleFlag(args, "--lr", switch (mode) {
-            case LORA -> 1e-3;
+            case LORA -> 2e-3;
             case PROBE -> 1e-2;
             case FULL -> 5e-5;
         });
-        double headLr = Flags.doubleFlag(args, "--head-lr", mode == Mode.PROBE ? lr : 1e-3);
+        double headLr = Flags.doubleFlag(args, "--head-lr", mode == Mode.PROBE ? lr : 1e-2);
         int epochs = Flags.intFlag(args, "--epochs", mode == Mode.PROBE ? 20 : 3);
         Path home = Path.of(System.getProperty("user.home"));
         String packages = Flags.flag(args, "--packages");
