@@ -170,8 +170,8 @@ public final class TextFineTune {
             }
 
             TrainingLoop.Log log;
-            Evaluation.Logits logits;
-            Evaluation.Logits validationLogits;
+            Evaluation valid;
+            Evaluation tested;
             if (s.mode() == Mode.PROBE) {
                 try (Tensor trainEmb = embeddings(model, train, s.batch()); Tensor testEmb = embeddings(model, test, s.batch());
                      Tensor validEmb = embeddings(model, validation, s.batch());
@@ -181,21 +181,19 @@ public final class TextFineTune {
                             return crossEntropy(model.classifier().forward(trainEmb.indexSelect(0, idx)), labels.indexSelect(0, idx));
                         }
                     });
-                    logits = rows -> rowsOf(testEmb, rows, model);
-                    validationLogits = rows -> rowsOf(validEmb, rows, model);
-                    return finish(s, classes, train, validation, test, model, lora, trainable, log,
-                            Evaluation.of(validationLogits, validation.labels(), classes.size(), 128),
-                            Evaluation.of(logits, test.labels(), classes.size(), 128), checkpoint);
+                    valid = Evaluation.of(rows -> rowsOf(validEmb, rows, model), validation.labels(), classes.size(), 128);
+                    tested = Evaluation.of(rows -> rowsOf(testEmb, rows, model), test.labels(), classes.size(), 128);
                 }
+            } else {
+                log = fit(s, model, orders, warmup, steps, rows -> {
+                    try (TokenizedSplit.Batch b = train.batch(rows)) {
+                        return crossEntropy(model.forward(b.inputIds(), b.attentionMask()), b.labels());
+                    }
+                });
+                valid = Evaluation.of(splitLogits(model, validation), validation.labels(), classes.size(), 128);
+                tested = Evaluation.of(splitLogits(model, test), test.labels(), classes.size(), 128);
             }
-            log = fit(s, model, orders, warmup, steps, rows -> {
-                try (TokenizedSplit.Batch b = train.batch(rows)) {
-                    return crossEntropy(model.forward(b.inputIds(), b.attentionMask()), b.labels());
-                }
-            });
-            return finish(s, classes, train, validation, test, model, lora, trainable, log,
-                    Evaluation.of(splitLogits(model, validation), validation.labels(), classes.size(), 128),
-                    Evaluation.of(splitLogits(model, test), test.labels(), classes.size(), 128), checkpoint);
+            return finish(s, classes, train, test, model, lora, trainable, log, valid, tested, checkpoint);
         }
     }
 
@@ -234,8 +232,8 @@ public final class TextFineTune {
         }
     }
 
-    private static Result finish(Settings s, List<String> classes, TokenizedSplit train, TokenizedSplit validation,
-            TokenizedSplit test, MeanPoolingClassifier model, LoraConfig lora, long trainable, TrainingLoop.Log log,
+    private static Result finish(Settings s, List<String> classes, TokenizedSplit train, TokenizedSplit test,
+            MeanPoolingClassifier model, LoraConfig lora, long trainable, TrainingLoop.Log log,
             Evaluation valid, Evaluation testEval, Path checkpoint) throws IOException {
         say(s, "trained %d steps in %.1f s: %.2f steps/s, %.1f samples/s; final loss (mean of the last 10 steps) %.4f%n",
                 log.steps(), log.seconds(), log.stepsPerSecond(), log.samplesPerSecond(), tailMean(log.losses(), 10));
