@@ -100,7 +100,9 @@ public final class TextFineTune {
      * for the encoder and 1e-2 for the head.
      */
     public static Settings settings(String[] args) {
-        Mode mode = Mode.valueOf(orElse(Flags.flag(args, "--mode"), "lora").toUpperCase(Locale.ROOT));
+        String modeName = orElse(Flags.flag(args, "--mode"), "lora");
+        Mode mode = java.util.Arrays.stream(Mode.values()).filter(m -> m.name().equalsIgnoreCase(modeName)).findFirst()
+                .orElseThrow(() -> new IllegalArgumentException("--mode must be lora, probe or full, got " + modeName));
         String tenantName = orElse(Flags.flag(args, "--tenant"), Tenant.LANGUAGES.name());
         Tenant tenant = Tenant.defaults().stream().filter(t -> t.name().equals(tenantName)).findFirst()
                 .orElseThrow(() -> new IllegalArgumentException("--tenant must be one of "

@@ -8,7 +8,8 @@ import java.util.stream.IntStream;
 
 /**
  * Accuracy and per-class accuracy of a classifier on a labelled split, from the argmax of its
- * logits computed in batches without gradients. Immutable.
+ * logits computed in batches without gradients. A value: its arrays are its own (nobody else
+ * holds them) and are not to be changed; safe to share between threads once built.
  *
  * @param accuracy the fraction of rows predicted right
  * @param perClass per class: the fraction of that class's rows predicted right (NaN for a class with no row)
