@@ -19,7 +19,7 @@ import me.tongfei.progressbar.ProgressBarStyle;
  * shuffled order of the training rows (fixed by a seed, so another program can replay it, see
  * {@link #epochOrders}), batches of consecutive rows of that order (the last one may be smaller),
  * and per batch: zero the gradients, loss, backward, clip the gradient norm of all trainable
- * parameters, step every optimizer and its scheduler. A progress bar on stdout shows the
+ * parameters, step every optimizer and its scheduler. A progress bar on stderr shows the
  * smoothed loss and the throughput in samples per second. Not thread-safe: one training thread.
  */
 public final class TrainingLoop {
