@@ -10,11 +10,28 @@ lora4j_apt_install() {
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   say "installing Debian packages: ${missing[*]}"
-  local sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null || die "need root (or sudo) to install: ${missing[*]}"
-    sudo=sudo
-  fi
+  local sudo
+  sudo=$(lora4j_sudo "to install: ${missing[*]}")
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Makes sure apt's package lists are there: `apt-cache dumpavail` (the text examples' data) reads
+# them, and a fresh machine or container may have none. Runs apt-get update (as root, or through sudo) if so.
+lora4j_apt_lists() {
+  local n
+  n=$(apt-cache dumpavail 2>/dev/null | grep -c '^Package:' || true)
+  [ "${n:-0}" -gt 0 ] && return 0
+  say "apt's package lists are empty: running apt-get update"
+  local sudo
+  sudo=$(lora4j_sudo "to run apt-get update (apt-cache dumpavail lists no package)")
+  $sudo apt-get update -qq
+}
+
+# Prints what to put before a command that needs root: nothing as root, "sudo" otherwise; stops
+# with "need root (or sudo) WHY" when there is no sudo.
+lora4j_sudo() {
+  [ "$(id -u)" -eq 0 ] && return 0
+  command -v sudo >/dev/null || die "need root (or sudo) $1"
+  echo sudo
 }

@@ -29,7 +29,13 @@ BATCH, SEQ = 32, 128
 
 
 def read_safetensors(path):
-    """The safetensors format by hand (8-byte header length, JSON header, raw little-endian data)."""
+    """The tensors of a safetensors file (see read_safetensors_with_metadata)."""
+    return read_safetensors_with_metadata(path)[0]
+
+
+def read_safetensors_with_metadata(path):
+    """The safetensors format by hand (8-byte header length, JSON header, raw little-endian data):
+    (tensors by name, the header's __metadata__ strings)."""
     with open(path, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
         header = json.loads(f.read(n))
@@ -41,7 +47,7 @@ def read_safetensors(path):
             continue
         a, b = v["data_offsets"]
         out[k] = torch.frombuffer(bytearray(data[a:b]), dtype=dtypes[v["dtype"]]).reshape(v["shape"])
-    return out
+    return out, header.get("__metadata__", {})
 
 
 class SelfAttention(nn.Module):

@@ -39,17 +39,7 @@ final class Plots {
         List<String> classes = IntStream.range(0, 10).mapToObj(Integer::toString).toList();
         bars.addSeries("before", classes, toList(wrongBefore));
         bars.addSeries("after", classes, toList(wrongAfter));
-        BufferedImage left = BitmapEncoder.getBufferedImage(curve);
-        BufferedImage right = BitmapEncoder.getBufferedImage(bars);
-        BufferedImage both = new BufferedImage(left.getWidth() + right.getWidth(), Math.max(left.getHeight(), right.getHeight()),
-                BufferedImage.TYPE_INT_RGB);
-        Graphics2D g = both.createGraphics();
-        g.setColor(Color.WHITE);
-        g.fillRect(0, 0, both.getWidth(), both.getHeight());
-        g.drawImage(left, 0, 0, null);
-        g.drawImage(right, left.getWidth(), 0, null);
-        g.dispose();
-        ImageIO.write(both, "png", file.toFile());
+        sideBySide(file, BitmapEncoder.getBufferedImage(curve), BitmapEncoder.getBufferedImage(bars));
     }
 
     /** Accuracy against rank: a LoRA per rank beside one DyLoRA evaluated at every rank. */
@@ -67,6 +57,47 @@ final class Plots {
         chart.addSeries("base model, no adapter", ranks, java.util.Arrays.stream(lora).map(a -> 100 * base).toArray())
                 .setMarker(org.knowm.xchart.style.markers.SeriesMarkers.NONE);
         BitmapEncoder.saveBitmap(chart, file.toString(), BitmapEncoder.BitmapFormat.PNG);
+    }
+
+    /** A text fine-tune: the training loss per step (and its 20-step mean) beside the test accuracy of every class. */
+    static void textFineTune(Path file, List<Double> loss, List<String> classes, double[] perClassAccuracy, String title)
+            throws IOException {
+        System.setProperty("java.awt.headless", "true");
+        XYChart curve = new XYChartBuilder().width(640).height(420).title("Training loss").xAxisTitle("step")
+                .yAxisTitle("cross-entropy").build();
+        curve.getStyler().setLegendPosition(Styler.LegendPosition.InsideNE).setMarkerSize(0);
+        double[] x = IntStream.range(0, Math.max(1, loss.size())).mapToDouble(i -> i + 1).toArray();
+        double[] y = loss.isEmpty() ? new double[] {0} : loss.stream().mapToDouble(Double::doubleValue).toArray();
+        double[] mean = new double[y.length];
+        double sum = 0;
+        for (int i = 0; i < y.length; i++) {
+            sum += y[i] - (i >= 20 ? y[i - 20] : 0);
+            mean[i] = sum / Math.min(i + 1, 20);
+        }
+        curve.addSeries("per step", x, y).setLineColor(new Color(170, 190, 230));
+        curve.addSeries("mean of 20 steps", x, mean).setLineColor(new Color(20, 60, 160));
+        CategoryChart bars = new CategoryChartBuilder().width(640).height(420).title(title).xAxisTitle("class")
+                .yAxisTitle("test accuracy (%)").build();
+        var style = bars.getStyler();
+        style.setXAxisLabelRotation(45);
+        style.setYAxisMin(0.0);
+        style.setYAxisMax(100.0);
+        style.setLegendVisible(false);
+        bars.addSeries("accuracy", classes, java.util.Arrays.stream(perClassAccuracy).map(a -> Double.isNaN(a) ? 0 : 100 * a)
+                .boxed().toList());
+        sideBySide(file, BitmapEncoder.getBufferedImage(curve), BitmapEncoder.getBufferedImage(bars));
+    }
+
+    private static void sideBySide(Path file, BufferedImage left, BufferedImage right) throws IOException {
+        BufferedImage both = new BufferedImage(left.getWidth() + right.getWidth(), Math.max(left.getHeight(), right.getHeight()),
+                BufferedImage.TYPE_INT_RGB);
+        Graphics2D g = both.createGraphics();
+        g.setColor(Color.WHITE);
+        g.fillRect(0, 0, both.getWidth(), both.getHeight());
+        g.drawImage(left, 0, 0, null);
+        g.drawImage(right, left.getWidth(), 0, null);
+        g.dispose();
+        ImageIO.write(both, "png", file.toFile());
     }
 
     private static List<Long> toList(long[] v) {
