@@ -3,6 +3,7 @@ package dev.lora4j.examples.serve;
 import dev.lora4j.Torch;
 import dev.lora4j.examples.FashionMnist;
 import dev.lora4j.examples.FineTune;
+import dev.lora4j.examples.text.MiniLmCheckpoint;
 import dev.lora4j.nn.Sequential;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -72,7 +73,7 @@ public final class Serve {
         if (root == null) return null;
         String minilm = dev.lora4j.examples.Flags.flag(args, "--minilm");
         String budget = dev.lora4j.examples.Flags.flag(args, "--pool-budget");
-        return TenantClassifier.open(new TenantClassifier.Settings(Path.of(root), minilm != null ? Path.of(minilm) : MiniLmFiles.defaultDir(),
+        return TenantClassifier.open(new TenantClassifier.Settings(Path.of(root), minilm != null ? Path.of(minilm) : MiniLmCheckpoint.defaultDir(),
                 budget != null ? bytes(budget) : 64L << 20, dev.lora4j.examples.Flags.intFlag(args, "--max-tokens", 128),
                 dev.lora4j.examples.Flags.intFlag(args, "--max-chars", 2000)));
     }

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.lora4j.Tensor;
 import dev.lora4j.TensorScope;
 import dev.lora4j.Torch;
+import dev.lora4j.examples.text.MiniLmCheckpoint;
 import dev.lora4j.hftools.BertTokenizer;
 import dev.lora4j.lora.AdapterLock;
 import dev.lora4j.lora.AdapterPool;
@@ -40,7 +41,7 @@ final class TenantClassifier implements AutoCloseable {
 
     /**
      * @param tenantsRoot the folder of the tenants' adapter folders
-     * @param minilmDir the MiniLM folder ({@link MiniLmFiles}; made when missing)
+     * @param minilmDir the MiniLM folder ({@link MiniLmCheckpoint}; made when missing)
      * @param budgetBytes the pool's memory budget for unleased adapters
      * @param maxTokens texts are truncated to this many tokens ([CLS] and [SEP] included)
      * @param maxChars longer texts are refused (413)
@@ -83,10 +84,10 @@ final class TenantClassifier implements AutoCloseable {
     /** Loads the encoder and tokenizer; the tenants root must exist. */
     static TenantClassifier open(Settings s) throws IOException {
         if (!Files.isDirectory(s.tenantsRoot())) throw new IOException("the tenants root " + s.tenantsRoot() + " is not a directory");
-        Path dir = MiniLmFiles.ensure(s.minilmDir());
+        Path dir = MiniLmCheckpoint.ensureFolder(s.minilmDir());
         BertModel bert = BertLoader.bertModel(dir);
         try {
-            BertTokenizer tok = BertTokenizer.fromFile(dir.resolve(MiniLmFiles.TOKENIZER), s.maxTokens());
+            BertTokenizer tok = BertTokenizer.fromFile(MiniLmCheckpoint.tokenizer(dir), s.maxTokens());
             SentenceClassifier trunk = SentenceClassifier.sharing(bert);
             trunk.requiresGrad_(false);
             trunk.eval();

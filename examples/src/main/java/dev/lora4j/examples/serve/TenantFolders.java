@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.lora4j.Torch;
 import dev.lora4j.examples.Flags;
 import dev.lora4j.examples.data.Tenant;
+import dev.lora4j.examples.text.MiniLmCheckpoint;
 import dev.lora4j.io.PeftAdapter;
 import dev.lora4j.io.Safetensors;
 import dev.lora4j.lora.Lora;
@@ -111,7 +112,7 @@ public final class TenantFolders {
         int seed = Flags.intFlag(args, "--seed", 15);
         int every = Flags.intFlag(args, "--dylora-every", 4);
         String minilm = Flags.flag(args, "--minilm");
-        Path dir = MiniLmFiles.ensure(minilm != null ? Path.of(minilm) : MiniLmFiles.defaultDir());
+        Path dir = MiniLmCheckpoint.ensureFolder(minilm != null ? Path.of(minilm) : MiniLmCheckpoint.defaultDir());
         Files.createDirectories(Path.of(out));
         try (BertModel encoder = BertLoader.bertModel(dir)) {
             long t0 = System.nanoTime();

@@ -3,6 +3,8 @@ package dev.lora4j.examples.text;
 import dev.lora4j.hftools.OnnxBertImporter;
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.file.DirectoryNotEmptyException;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -26,27 +28,44 @@ public final class MiniLmCheckpoint {
 
     private MiniLmCheckpoint() {}
 
+    /** The default checkpoint folder, {@code ~/.cache/lora4j/all-minilm-l6-v2}. */
+    public static Path defaultDir() {
+        return Path.of(System.getProperty("user.home"), ".cache", "lora4j", NAME);
+    }
+
     /** The checkpoint folder under {@code cache}: made when missing, returned as it is otherwise. */
     public static Path ensure(Path cache) throws IOException {
-        Path dir = cache.resolve(NAME);
-        if (Files.isRegularFile(dir.resolve("model.safetensors")) && Files.isRegularFile(dir.resolve("config.json"))
-                && Files.isRegularFile(tokenizer(dir))) {
-            return dir;
-        }
-        Files.createDirectories(cache);
-        Path work = Files.createTempDirectory(cache, NAME + ".partial");
+        return ensureFolder(cache.resolve(NAME));
+    }
+
+    /** The checkpoint folder {@code dir} itself: made when missing, returned as it is otherwise. */
+    public static Path ensureFolder(Path dir) throws IOException {
+        if (complete(dir)) return dir;
+        Path parent = dir.toAbsolutePath().getParent();
+        Files.createDirectories(parent);
+        Path work = Files.createTempDirectory(parent, dir.getFileName() + ".partial");
         try {
             Path onnx = work.resolve("model.onnx");
             copyResource(ONNX, onnx);
             copyResource(TOKENIZER, tokenizer(work));
             OnnxBertImporter.importModel(onnx, work);
             Files.delete(onnx);
+            if (complete(dir)) return dir; // another process made it meanwhile
             if (Files.exists(dir)) deleteTree(dir); // an incomplete folder left by hand
-            Files.move(work, dir, StandardCopyOption.ATOMIC_MOVE);
+            try {
+                Files.move(work, dir, StandardCopyOption.ATOMIC_MOVE);
+            } catch (FileAlreadyExistsException | DirectoryNotEmptyException e) {
+                if (!complete(dir)) throw e; // lost the race to another process, which made it whole
+            }
         } finally {
             if (Files.exists(work)) deleteTree(work);
         }
         return dir;
+    }
+
+    private static boolean complete(Path dir) {
+        return Files.isRegularFile(dir.resolve("model.safetensors")) && Files.isRegularFile(dir.resolve("config.json"))
+                && Files.isRegularFile(tokenizer(dir));
     }
 
     /** The tokenizer of a checkpoint folder. */

@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.lora4j.Tensor;
 import dev.lora4j.TensorScope;
 import dev.lora4j.Torch;
+import dev.lora4j.examples.text.MiniLmCheckpoint;
 import dev.lora4j.hftools.BertTokenizer;
 import dev.lora4j.io.PeftAdapter;
 import dev.lora4j.lora.Lora;
@@ -59,10 +60,10 @@ class ClassifyServiceTest {
 
     @BeforeAll
     static void start() throws IOException {
-        Path minilm = MiniLmFiles.ensure(MiniLmFiles.defaultDir());
+        Path minilm = MiniLmCheckpoint.ensureFolder(MiniLmCheckpoint.defaultDir());
         referenceEncoder = BertLoader.bertModel(minilm);
         TenantFolders.createRandom(referenceEncoder, root, 6, 15, 3);
-        tokenizer = BertTokenizer.fromFile(minilm.resolve(MiniLmFiles.TOKENIZER), 128);
+        tokenizer = BertTokenizer.fromFile(MiniLmCheckpoint.tokenizer(minilm), 128);
         // tenant-000: 6 layers x (query, value) x (8x384 + 384x8) floats + an 11-label head
         adapterBytes = (6L * 2 * 2 * 8 * 384 + 11 * 384 + 11) * 4;
         TenantClassifier tenants = TenantClassifier.open(new TenantClassifier.Settings(root, minilm, 3 * adapterBytes, 128, 400));
