@@ -5,6 +5,8 @@
 #   (a) add of 1-element tensors, result freed     (b) linear x[10,784]·W[1000,784]ᵀ + b
 #   (c) LoRA-linear training step, r=4, SGD        (d) seed-000 MLP 784→1000→2000→10 step, Adam
 #   (e) the MLP's LoRA step, rank 1, frozen base   (f) merged-adapter inference vs the base's
+#   (g) the demo's pre-training loop, per step: Fashion-MNIST from Debian's IDX files (10,000
+#       images, loaded once), a shuffled batch of 10 gathered each step, (d)'s step, loss read back
 # at 1 and at 2 intra-op threads (OpenBLAS threads = LibTorch threads), with one allocator
 # setting for every peer (through the environment). Writes benchmarks/results/latest.md (the
 # table), benchmarks/results/latest.png (the chart) and the raw data in
@@ -24,6 +26,9 @@
 #                                           # OpenBLAS threads > 1, libgomp's spinning threads fight
 #                                           # OpenBLAS's for the cores; see the README)
 #            --no-readme                    # leave README.md alone
+#            --works "mlp_step train_loop"  # only these works (names as bench_native's; default all:
+#                                           # add linear lora_step mlp_step mlp_lora_step infer_base
+#                                           # infer_merged train_loop)
 #            --jmh "ARGS"                   # JMH settings instead of the above (e.g. "-f 1 -wi 1 -i 3")
 set -euo pipefail
 . "$(dirname "$0")/../scripts/setup.sh"
@@ -37,6 +42,7 @@ study=0
 readme=1
 jmh_extra=""
 omp_wait=passive
+works_arg=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
@@ -46,6 +52,7 @@ while [ $# -gt 0 ]; do
     --no-readme) readme=0 ;;
     --omp-wait) omp_wait="$2"; shift ;;
     --jmh) jmh_extra="$2"; shift ;;
+    --works) works_arg="$2"; shift ;;
     *) die "unknown option $1 (see the comment at the top of $0)" ;;
   esac
   shift
@@ -90,7 +97,7 @@ run_peers() { # out-dir threads works(cpp/python names) jmh-regex
   local dir=$1 t=$2 works=$3 regex=$4
   export OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t OMP_WAIT_POLICY=${omp_wait^^}
   say "C++ on LibTorch, $t thread(s): $works"
-  "$native" all "$native_s" "$native_i" "$t" >/dev/null 2>&1 || true # warm the page cache
+  "$native" linear 0.2 1 "$t" >/dev/null 2>&1 || true # warm the page cache
   : >"$dir/cpp-$t.txt"
   for w in $works; do "$native" "$w" "$native_s" "$native_i" "$t" | tee -a "$dir/cpp-$t.txt" | grep -E '^RESULT|last loss' >&2; done
   say "Python (torch $("$python" -c 'import torch; print(torch.__version__)')), $t thread(s)"
@@ -102,7 +109,7 @@ run_peers() { # out-dir threads works(cpp/python names) jmh-regex
     -rf json -rff "$dir/jmh-$t.json" > "$dir/jmh-$t.log" 2>&1
   local rc=$?
   set -e
-  grep -E '^(Lora4jWork|djl\.DjlWork)|last loss|\[djl\] mapped .*libtorch_cpu' "$dir/jmh-$t.log" | sort -u >&2 || true
+  grep -E '^(Lora4jWork|Lora4jLoop|djl\.DjlWork|djl\.DjlLoop)|last loss|\[djl\] mapped .*libtorch_cpu' "$dir/jmh-$t.log" | sort -u >&2 || true
   [ $rc -eq 0 ] && [ -s "$dir/jmh-$t.json" ] || die "JMH failed (exit $rc), see $dir/jmh-$t.log"
 }
 
@@ -126,8 +133,14 @@ write_meta() { # dir
   } >"$dir/meta.txt"
 }
 
-works="add linear lora_step mlp_step mlp_lora_step infer_base infer_merged"
+all_works="add linear lora_step mlp_step mlp_lora_step infer_base infer_merged train_loop"
+works=${works_arg:-$all_works}
+for w in $works; do case " $all_works " in *" $w "*) ;; *) die "unknown work $w (one of: $all_works)" ;; esac; done
+# The JMH methods of these works (mlp_step -> mlpStep) in the lora4j and DJL classes.
+methods=$(for w in $works; do echo "$w" | sed -E 's/_(.)/\U\1/g'; done | paste -sd'|')
+jmh_regex="(Lora4jWork|Lora4jLoop|DjlWork|DjlLoop)\.($methods)\$"
 command="benchmarks/run-all.sh"; [ "$quick" = 1 ] && command="$command --quick"
+[ -n "$works_arg" ] && command="$command --works \"$works_arg\""
 [ "$threads_list" != "1 2" ] && command="$command --threads \"$threads_list\""
 [ "$allocator" != tuned ] && command="$command --allocator $allocator"
 
@@ -160,7 +173,7 @@ set_allocator "$allocator"
 dir=$results/latest
 rm -rf "$dir"; mkdir -p "$dir"
 for t in $threads_list; do
-  run_peers "$dir" "$t" "$works" 'Lora4jWork|DjlWork'
+  run_peers "$dir" "$t" "$works" "$jmh_regex"
 done
 write_meta "$dir"
 java -cp "$jar" dev.lora4j.benchmarks.report.Report "$dir" "$results/latest.md" "$results/latest.png"
