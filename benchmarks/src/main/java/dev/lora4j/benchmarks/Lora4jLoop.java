@@ -115,7 +115,8 @@ public class Lora4jLoop {
     /** (g) one step of the demo's loop: next shuffled batch, forward, cross-entropy, backward, Adam, loss read back. */
     @Benchmark
     public double trainLoop(LoopState s) {
-        try (Batch b = s.next(); TensorScope scope = TensorScope.open()) {
+        try (TensorScope scope = TensorScope.open()) {
+            Batch b = s.next(); // inside the step's scope, as the demo takes it
             s.adam.zeroGrad();
             Tensor loss = crossEntropy(s.model.forward(b.inputs()), b.targets());
             loss.backward();

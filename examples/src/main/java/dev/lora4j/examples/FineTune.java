@@ -18,6 +18,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -246,12 +247,11 @@ public final class FineTune {
             long done = 0;
             long epochSeed = s.seed();
             while (done < batches) {
-                for (Batch b : data.loader(s.batch(), true, epochSeed++, true)) {
-                    if (done == batches) {
-                        b.close();
-                        break;
-                    }
-                    try (b; TensorScope scope = TensorScope.open()) {
+                Iterator<Batch> epoch = data.loader(s.batch(), true, epochSeed++, true).iterator();
+                while (done < batches && epoch.hasNext()) {
+                    // The batch is taken inside the step's scope: it is freed with the step's temporaries.
+                    try (TensorScope scope = TensorScope.open()) {
+                        Batch b = epoch.next();
                         opt.zeroGrad();
                         Tensor loss = crossEntropy(model.forward(b.inputs()), b.targets());
                         loss.backward();

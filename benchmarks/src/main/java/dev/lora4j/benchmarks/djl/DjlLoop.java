@@ -4,6 +4,7 @@ import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
@@ -44,7 +45,8 @@ import org.openjdk.jmh.annotations.Warmup;
  * The IDX files are read once with plain Java (gzip, big-endian header) into one NDArray, all
  * images to float32 / 255, the first 10,000 kept; each epoch a new permutation (Fisher-Yates
  * over {@link Random} with the epoch's seed, as lora4j's DataLoader); each batch of 10 indexed
- * from the preloaded arrays ({@code get(indexArray)}, PyTorch's advanced indexing), then the
+ * from the preloaded arrays ({@code get(manager, NDIndex("{}", indices))}, PyTorch's advanced
+ * indexing), then the
  * step of {@code DjlWork.mlpStep} on it and the loss read back ({@code getFloat()}).
  */
 @State(Scope.Thread)
@@ -105,7 +107,7 @@ public class DjlLoop {
             }
             // The index must select rows: row 3 of x.get([3, 1]) is row 3 of x.
             try (NDManager check = m.newSubManager()) {
-                NDArray two = x.get(check.create(new long[] {3, 1}));
+                NDArray two = x.get(check, new NDIndex("{}", check.create(new long[] {3, 1})));
                 if (!two.getShape().equals(new Shape(2, 784)) || !two.get(0).contentEquals(x.get(3)))
                     throw new IllegalStateException("x.get(index) does not select rows: " + two.getShape());
             }
@@ -154,11 +156,11 @@ public class DjlLoop {
     @Benchmark
     public float trainLoop(LoopState s) {
         try (NDManager step = s.m.newSubManager()) {
-            s.x.tempAttach(step); // results of ops on x and y land in the step's manager, as in DjlWork
-            s.y.tempAttach(step);
-            NDArray idx = step.create(s.nextIndices());
-            NDArray xb = s.x.get(idx);
-            NDArray yb = s.y.get(idx);
+            // The batch lands in the step's manager, and so does everything computed from it.
+            // (Not x.tempAttach(step) then x.get(idx): DJL 0.22 then copies all of x per call.)
+            NDIndex idx = new NDIndex("{}", step.create(s.nextIndices()));
+            NDArray xb = s.x.get(step, idx);
+            NDArray yb = s.y.get(step, idx);
             NDArray l;
             try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
                 l = s.loss.evaluate(new NDList(yb), new NDList(DjlWork.mlp(xb, s.params)));
