@@ -138,7 +138,7 @@ works=${works_arg:-$all_works}
 for w in $works; do case " $all_works " in *" $w "*) ;; *) die "unknown work $w (one of: $all_works)" ;; esac; done
 # The JMH methods of these works (mlp_step -> mlpStep) in the lora4j and DJL classes.
 methods=$(for w in $works; do echo "$w" | sed -E 's/_(.)/\U\1/g'; done | paste -sd'|')
-jmh_regex="(Lora4jWork|Lora4jLoop|DjlWork|DjlLoop)\.($methods)\$"
+jmh_regex="(Lora4jWork|Lora4jLoop|DjlWork|DjlLoop)\.($methods)[A-Za-z0-9]*\$" # with lora4j's variants (mlpStepX)
 command="benchmarks/run-all.sh"; [ "$quick" = 1 ] && command="$command --quick"
 [ -n "$works_arg" ] && command="$command --works \"$works_arg\""
 [ "$threads_list" != "1 2" ] && command="$command --threads \"$threads_list\""

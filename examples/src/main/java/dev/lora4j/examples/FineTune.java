@@ -169,7 +169,9 @@ public final class FineTune {
                 train(s, model, opt, trainSet, trainSet.size(), "pre-train " + epoch + "/" + s.epochs(), lossCurve);
             }
         }
-        say(s, "pre-trained in %.1f s%n", (System.nanoTime() - t0) / 1e9);
+        long steps = (long) s.epochs() * Math.max(1, trainSet.size() / s.batch());
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        say(s, "pre-trained in %.1f s (%.2f ms per step of %d)%n", seconds, 1e3 * seconds / steps, steps);
         try (TensorScope scope = TensorScope.open()) {
             Safetensors.write(cached, model.stateDict(), Map.of("format", "pt", "lora4j", "fine-tune base"));
         }

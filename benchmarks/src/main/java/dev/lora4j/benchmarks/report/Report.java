@@ -229,14 +229,16 @@ public final class Report {
                 sb.append(" | ").append(target(w.key(), t)).append(" |\n");
             }
         }
-        sb.append("\nMerged-adapter inference relative to the base model's, per peer (median ratio):\n\n");
-        sb.append("| threads | lora4j | DJL | C++ | Python |\n|---:|---:|---:|---:|---:|\n");
-        for (int t : threads) {
-            sb.append("| ").append(t);
-            for (String p : PEERS) sb.append(" | ").append(fmt(ratio(p, "infer_merged", "infer_base", t, true)));
-            sb.append(" |\n");
+        if (hasAny("infer_merged")) {
+            sb.append("\nMerged-adapter inference relative to the base model's, per peer (median ratio):\n\n");
+            sb.append("| threads | lora4j | DJL | C++ | Python |\n|---:|---:|---:|---:|---:|\n");
+            for (int t : threads) {
+                sb.append("| ").append(t);
+                for (String p : PEERS) sb.append(" | ").append(fmt(ratio(p, "infer_merged", "infer_base", t, true)));
+                sb.append(" |\n");
+            }
         }
-        if (WORKS.stream().anyMatch(w -> w.key().equals("train_loop")) && hasAny("train_loop")) {
+        if (hasAny("train_loop")) {
             sb.append("\n(g) per epoch (").append(LOOP_STEPS_PER_EPOCH).append(" steps = the median step × ").append(LOOP_STEPS_PER_EPOCH)
                     .append("), and the loop's step relative to the same peer's (d) step (what the real loop adds):\n\n");
             sb.append("| threads | lora4j | DJL | C++ | Python | lora4j (g)/(d) | DJL (g)/(d) | C++ (g)/(d) | Python (g)/(d) |\n");
@@ -286,12 +288,13 @@ public final class Report {
         c.getStyler().setLegendPosition(Styler.LegendPosition.OutsideE);
         c.getStyler().setXAxisLabelRotation(30);
         c.getStyler().setSeriesColors(new Color[] {new Color(0x1f77b4), new Color(0xd62728), new Color(0x7f7f7f), new Color(0xff7f0e)});
+        List<Work> measured = WORKS.stream().filter(w -> hasAny(w.key())).toList();
         List<String> cats = new ArrayList<>();
-        for (int t : threads) for (Work w : WORKS) cats.add(w.label().substring(0, 3) + " " + w.key() + " (" + t + ")");
+        for (int t : threads) for (Work w : measured) cats.add(w.label().substring(0, 3) + " " + w.key() + " (" + t + ")");
         for (String p : PEERS) {
             List<Double> ys = new ArrayList<>();
             for (int t : threads) {
-                for (Work w : WORKS) {
+                for (Work w : measured) {
                     Double r = ratio(p, "C++", w.key(), t);
                     ys.add(r == null ? 0.0 : r);
                 }
