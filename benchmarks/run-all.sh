@@ -5,6 +5,8 @@
 #   (a) add of 1-element tensors, result freed     (b) linear x[10,784]·W[1000,784]ᵀ + b
 #   (c) LoRA-linear training step, r=4, SGD        (d) seed-000 MLP 784→1000→2000→10 step, Adam
 #   (e) the MLP's LoRA step, rank 1, frozen base   (f) merged-adapter inference vs the base's
+#   (g) the demo's pre-training loop, per step: Fashion-MNIST from Debian's IDX files (10,000
+#       images, loaded once), a shuffled batch of 10 gathered each step, (d)'s step, loss read back
 # at 1 and at 2 intra-op threads (OpenBLAS threads = LibTorch threads), with one allocator
 # setting for every peer (through the environment). Writes benchmarks/results/latest.md (the
 # table), benchmarks/results/latest.png (the chart) and the raw data in
@@ -24,6 +26,9 @@
 #                                           # OpenBLAS threads > 1, libgomp's spinning threads fight
 #                                           # OpenBLAS's for the cores; see the README)
 #            --no-readme                    # leave README.md alone
+#            --works "mlp_step train_loop"  # only these works (names as bench_native's; default all:
+#                                           # add linear lora_step mlp_step mlp_lora_step infer_base
+#                                           # infer_merged train_loop)
 #            --jmh "ARGS"                   # JMH settings instead of the above (e.g. "-f 1 -wi 1 -i 3")
 #            --libtorch 2.6                 # lora4j, C++ and Python on Debian 13's LibTorch 2.6 in the
 #                                           # trixie tree (scripts/trixie.sh; DJL 0.22 has no 2.6 build),
@@ -54,6 +59,7 @@ jmh_extra=""
 omp_wait=passive
 libtorch=1.13
 all_args=("$@")
+works_arg=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
@@ -64,6 +70,7 @@ while [ $# -gt 0 ]; do
     --omp-wait) omp_wait="$2"; shift ;;
     --jmh) jmh_extra="$2"; shift ;;
     --libtorch) libtorch="$2"; shift ;;
+    --works) works_arg="$2"; shift ;;
     *) die "unknown option $1 (see the comment at the top of $0)" ;;
   esac
   shift
@@ -118,7 +125,7 @@ case "$libtorch" in
 esac
 
 java_opts=()
-peer_regex='Lora4jWork|DjlWork'
+peer_classes='Lora4jWork|Lora4jLoop|DjlWork|DjlLoop'
 if [ "$in_trixie" = 1 ]; then
   build26=${LORA4J_NATIVE_BUILD:-build/libtorch2.6}
   say "building the shim and the C++ peer for LibTorch $(dpkg-query -W -f='${Version}' libtorch-dev) into $build26"
@@ -126,7 +133,7 @@ if [ "$in_trixie" = 1 ]; then
   cmake --build "$build26" -j"$(nproc)" 2>&1 | grep -E "error|warning:" >&2 || true
   native=$build26/native/lora4j_bench_native
   java_opts=(-Dlora4j.shim="$(cd "$build26/native" && pwd)/liblora4j.so")
-  peer_regex='Lora4jWork'
+  peer_classes='Lora4jWork|Lora4jLoop' # no DJL on LibTorch 2.6
 else
   # ---------------------------------------------------------------- DJL offline on Debian's LibTorch
   . benchmarks/djl-env.sh
@@ -139,7 +146,7 @@ run_peers() { # out-dir threads works(cpp/python names) jmh-regex
   local dir=$1 t=$2 works=$3 regex=$4
   export OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t OMP_WAIT_POLICY=${omp_wait^^}
   say "C++ on LibTorch, $t thread(s): $works"
-  "$native" all "$native_s" "$native_i" "$t" >/dev/null 2>&1 || true # warm the page cache
+  "$native" linear 0.2 1 "$t" >/dev/null 2>&1 || true # warm the page cache
   : >"$dir/cpp-$t.txt"
   for w in $works; do "$native" "$w" "$native_s" "$native_i" "$t" | tee -a "$dir/cpp-$t.txt" | grep -E '^RESULT|last loss' >&2; done
   say "Python (torch $("$python" -c 'import torch; print(torch.__version__)')), $t thread(s)"
@@ -151,7 +158,7 @@ run_peers() { # out-dir threads works(cpp/python names) jmh-regex
     -rf json -rff "$dir/jmh-$t.json" > "$dir/jmh-$t.log" 2>&1
   local rc=$?
   set -e
-  grep -E '^(Lora4jWork|djl\.DjlWork)|last loss|\[djl\] mapped .*libtorch_cpu' "$dir/jmh-$t.log" | sort -u >&2 || true
+  grep -E '^(Lora4jWork|Lora4jLoop|djl\.DjlWork|djl\.DjlLoop)|last loss|\[djl\] mapped .*libtorch_cpu' "$dir/jmh-$t.log" | sort -u >&2 || true
   # JMH exits 0 when every benchmark threw: a run without results is a failure too.
   [ $rc -eq 0 ] && grep -q '"benchmark"' "$dir/jmh-$t.json" 2>/dev/null || die "JMH failed (exit $rc), see $dir/jmh-$t.log"
 }
@@ -177,8 +184,14 @@ write_meta() { # dir
   } >"$dir/meta.txt"
 }
 
-works="add linear lora_step mlp_step mlp_lora_step infer_base infer_merged"
+all_works="add linear lora_step mlp_step mlp_lora_step infer_base infer_merged train_loop"
+works=${works_arg:-$all_works}
+for w in $works; do case " $all_works " in *" $w "*) ;; *) die "unknown work $w (one of: $all_works)" ;; esac; done
+# The JMH methods of these works (mlp_step -> mlpStep) in the lora4j and DJL classes.
+methods=$(for w in $works; do echo "$w" | sed -E 's/_(.)/\U\1/g'; done | paste -sd'|')
+jmh_regex="($peer_classes)\.($methods)[A-Za-z0-9]*\$" # with lora4j's variants (mlpStepX)
 command="benchmarks/run-all.sh"; [ "$quick" = 1 ] && command="$command --quick"
+[ -n "$works_arg" ] && command="$command --works \"$works_arg\""
 [ "$threads_list" != "1 2" ] && command="$command --threads \"$threads_list\""
 [ "$allocator" != tuned ] && command="$command --allocator $allocator"
 
@@ -212,7 +225,7 @@ dir=$results/latest
 [ "$in_trixie" = 1 ] && { dir=$results/latest-libtorch2.6; command="benchmarks/run-all.sh --libtorch 2.6${command#benchmarks/run-all.sh}"; }
 rm -rf "$dir"; mkdir -p "$dir"
 for t in $threads_list; do
-  run_peers "$dir" "$t" "$works" "$peer_regex"
+  run_peers "$dir" "$t" "$works" "$jmh_regex"
 done
 write_meta "$dir"
 [ "$in_trixie" = 1 ] && { say "wrote $dir"; exit 0; }

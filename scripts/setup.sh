@@ -3,7 +3,8 @@
 # what is missing and rebuilds only what changed. Source it (". scripts/setup.sh") to get
 # JAVA_HOME and PATH pointing at JDK 25, or run it on its own.
 #
-#   apt packages: libtorch-dev (LibTorch 1.13, CPU), cmake, g++, make, maven, dataset-fashion-mnist,
+#   apt packages: libtorch-dev (LibTorch 1.13, CPU), cmake, g++, make, maven, zlib1g-dev (the C++
+#                 benchmark reads gzipped IDX), dataset-fashion-mnist,
 #                 libopenblas0-pthread (LibTorch's BLAS; the reference BLAS is ~16x slower);
 #                 python3-torch with LORA4J_REFERENCE_TOOLS=1 (regenerates tests' reference values)
 #   JDK 25+:      found in JAVA_HOME, /usr/lib/jvm, or PATH; the script stops if there is none
@@ -14,7 +15,7 @@ LORA4J_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export LORA4J_ROOT
 
 . "$LORA4J_ROOT/scripts/lib.sh"
-lora4j_apt_install libtorch-dev cmake g++ make maven libopenblas0-pthread ca-certificates dataset-fashion-mnist debootstrap libgloo-dev iproute2
+lora4j_apt_install libtorch-dev cmake g++ make maven zlib1g-dev libopenblas0-pthread ca-certificates dataset-fashion-mnist debootstrap libgloo-dev iproute2
 # Only to regenerate the tests' torch reference values (tools/reference/*.py): LORA4J_REFERENCE_TOOLS=1.
 if [ "${LORA4J_REFERENCE_TOOLS:-0}" = 1 ]; then lora4j_apt_install python3-torch; fi
 

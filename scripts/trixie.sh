@@ -19,7 +19,7 @@ LORA4J_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Outside the work tree, so fresh clones (CI) and worktrees share one tree.
 TREE=${LORA4J_TRIXIE:-${XDG_CACHE_HOME:-$HOME/.cache}/lora4j/trixie}
 # Bump when the package list changes: the tree is then updated on the next run.
-PACKAGES=(libtorch-dev python3-torch libgloo-dev openjdk-25-jdk-headless cmake g++ make maven
+PACKAGES=(libtorch-dev python3-torch libgloo-dev openjdk-25-jdk-headless cmake g++ make maven zlib1g-dev
           libopenblas0-pthread ca-certificates dataset-fashion-mnist iproute2
           libharfbuzz0b libfontconfig1 fonts-dejavu-core)  # fonts: the examples draw plots (xchart)
 STAMP="$TREE/.lora4j-packages"

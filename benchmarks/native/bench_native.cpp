@@ -4,7 +4,7 @@
 // iteration, then repeated timed iterations; the median is what the comparison reads.
 //
 // usage: lora4j_bench_native <work|all> [seconds-per-iteration] [iterations] [threads]
-//   work: add | linear | lora_step | mlp_step | mlp_lora_step | infer_base | infer_merged
+//   work: add | linear | lora_step | mlp_step | mlp_lora_step | infer_base | infer_merged | train_loop
 //     add            1-element float tensors, result freed
 //     linear         x[10,784]·W[1000,784]ᵀ + b, result freed
 //     lora_step      LoRA linear 784→1000, r=4, α=8, frozen base: forward, mean of squares,
@@ -15,6 +15,11 @@
 //                    torch::optim::Adam over the six factors
 //     infer_base     the MLP's forward without grad
 //     infer_merged   the same with W' = W + s·B·A merged in
+//     train_loop     the demo's pre-training loop, one step per call: Fashion-MNIST read from
+//                    Debian's IDX files (zlib) once, first 10,000 images as float32/255, a new
+//                    randperm each epoch, per batch of 10 index_select of images and labels,
+//                    then the mlp_step work on them and the loss read back (loss.item())
+//                    (LORA4J_FASHION_MNIST=DIR overrides /usr/share/datasets/fashion-mnist)
 // Prints "iteration N: X ns/op" lines, a "median: X ns/op" line per work, and one
 // "RESULT <work> <threads> <ns/op of every iteration>" line that run-all.sh reads.
 #include <ATen/ATen.h>
@@ -22,6 +27,7 @@
 #include <c10/core/GradMode.h>
 #include <torch/optim/adam.h>
 #include <torch/optim/sgd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <chrono>
@@ -31,6 +37,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -39,6 +46,7 @@ namespace {
 using clock_type = std::chrono::steady_clock;
 
 constexpr int64_t kBatch = 10, kIn = 784, kH1 = 1000, kH2 = 2000, kClasses = 10;
+constexpr int64_t kTrainImages = 10000;  // (g): the demo's --limit 10000
 
 // Runs op in batches of `batch` calls until `seconds` have passed; ns per call.
 double ns_per_op(const std::function<void()>& op, double seconds, long long batch) {
@@ -77,6 +85,37 @@ void drop_grads(std::vector<at::Tensor>& ps) {
 at::Tensor lora_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, const at::Tensor& a,
                        const at::Tensor& bb, double s) {
     return at::linear(x, w, b) + at::linear(at::linear(x, a), bb) * s;
+}
+
+// An IDX file of unsigned bytes (gzipped or not: zlib reads both), shaped as its header says.
+at::Tensor read_idx(const std::string& path) {
+    gzFile f = gzopen(path.c_str(), "rb");
+    if (f == nullptr) throw std::runtime_error(path + ": cannot open");
+    std::unique_ptr<gzFile_s, int (*)(gzFile)> closer(f, gzclose);
+    unsigned char head[4];
+    if (gzread(f, head, 4) != 4 || head[0] != 0 || head[1] != 0 || head[2] != 0x08 || head[3] == 0)
+        throw std::runtime_error(path + ": not an IDX file of unsigned bytes");
+    std::vector<int64_t> dims(head[3]);
+    int64_t count = 1;
+    for (auto& d : dims) {
+        unsigned char b[4];
+        if (gzread(f, b, 4) != 4) throw std::runtime_error(path + ": truncated header");
+        d = (int64_t{b[0]} << 24) | (b[1] << 16) | (b[2] << 8) | b[3];
+        count *= d;
+    }
+    at::Tensor t = at::empty(dims, at::kByte);
+    auto* p = static_cast<unsigned char*>(t.data_ptr());
+    for (int64_t done = 0; done < count;) {
+        const int n = gzread(f, p + done, static_cast<unsigned>(std::min<int64_t>(count - done, 1 << 20)));
+        if (n <= 0) throw std::runtime_error(path + ": truncated data");
+        done += n;
+    }
+    return t;
+}
+
+std::string fashion_mnist_dir() {
+    const char* d = std::getenv("LORA4J_FASHION_MNIST");
+    return d != nullptr ? d : "/usr/share/datasets/fashion-mnist";
 }
 
 struct Work {
@@ -174,6 +213,41 @@ Work make(const std::string& which) {
             at::Tensor y = at::linear(h, p[4], p[5]);
         }};
     }
+    if (which == "train_loop") {
+        // Loaded once, as the demo does: all images to float32 / 255, then the first 10,000.
+        const std::string dir = fashion_mnist_dir();
+        at::Tensor images = read_idx(dir + "/train-images-idx3-ubyte.gz");
+        at::Tensor all = images.reshape({images.size(0), -1}).to(at::kFloat).div(255.0);
+        auto x = std::make_shared<at::Tensor>(all.narrow(0, 0, kTrainImages).clone());
+        auto y = std::make_shared<at::Tensor>(read_idx(dir + "/train-labels-idx1-ubyte.gz").narrow(0, 0, kTrainImages).to(at::kLong));
+        const int64_t sizes[] = {kIn, kH1, kH2, kClasses};
+        auto params = std::make_shared<std::vector<at::Tensor>>();
+        for (int l = 0; l < 3; ++l) {
+            for (auto& p : linear_params(sizes[l], sizes[l + 1])) params->push_back(p.set_requires_grad(true));
+        }
+        auto adam = std::make_shared<torch::optim::Adam>(*params, torch::optim::AdamOptions(1e-3));
+        auto perm = std::make_shared<at::Tensor>();
+        auto next = std::make_shared<int64_t>(kTrainImages);  // position in the epoch's permutation
+        auto last = std::make_shared<double>(0);
+        return {[=] {
+                    if (*next + kBatch > kTrainImages) {  // a new epoch (drop_last)
+                        *perm = at::randperm(kTrainImages, at::kLong);
+                        *next = 0;
+                    }
+                    at::Tensor idx = perm->narrow(0, *next, kBatch);
+                    *next += kBatch;
+                    at::Tensor xb = x->index_select(0, idx), yb = y->index_select(0, idx);
+                    const auto& p = *params;
+                    at::Tensor h = at::relu(at::linear(xb, p[0], p[1]));
+                    h = at::relu(at::linear(h, p[2], p[3]));
+                    at::Tensor loss = at::cross_entropy_loss(at::linear(h, p[4], p[5]), yb);
+                    drop_grads(*params);
+                    loss.backward();
+                    adam->step();
+                    *last = loss.item<double>();
+                },
+                [last] { std::printf("[c++] train_loop last loss %g\n", *last); }};
+    }
     std::fprintf(stderr, "unknown work '%s'\n", which.c_str());
     std::exit(2);
 }
@@ -189,7 +263,7 @@ int main(int argc, char** argv) {
 
     std::vector<std::string> works;
     if (which == "all") {
-        works = {"add", "linear", "lora_step", "mlp_step", "mlp_lora_step", "infer_base", "infer_merged"};
+        works = {"add", "linear", "lora_step", "mlp_step", "mlp_lora_step", "infer_base", "infer_merged", "train_loop"};
     } else {
         works = {which};
     }

@@ -4,21 +4,32 @@ djl.DjlWork) and benchmarks/native/bench_native.cpp, with Debian's python3-torch
 the same LibTorch build), written as a PyTorch user would write it.
 
 usage: /usr/bin/python3 benchmarks/python/bench.py [--seconds S] [--iterations N] [--threads T] [work ...]
-  work: add linear lora_step mlp_step mlp_lora_step infer_base infer_merged (default: all)
+  work: add linear lora_step mlp_step mlp_lora_step infer_base infer_merged train_loop (default: all)
+
+train_loop is the demo's pre-training loop, one step per call: Fashion-MNIST read from Debian's
+IDX files (gzip + numpy) once, the first 10,000 images as float32 / 255, a new randperm each
+epoch, per batch of 10 index_select of images and labels, then the mlp_step work on them and
+the loss read back (LORA4J_FASHION_MNIST=DIR overrides /usr/share/datasets/fashion-mnist).
 
 Timing is timeit-like: a warm-up iteration, then N iterations of S seconds each, every one a
 loop of calls in batches of about 1 ms between clock reads; ns per call. Prints one line per
 iteration and "RESULT <work> <threads> <ns/op of every iteration>" lines that run-all.sh reads.
 """
 import argparse
+import gzip
 import math
+import os
+import struct
 import time
+
+import numpy as np
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 BATCH, IN, H1, H2, CLASSES = 10, 784, 1000, 2000, 10
+TRAIN_IMAGES = 10000  # (g): the demo's --limit 10000
 
 
 def labels():
@@ -53,6 +64,42 @@ def lorafy(model, r, alpha):
     for i in (0, 2, 4):
         model[i] = LoraLinear(model[i], r, alpha)
     return model
+
+
+def read_idx(path):
+    """An IDX file of unsigned bytes (gzipped), shaped as its header says."""
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    zero, dtype, rank = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype != 0x08 or rank == 0:
+        raise SystemExit(f"{path}: not an IDX file of unsigned bytes")
+    dims = struct.unpack(">" + "I" * rank, data[4:4 + 4 * rank])
+    return torch.from_numpy(np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * rank).reshape(dims).copy())
+
+
+def train_loop():
+    """(g) the demo's loop: data loaded once, per step a shuffled batch, the MLP step, loss.item()."""
+    folder = os.environ.get("LORA4J_FASHION_MNIST", "/usr/share/datasets/fashion-mnist")
+    images = read_idx(os.path.join(folder, "train-images-idx3-ubyte.gz"))
+    x = images.reshape(images.shape[0], -1).float().div(255)[:TRAIN_IMAGES].clone()
+    y = read_idx(os.path.join(folder, "train-labels-idx1-ubyte.gz"))[:TRAIN_IMAGES].long()
+    model = mlp()
+    adam = torch.optim.Adam(model.parameters(), lr=1e-3)
+    state = {"perm": None, "next": TRAIN_IMAGES, "last": 0.0}
+
+    def op():
+        if state["next"] + BATCH > TRAIN_IMAGES:  # a new epoch (drop_last)
+            state["perm"] = torch.randperm(TRAIN_IMAGES)
+            state["next"] = 0
+        idx = state["perm"][state["next"]:state["next"] + BATCH]
+        state["next"] += BATCH
+        xb, yb = x.index_select(0, idx), y.index_select(0, idx)
+        loss = F.cross_entropy(model(xb), yb)
+        adam.zero_grad(set_to_none=True)
+        loss.backward()
+        adam.step()
+        state["last"] = loss.item()
+    return op, lambda: print(f"[python] train_loop last loss {state['last']}")
 
 
 def make(work):
@@ -123,6 +170,8 @@ def make(work):
                 y = model(x)
             del y
         return op, None
+    if work == "train_loop":
+        return train_loop()
     raise SystemExit(f"unknown work {work!r}")
 
 
@@ -139,7 +188,7 @@ def ns_per_op(op, seconds, batch):
     return (now - start) / ops
 
 
-WORKS = ["add", "linear", "lora_step", "mlp_step", "mlp_lora_step", "infer_base", "infer_merged"]
+WORKS = ["add", "linear", "lora_step", "mlp_step", "mlp_lora_step", "infer_base", "infer_merged", "train_loop"]
 
 
 def main():

@@ -18,6 +18,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -168,7 +169,9 @@ public final class FineTune {
                 train(s, model, opt, trainSet, trainSet.size(), "pre-train " + epoch + "/" + s.epochs(), lossCurve);
             }
         }
-        say(s, "pre-trained in %.1f s%n", (System.nanoTime() - t0) / 1e9);
+        long steps = (long) s.epochs() * Math.max(1, trainSet.size() / s.batch());
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        say(s, "pre-trained in %.1f s (%.2f ms per step of %d)%n", seconds, 1e3 * seconds / steps, steps);
         try (TensorScope scope = TensorScope.open()) {
             Safetensors.write(cached, model.stateDict(), Map.of("format", "pt", "lora4j", "fine-tune base"));
         }
@@ -246,12 +249,11 @@ public final class FineTune {
             long done = 0;
             long epochSeed = s.seed();
             while (done < batches) {
-                for (Batch b : data.loader(s.batch(), true, epochSeed++, true)) {
-                    if (done == batches) {
-                        b.close();
-                        break;
-                    }
-                    try (b; TensorScope scope = TensorScope.open()) {
+                Iterator<Batch> epoch = data.loader(s.batch(), true, epochSeed++, true).iterator();
+                while (done < batches && epoch.hasNext()) {
+                    // The batch is taken inside the step's scope: it is freed with the step's temporaries.
+                    try (TensorScope scope = TensorScope.open()) {
+                        Batch b = epoch.next();
                         opt.zeroGrad();
                         Tensor loss = crossEntropy(model.forward(b.inputs()), b.targets());
                         loss.backward();

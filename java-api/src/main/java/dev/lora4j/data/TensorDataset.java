@@ -1,7 +1,10 @@
 package dev.lora4j.data;
 
+import dev.lora4j.DType;
 import dev.lora4j.Tensor;
+import dev.lora4j.TensorScope;
 import dev.lora4j.internal.Calls;
+import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.Objects;
 
@@ -66,12 +69,52 @@ public final class TensorDataset implements AutoCloseable {
         }
     }
 
-    /** The samples at {@code indices}, gathered in one call per tensor; the caller owns the batch. */
+    /**
+     * The samples at {@code indices}, gathered in one call per tensor; the caller owns the batch
+     * (it joins the caller's {@link TensorScope} when one is open: taking batches inside the
+     * training step's scope is the cheapest way, see {@link DataLoader}).
+     */
     public Batch batch(long[] indices) {
-        try (Tensor idx = Tensor.of(indices, indices.length)) {
-            Tensor x = inputs.indexSelect(0, idx);
-            return new Batch(x, targets.indexSelect(0, idx));
+        Objects.requireNonNull(indices, "indices");
+        return batch(indices, 0, indices.length);
+    }
+
+    /** The samples at {@code order[from .. from+length-1]}, without copying that range on the Java side. */
+    Batch batch(long[] order, int from, int length) {
+        Objects.checkFromIndexSize(from, length, order.length);
+        // The index tensor lives only for the two gathers: in a scope of its own, so that it is
+        // never an unowned tensor (no safety-net registration, no native-budget accounting).
+        try (TensorScope local = TensorScope.open()) {
+            Tensor idx = Tensor.copyOf(MemorySegment.ofArray(order).asSlice(8L * from, 8L * length), DType.INT64, length);
+            return gather(idx, true);
         }
+    }
+
+    /**
+     * The samples at the positions {@code indices} holds (an int64 or int32 vector, for example
+     * a {@code narrow} of a permutation tensor), gathered with one {@code index_select} per
+     * tensor; the caller owns the batch (it joins the caller's scope when one is open).
+     *
+     * @throws IllegalArgumentException when {@code indices} is not a vector
+     * @throws dev.lora4j.TorchException when an index is out of range
+     */
+    public Batch batch(Tensor indices) {
+        Objects.requireNonNull(indices, "indices");
+        if (indices.dim() != 1) throw new IllegalArgumentException("indices must be a vector, got shape " + Arrays.toString(indices.shape()));
+        return gather(indices, false);
+    }
+
+    /** index_select of both tensors; {@code keep}: move the results out of the (local) scope they were made in. */
+    private Batch gather(Tensor idx, boolean keep) {
+        Tensor x = inputs.indexSelect(0, idx);
+        Tensor y;
+        try {
+            y = targets.indexSelect(0, idx);
+        } catch (RuntimeException e) {
+            if (!keep) x.close();
+            throw e;
+        }
+        return keep ? new Batch(x.keep(), y.keep()) : new Batch(x, y);
     }
 
     /** Samples {@code start} .. {@code start+length-1} as views of the dataset's memory. */

@@ -2,8 +2,13 @@ package dev.lora4j.data;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.lora4j.DType;
 import dev.lora4j.Tensor;
+import dev.lora4j.TensorScope;
+import dev.lora4j.Torch;
+import dev.lora4j.TorchException;
 import java.util.ArrayList;
+import java.util.Iterator;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
@@ -63,6 +68,49 @@ class DataLoaderTest {
             assertNotEquals(a.stream().sorted().toList(), a, "shuffled");
             DataLoader loader = d.loader(7, true, 1, false);
             assertNotEquals(order(loader, new ArrayList<>()), order(loader, new ArrayList<>()), "a new order each pass");
+        }
+    }
+
+    @Test
+    void batchesTakenInsideAScopeBelongToItAndLeaveNothingUnowned() {
+        try (TensorDataset d = dataset(20)) {
+            long unowned = Torch.unownedTensorBytes();
+            List<Long> seen = new ArrayList<>();
+            for (Iterator<Batch> it = d.loader(6, true, 3, false).iterator(); it.hasNext(); ) {
+                Batch b;
+                try (TensorScope step = TensorScope.open()) {
+                    b = it.next();
+                    // (the safety net may free leftovers of earlier tests meanwhile: the count can only fall)
+                    assertTrue(Torch.unownedTensorBytes() <= unowned, "nothing of the batch (nor its index) is unowned");
+                    float[] x = b.inputs().toFloatArray();
+                    long[] y = b.targets().toLongArray();
+                    for (int i = 0; i < y.length; i++) {
+                        assertEquals((long) x[2 * i] % 3, y[i]);
+                        seen.add((long) x[2 * i]);
+                    }
+                }
+                assertTrue(b.inputs().isClosed() && b.targets().isClosed(), "the step's scope freed the batch");
+            }
+            assertEquals(20, seen.stream().distinct().count());
+            assertEquals(order(d.loader(6, true, 3, false), new ArrayList<>()), seen, "same batches as taken outside a scope");
+        }
+    }
+
+    @Test
+    void batchByIndexTensor() {
+        try (TensorDataset d = dataset(10); Tensor perm = Tensor.of(new long[] {7, 2, 9, 0}, 4);
+             Tensor part = perm.narrow(0, 1, 2); Batch b = d.batch(part)) {
+            assertArrayEquals(new float[] {2, 2, 9, 9}, b.inputs().toFloatArray());
+            assertArrayEquals(new long[] {2, 0}, b.targets().toLongArray());
+            try (Tensor matrix = Tensor.zeros(DType.INT64, 2, 2)) {
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> d.batch(matrix));
+                assertTrue(e.getMessage().contains("indices"), e.getMessage());
+            }
+            try (Tensor outside = Tensor.of(new long[] {3, 10}, 2)) {
+                assertThrows(TorchException.class, () -> d.batch(outside));
+            }
+            assertThrows(NullPointerException.class, () -> d.batch((Tensor) null));
+            assertEquals(10, d.size(), "still usable");
         }
     }
 

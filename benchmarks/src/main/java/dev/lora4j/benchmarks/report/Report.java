@@ -46,7 +46,12 @@ public final class Report {
             new Work("mlp_step", "(d) MLP 784-1000-2000-10 step, Adam", "mlpStep"),
             new Work("mlp_lora_step", "(e) MLP LoRA step, r=1, frozen base, Adam", "mlpLoraStep"),
             new Work("infer_base", "(f) MLP inference, base", "inferBase"),
-            new Work("infer_merged", "(f) MLP inference, merged adapters", "inferMerged"));
+            new Work("infer_merged", "(f) MLP inference, merged adapters", "inferMerged"),
+            new Work("train_loop", "(g) demo's pre-training loop, per step: Fashion-MNIST (IDX, 10k), shuffled batch 10, (d)'s step, loss read back",
+                    "trainLoop"));
+
+    /** Steps in one epoch of (g): 10,000 images in batches of 10. */
+    static final int LOOP_STEPS_PER_EPOCH = 1000;
 
     static final String[] PEERS = {"lora4j", "DJL", "C++", "Python"};
 
@@ -106,7 +111,8 @@ public final class Report {
             String bench = run.get("benchmark").getAsString();
             String cls = bench.substring(0, bench.lastIndexOf('.'));
             String method = bench.substring(bench.lastIndexOf('.') + 1);
-            String peer = cls.endsWith("Lora4jWork") ? "lora4j" : cls.endsWith("DjlWork") ? "DJL" : null;
+            String peer = cls.endsWith("Lora4jWork") || cls.endsWith("Lora4jLoop") ? "lora4j"
+                    : cls.endsWith("DjlWork") || cls.endsWith("DjlLoop") ? "DJL" : null;
             if (peer == null) continue;
             int t = run.getAsJsonObject("params").get("threads").getAsInt();
             List<Double> values = new ArrayList<>();
@@ -126,6 +132,10 @@ public final class Report {
             for (int i = 3; i < f.length; i++) v[i - 3] = Double.parseDouble(f[i]);
             put(peer, f[1], Integer.parseInt(f[2]), v);
         }
+    }
+
+    boolean hasAny(String work) {
+        return samples.values().stream().anyMatch(m -> m.containsKey(work));
     }
 
     double[] get(String peer, String work, int t) {
@@ -194,6 +204,7 @@ public final class Report {
             case "lora_step", "mlp_step", "mlp_lora_step" -> "≤ 0.85× Python: " + check(ratio("lora4j", "Python", work, t), 0.85)
                     + "; ≤ 0.80× DJL: " + check(ratio("lora4j", "DJL", work, t), 0.80);
             case "infer_merged" -> "merged ≤ 1.02× base: " + check(ratio("lora4j", "infer_merged", "infer_base", t, true), 1.02);
+            case "train_loop" -> "demo step ≤ 1.1× (d): " + check(ratio("lora4j", "train_loop", "mlp_step", t, true), 1.10);
             default -> "";
         };
     }
@@ -221,6 +232,7 @@ public final class Report {
         sb.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
         for (int t : threads) {
             for (Work w : WORKS) {
+                if (!hasAny(w.key())) continue; // not selected in this run (run-all.sh --works)
                 sb.append("| ").append(w.label()).append(" | ").append(t);
                 for (String p : PEERS) sb.append(" | ").append(cell(p, w.key(), t));
                 sb.append(" | ").append(fmt(ratio("lora4j", "DJL", w.key(), t)));
@@ -229,12 +241,29 @@ public final class Report {
                 sb.append(" | ").append(target(w.key(), t)).append(" |\n");
             }
         }
-        sb.append("\nMerged-adapter inference relative to the base model's, per peer (median ratio):\n\n");
-        sb.append("| threads | lora4j | DJL | C++ | Python |\n|---:|---:|---:|---:|---:|\n");
-        for (int t : threads) {
-            sb.append("| ").append(t);
-            for (String p : PEERS) sb.append(" | ").append(fmt(ratio(p, "infer_merged", "infer_base", t, true)));
-            sb.append(" |\n");
+        if (hasAny("infer_merged")) {
+            sb.append("\nMerged-adapter inference relative to the base model's, per peer (median ratio):\n\n");
+            sb.append("| threads | lora4j | DJL | C++ | Python |\n|---:|---:|---:|---:|---:|\n");
+            for (int t : threads) {
+                sb.append("| ").append(t);
+                for (String p : PEERS) sb.append(" | ").append(fmt(ratio(p, "infer_merged", "infer_base", t, true)));
+                sb.append(" |\n");
+            }
+        }
+        if (hasAny("train_loop")) {
+            sb.append("\n(g) per epoch (").append(LOOP_STEPS_PER_EPOCH).append(" steps = the median step × ").append(LOOP_STEPS_PER_EPOCH)
+                    .append("), and the loop's step relative to the same peer's (d) step (what the real loop adds):\n\n");
+            sb.append("| threads | lora4j | DJL | C++ | Python | lora4j (g)/(d) | DJL (g)/(d) | C++ (g)/(d) | Python (g)/(d) |\n");
+            sb.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+            for (int t : threads) {
+                sb.append("| ").append(t);
+                for (String p : PEERS) {
+                    double[] v = get(p, "train_loop", t);
+                    sb.append(" | ").append(v == null ? "n/a" : String.format(Locale.ROOT, "%.2f s", median(v) * LOOP_STEPS_PER_EPOCH / 1e9));
+                }
+                for (String p : PEERS) sb.append(" | ").append(fmt(ratio(p, "train_loop", "mlp_step", t, true)));
+                sb.append(" |\n");
+            }
         }
         // Extra lora4j rows (variants that are not part of the comparison proper).
         Map<String, Map<Integer, double[]>> mine = samples.getOrDefault("lora4j", Map.of());
@@ -271,12 +300,13 @@ public final class Report {
         c.getStyler().setLegendPosition(Styler.LegendPosition.OutsideE);
         c.getStyler().setXAxisLabelRotation(30);
         c.getStyler().setSeriesColors(new Color[] {new Color(0x1f77b4), new Color(0xd62728), new Color(0x7f7f7f), new Color(0xff7f0e)});
+        List<Work> measured = WORKS.stream().filter(w -> hasAny(w.key())).toList();
         List<String> cats = new ArrayList<>();
-        for (int t : threads) for (Work w : WORKS) cats.add(w.label().substring(0, 3) + " " + w.key() + " (" + t + ")");
+        for (int t : threads) for (Work w : measured) cats.add(w.label().substring(0, 3) + " " + w.key() + " (" + t + ")");
         for (String p : PEERS) {
             List<Double> ys = new ArrayList<>();
             for (int t : threads) {
-                for (Work w : WORKS) {
+                for (Work w : measured) {
                     Double r = ratio(p, "C++", w.key(), t);
                     ys.add(r == null ? 0.0 : r);
                 }
