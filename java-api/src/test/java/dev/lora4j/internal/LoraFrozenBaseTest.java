@@ -36,16 +36,17 @@ class LoraFrozenBaseTest {
      * Gradients of A, B and x through the frozen-base node equal those of the plain composition
      * (separate leaves, op by op); W and bias get none.
      */
-    private static void againstComposition(long[] xShape, boolean bias, boolean xGrad) {
+    private static void againstComposition(long[] xShape, long out, boolean bias, boolean xGrad) {
         try (TensorScope s = TensorScope.open()) {
             Torch.manualSeed(11);
+            long in = xShape[xShape.length - 1];
             Tensor x = Tensor.randn(xShape).requiresGrad_(xGrad);
-            Tensor w = Tensor.randn(7, 5);
-            Tensor b = bias ? Tensor.randn(7) : null;
-            Tensor a = Tensor.randn(3, 5).requiresGrad_(true);
-            Tensor bm = Tensor.randn(7, 3).requiresGrad_(true);
+            Tensor w = Tensor.randn(out, in);
+            Tensor b = bias ? Tensor.randn(out) : null;
+            Tensor a = Tensor.randn(3, in).requiresGrad_(true);
+            Tensor bm = Tensor.randn(out, 3).requiresGrad_(true);
             long[] yShape = xShape.clone();
-            yShape[yShape.length - 1] = 7;
+            yShape[yShape.length - 1] = out;
             Tensor c = weights(yShape, DType.FLOAT32);
 
             Tensor fused = LoraOps.linear(x, w, b, a, bm, SCALE);
@@ -70,10 +71,25 @@ class LoraFrozenBaseTest {
 
     @Test
     void gradientsEqualTheComposition() {
-        againstComposition(new long[] {4, 5}, true, false);
-        againstComposition(new long[] {4, 5}, true, true);
-        againstComposition(new long[] {4, 5}, false, true);
-        againstComposition(new long[] {2, 3, 5}, true, true);
+        againstComposition(new long[] {4, 5}, 7, true, false);
+        againstComposition(new long[] {4, 5}, 7, true, true);
+        againstComposition(new long[] {4, 5}, 7, false, true);
+        againstComposition(new long[] {2, 3, 5}, 7, true, true);
+    }
+
+    /**
+     * Shapes that reach every part of the shim's small-batch kernels (up to 16 rows: blocks of
+     * 5 rows and their remainders, weight rows in pairs and one alone, 16-, 8- and 1-wide column
+     * tails) and the fallback above 16 rows.
+     */
+    @Test
+    void smallBatchKernelsEqualTheComposition() {
+        againstComposition(new long[] {7, 37}, 19, true, true);
+        againstComposition(new long[] {16, 40}, 33, true, true);
+        againstComposition(new long[] {16, 40}, 33, false, false);
+        againstComposition(new long[] {1, 8}, 1, true, true);
+        againstComposition(new long[] {17, 40}, 33, true, true);
+        againstComposition(new long[] {2, 4, 24}, 64, true, true);
     }
 
     /** Central differences in float64 on every entry of A, B and x. */
