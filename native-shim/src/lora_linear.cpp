@@ -1,14 +1,15 @@
 // The LoRA linear forward fused into one shim call. Two forms:
-//  - a frozen base (W and bias need no gradient) in grad mode: one autograd node of our own,
+//  - a frozen base weight (W needs no gradient) in grad mode: one autograd node of our own,
 //    LoraLinearBackward, instead of the five to seven nodes (linear, mm, transposes, addmm) that
 //    the composed operations record. Its forward is base addmm + s·(x·aᵀ)·bmᵀ accumulated in
 //    place; it saves only x (for dA), x·aᵀ (for dB), the factors, and W only when x needs a
-//    gradient; its backward computes dA, dB and, only when x needs one, dx — never a gradient
-//    for the frozen W or bias, which LoRA does not train. For a batch of at most 16 rows in
-//    float32 its two products with W (forward x·Wᵀ, backward g·W) run in small_gemm's kernels,
-//    which read W once without packing it as BLAS does.
-//  - otherwise (a trained base, no grad mode): the same arithmetic composed of ATen ops, so
-//    autograd records it as usual.
+//    gradient; its backward computes dA, dB, the bias's gradient only when the bias is
+//    trainable, and dx only when x needs one — never a gradient for the frozen W, which LoRA
+//    does not train. For a batch of at most 16 rows in float32 its two products with W
+//    (forward x·Wᵀ, backward g·W) run in small_gemm's kernels, which read W once without
+//    packing it as BLAS does.
+//  - otherwise (a trained base weight, no grad mode): the same arithmetic composed of ATen
+//    ops, so autograd records it as usual.
 // Both compute the same products; the kernels sum in another order (float32 rounding apart, equal).
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/functions/utils.h>
@@ -87,25 +88,27 @@ at::Tensor small_gw(const at::Tensor& g2, const at::Tensor& w) {
 using torch::autograd::SavedVariable;
 using torch::autograd::variable_list;
 
-// Gradients of out = x·wᵀ + bias + s·(x·aᵀ)·bmᵀ for x, a and bm (the next edges, in that
-// order); w and bias are constants here. With g = dL/dout (N, out) and gb = s·g·bm (N, r):
-// da = gbᵀ·x, dbm = s·gᵀ·(x·aᵀ), dx = g·w + gb·a.
+// Gradients of out = x·wᵀ + bias + s·(x·aᵀ)·bmᵀ for x, a, bm and bias (the next edges, in
+// that order); w is a constant here. With g = dL/dout (N, out) and gb = s·g·bm (N, r):
+// da = gbᵀ·x, dbm = s·gᵀ·(x·aᵀ), dx = g·w + gb·a, dbias = Σ_rows g (a bias left trainable,
+// as PEFT's layer leaves it unless the model freezes it).
 struct LoraLinearBackward : torch::autograd::Node {
     SavedVariable x, xa, w, a, bm;
     double scale = 1;
     std::vector<int64_t> x_sizes;
 
     variable_list apply(variable_list&& grads) override {
-        variable_list out(3);
+        variable_list out(4);
         if (!grads[0].defined()) return out;
         const bool need_x = task_should_compute_output(0), need_a = task_should_compute_output(1),
-                   need_bm = task_should_compute_output(2);
+                   need_bm = task_should_compute_output(2), need_bias = task_should_compute_output(3);
         const at::Tensor g = grads[0].reshape({-1, grads[0].size(-1)});
         const at::Tensor A = a.unpack(), B = bm.unpack();
         at::Tensor gb;
         if (need_x || need_a) gb = at::mm(g, B).mul_(scale);
         if (need_a) out[1] = at::mm(gb.t(), x.unpack());
         if (need_bm) out[2] = at::mm(g.t(), xa.unpack()).mul_(scale);
+        if (need_bias) out[3] = g.sum(0);
         if (need_x) {
             const at::Tensor W = w.unpack();
             at::Tensor dx = small(g, W) && !c10::GradMode::is_enabled() ? small_gw(g, W) : at::mm(g, W);
@@ -125,11 +128,10 @@ struct LoraLinearBackward : torch::autograd::Node {
     }
 };
 
-// The frozen-base form: needs grad mode, a base without gradients and an input or a factor
-// that needs one.
-bool use_node(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, const at::Tensor& a, const at::Tensor& bm) {
-    return c10::GradMode::is_enabled() && !w.requires_grad() && !(bias.defined() && bias.requires_grad()) &&
-           (x.requires_grad() || a.requires_grad() || bm.requires_grad());
+// The frozen-base form: needs grad mode, a base weight without gradient and an input or a
+// factor that needs one.
+bool use_node(const at::Tensor& x, const at::Tensor& w, const at::Tensor& a, const at::Tensor& bm) {
+    return c10::GradMode::is_enabled() && !w.requires_grad() && (x.requires_grad() || a.requires_grad() || bm.requires_grad());
 }
 
 at::Tensor lora_linear_node(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, const at::Tensor& a,
@@ -154,7 +156,7 @@ at::Tensor lora_linear_node(const at::Tensor& x, const at::Tensor& w, const at::
         }
     }
     auto node = std::shared_ptr<LoraLinearBackward>(new LoraLinearBackward(), torch::autograd::deleteNode);
-    node->set_next_edges(torch::autograd::collect_next_edges(x, a, bm));
+    node->set_next_edges(torch::autograd::collect_next_edges(x, a, bm, bias));
     node->scale = scale;
     if (node->should_compute_output(1)) node->x = SavedVariable(x2, false);
     if (node->should_compute_output(2)) node->xa = SavedVariable(xa, false);
@@ -181,7 +183,7 @@ lt_status lt_lora_linear(const lt_tensor* x, const lt_tensor* w, const lt_tensor
         const auto A = T(a, "a");
         const auto B = T(bm, "bm");
         const at::Tensor bias_t = lt::opt(bias);
-        if (use_node(*X, *W, bias_t, *A, *B)) {
+        if (use_node(*X, *W, *A, *B)) {
             lt::put(out, lora_linear_node(*X, *W, bias_t, *A, *B, scale));
         } else {
             at::Tensor y = at::linear(*X, *W, bias_t);

@@ -56,6 +56,17 @@ class LoraFrozenBaseTest {
             Tensor gx = xGrad ? x.grad().clone() : null;
             assertNull(w.grad(), "no gradient for the frozen weight");
             if (bias) assertNull(b.grad(), "no gradient for the frozen bias");
+            if (bias) { // a bias left trainable (as PEFT's layer leaves it) gets its gradient, the weight none
+                b.requiresGrad_(true);
+                LoraOps.linear(x, w, b, a, bm, SCALE).mul(c).sum().backward();
+                Tensor gBias = b.grad().clone();
+                b.clearGrad();
+                Functional.linear(x, w, b).add(Functional.linear(Functional.linear(x, a, null), bm, null).mul(SCALE)).mul(c).sum().backward();
+                assertTrue(gBias.allclose(b.grad(), 1e-4, 1e-5), "dbias");
+                assertNull(w.grad(), "no gradient for the frozen weight");
+                b.requiresGrad_(false);
+                b.clearGrad();
+            }
             a.clearGrad();
             bm.clearGrad();
             if (xGrad) x.clearGrad();
