@@ -1,7 +1,6 @@
 package dev.lora4j;
 
 import dev.lora4j.internal.Critical;
-import dev.lora4j.internal.PerThread;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
@@ -55,11 +54,6 @@ final class NativeBudget {
     private static final Object LOCK = new Object();
     private static final long GIB = 1L << 30;
     private static final long MIB = 1L << 20;
-    /**
-     * How far one thread's share of the count may run ahead of (or behind) the global count:
-     * 64 KiB, negligible next to the budget (at least 32 MiB by default).
-     */
-    static final long SLACK = 64 << 10;
 
     private static volatile long threshold = BUDGET;
     private static volatile boolean trackSites = STRICT || Boolean.getBoolean("lora4j.trackTensorSites");
@@ -70,35 +64,8 @@ final class NativeBudget {
         return UNOWNED.addAndGet(bytes);
     }
 
-    /**
-     * Adds {@code bytes} to the pending count of {@code registry}, on its owner thread: a plain
-     * update, which reaches the global count once it exceeds {@link #SLACK} either way. So a
-     * tensor created and closed on one thread costs no atomic update of the global count, and
-     * every other thread's share of the count lags by less than {@link #SLACK}.
-     */
-    static long pend(SafetyNet.Registry registry, long bytes) {
-        long p = registry.pendingBytes + bytes;
-        if (p > SLACK || p < -SLACK) {
-            registry.pendingBytes = 0;
-            return UNOWNED.addAndGet(p);
-        }
-        registry.pendingBytes = p;
-        return UNOWNED.get() + p;
-    }
-
-    /** Moves {@code registry}'s pending count to the global one (on its owner, or once the owner ended). */
-    static void flush(SafetyNet.Registry registry) {
-        long p = registry.pendingBytes;
-        if (p != 0) {
-            registry.pendingBytes = 0;
-            UNOWNED.addAndGet(p);
-        }
-    }
-
-    /** The global count plus the calling thread's pending bytes: exact for this thread's tensors. */
     static long unownedBytes() {
-        Object reg = PerThread.get().tensorRegistry;
-        return UNOWNED.get() + (reg == null ? 0 : ((SafetyNet.Registry) reg).pendingBytes);
+        return UNOWNED.get();
     }
 
     /** Counts a newly unowned tensor; reclaims (or, strict, throws) when over the budget. */
@@ -106,14 +73,10 @@ final class NativeBudget {
         if (trackSites) r.site = site();
         MemorySegment h = MemorySegment.ofAddress(r.address());
         long bytes = Critical.numel(h) * DType.ofCode(Critical.dtype(h)).byteSize();
-        if (bytes > 0) {
-            r.bytes = bytes;
-            if (pend(registry, bytes) > threshold) pressure(registry);
-        }
+        if (bytes > 0 && r.count(bytes) > threshold) pressure(registry);
     }
 
     private static void pressure(SafetyNet.Registry registry) {
-        flush(registry);
         synchronized (LOCK) {
             if (UNOWNED.get() <= threshold) return;
             if (STRICT) throw strictFailure(registry);

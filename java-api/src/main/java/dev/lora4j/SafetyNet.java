@@ -72,7 +72,7 @@ final class SafetyNet {
         private final long address;
         private volatile int state;
         /** Native bytes this reference counts against the unowned budget (0 when not counted). */
-        long bytes;
+        private long bytes;
         /** Where the tensor was created, when sites are tracked (see {@link NativeBudget}). */
         StackTraceElement[] site;
         /** The registry holding this reference, or null; written and read by its owner thread. */
@@ -147,19 +147,22 @@ final class SafetyNet {
             Critical.free(address);
         }
 
+        /** Counts {@code b} native bytes against the unowned budget; returns the new total. */
+        long count(long b) {
+            bytes = b;
+            return NativeBudget.add(b);
+        }
+
         /**
          * Stops counting this tensor (it was freed, or a module took it over). Needs no atomic
          * swap: both callers exclude each other, the free running only once no one pins the
-         * tensor and a module's taking over running pinned. On the thread that registered it
-         * the bytes leave that thread's pending count (no atomic update), elsewhere the global one.
+         * tensor and a module's taking over running pinned.
          */
         void uncount() {
             long b = bytes;
             if (b != 0) {
                 bytes = 0;
-                Registry r = registry; // racy read off the owner thread: then r is stale or null, and the owner check fails
-                if (r != null && r.owner == Thread.currentThread()) NativeBudget.pend(r, -b);
-                else NativeBudget.add(-b);
+                NativeBudget.add(-b);
             }
         }
 
@@ -181,11 +184,6 @@ final class SafetyNet {
         private int size;
         /** The owner's innermost open tensor scope (see {@link TensorScope}), or null. */
         Object openScopes;
-        /**
-         * Unowned bytes this thread counted and not yet added to the global count (positive or
-         * negative, at most {@link NativeBudget#SLACK} in size); see {@link NativeBudget#pend}.
-         */
-        long pendingBytes;
 
         void add(Ref r) {
             if (size == refs.length) grow();
@@ -320,7 +318,6 @@ final class SafetyNet {
         synchronized (REGISTRIES) {
             REGISTRIES.removeIf(reg -> {
                 if (reg.owner.isAlive()) return false;
-                NativeBudget.flush(reg); // the owner ended: its pending count is the daemon's now
                 reg.compact();
                 return reg.size == 0;
             });

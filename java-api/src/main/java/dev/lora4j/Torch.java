@@ -138,9 +138,7 @@ public final class Torch {
      * property {@code lora4j.strictUnowned=true}, exceeding the budget throws
      * {@link IllegalStateException} instead; {@code lora4j.trackTensorSites=true} records
      * creation sites from the start (they are recorded from the first collection on anyway).
-     * Views of one storage count once each (an overestimate, never an underestimate). The
-     * calling thread's own tensors are counted exactly; each other thread's may be counted up
-     * to 64 KiB behind (threads batch their updates of the shared count).
+     * Views of one storage count once each (an overestimate, never an underestimate).
      */
     public static long unownedTensorBytes() {
         return NativeBudget.unownedBytes();
