@@ -6,7 +6,7 @@
 # lora4j (Lora4jWork's states and methods), alternating, each printed as min / q10 / q25 / median.
 #
 #   benchmarks/run-quantiles.sh [threads] [rounds]      # default 1 thread, 2 rounds
-#   also: per call (a), the PerCallBreakdown steps in interleaved blocks of 1000 calls
+#   also: per call (a), the PerCallBenchmark steps in interleaved blocks of 1000 calls
 set -euo pipefail
 . "$(dirname "$0")/../scripts/setup.sh"
 cd "$LORA4J_ROOT"

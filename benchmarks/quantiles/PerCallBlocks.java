@@ -1,12 +1,12 @@
-import dev.lora4j.benchmarks.PerCallBreakdown;
+import dev.lora4j.benchmarks.PerCallBenchmark;
 import java.util.*;
-/** PerCallBreakdown's steps timed in interleaved blocks of 1000 calls: min / q10 ns per call. */
+/** PerCallBenchmark's steps timed in interleaved blocks of 1000 calls: min / q10 ns per call. */
 public class PerCallBlocks {
     public static void main(String[] args) {
-        PerCallBreakdown b = new PerCallBreakdown();
+        PerCallBenchmark b = new PerCallBenchmark();
         b.setUp();
-        String[] names = {"s1_raw", "s2_criticalFree", "s3_status", "s4_pin", "s5_tensorInScope", "s6_api"};
-        Runnable[] ops = {b::s1_raw, b::s2_criticalFree, b::s3_status, b::s4_pin, b::s5_tensorInScope, b::s6_api};
+        String[] names = {"addRawBindings", "addCriticalFree", "addStatus", "addPinned", "addInOpenScope", "add"};
+        Runnable[] ops = {b::addRawBindings, b::addCriticalFree, b::addStatus, b::addPinned, b::addInOpenScope, b::add};
         int blocks = Integer.parseInt(args[0]);
         double[][] t = new double[ops.length][blocks];
         for (int w = 0; w < 300; w++) for (Runnable op : ops) for (int i = 0; i < 1000; i++) op.run();
