@@ -1,6 +1,24 @@
-// The LoRA linear forward fused into one shim call: base linear plus the low-rank update as one
-// addmm on the base result. Composed of ATen ops, so autograd records it as usual.
+// The LoRA linear forward fused into one shim call. Two forms:
+//  - a frozen base weight (W needs no gradient) in grad mode: one autograd node of our own,
+//    LoraLinearBackward, instead of the five to seven nodes (linear, mm, transposes, addmm) that
+//    the composed operations record. Its forward is base addmm + s·(x·aᵀ)·bmᵀ accumulated in
+//    place; it saves only x (for dA), x·aᵀ (for dB), the factors, and W only when x needs a
+//    gradient; its backward computes dA, dB, the bias's gradient only when the bias is
+//    trainable, and dx only when x needs one — never a gradient for the frozen W, which LoRA
+//    does not train. For a batch of at most 16 rows in float32 its two products with W
+//    (forward x·Wᵀ, backward g·W) run in small_gemm's kernels, which read W once without
+//    packing it as BLAS does.
+//  - otherwise (a trained base weight, no grad mode): the same arithmetic composed of ATen
+//    ops, so autograd records it as usual.
+// Both compute the same products; the kernels sum in another order (float32 rounding apart, equal).
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/functions/utils.h>
+#include <torch/csrc/autograd/saved_variable.h>
+
+#include <ATen/Parallel.h>
+
 #include "internal.h"
+#include "small_gemm.h"
 
 using lt::T;
 
@@ -10,17 +28,146 @@ void require(bool ok, const char* message) {
     if (!ok) throw std::invalid_argument(message);
 }
 
-// y + scale·(x·aᵀ)·bmᵀ: two matrix products, the second accumulating into y (addmm).
-at::Tensor add_delta(const at::Tensor& y, const at::Tensor& x, const at::Tensor& a, const at::Tensor& bm, double scale) {
+void check_factors(const at::Tensor& x, const at::Tensor& a, const at::Tensor& bm) {
     require(a.dim() == 2 && bm.dim() == 2, "lora: a must be (r, in) and bm (out, r)");
     require(x.dim() >= 1 && x.size(-1) == a.size(1), "lora: x's last dimension must be a's in_features");
     require(bm.size(1) == a.size(0), "lora: a (r, in) and bm (out, r) disagree on r");
+}
+
+// y + scale·(x·aᵀ)·bmᵀ: two matrix products, the second accumulating into y (addmm).
+at::Tensor add_delta(const at::Tensor& y, const at::Tensor& x, const at::Tensor& a, const at::Tensor& bm, double scale) {
+    check_factors(x, a, bm);
     require(y.dim() == x.dim() && y.size(-1) == bm.size(0), "lora: y must be (..., out) with x's leading shape");
     if (x.dim() == 2) return at::addmm(y, at::mm(x, a.t()), bm.t(), /*beta=*/1, /*alpha=*/scale);
     const at::Tensor x2 = x.reshape({-1, x.size(-1)});
     const at::Tensor y2 = y.reshape({-1, y.size(-1)});
     require(x2.size(0) == y2.size(0), "lora: x and y disagree on their leading shape");
     return at::addmm(y2, at::mm(x2, a.t()), bm.t(), 1, scale).view(y.sizes());
+}
+
+// Whether x2 (M, K)·w(N, K)ᵀ and g (M, N)·w run in small_gemm's kernels: float32 on the CPU,
+// few rows, w contiguous. They skip the weight packing that BLAS does, which for a batch of a
+// few rows costs about as much as the arithmetic.
+bool small(const at::Tensor& rows, const at::Tensor& w) {
+    return rows.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat && rows.device().is_cpu() &&
+           w.device().is_cpu() && rows.dim() == 2 && rows.size(0) <= lt::gemm::kMaxRows && w.is_contiguous() &&
+           lt::gemm::available();
+}
+
+constexpr int64_t kColumns = 16;  // columns per task of gw (its widest tile)
+
+// x2·wᵀ + bias through small_gemm, parallel over w's rows.
+at::Tensor small_xwt(const at::Tensor& x2, const at::Tensor& w, const at::Tensor& bias) {
+    const at::Tensor x = x2.contiguous();
+    const at::Tensor b = bias.defined() ? bias.contiguous() : bias;
+    const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
+    at::Tensor y = at::empty({M, N}, x.options());
+    const float* xp = x.data_ptr<float>();
+    const float* wp = w.data_ptr<float>();
+    const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
+    float* yp = y.data_ptr<float>();
+    at::parallel_for(0, N, 64, [&](int64_t n0, int64_t n1) { lt::gemm::xwt(xp, M, K, wp, N, bp, yp, n0, n1); });
+    return y;
+}
+
+// g·w through small_gemm, parallel over blocks of w's columns.
+at::Tensor small_gw(const at::Tensor& g2, const at::Tensor& w) {
+    const at::Tensor g = g2.contiguous();
+    const int64_t M = g.size(0), N = g.size(1), K = w.size(1);
+    at::Tensor y = at::empty({M, K}, g.options());
+    const float* gp = g.data_ptr<float>();
+    const float* wp = w.data_ptr<float>();
+    float* yp = y.data_ptr<float>();
+    const int64_t blocks = (K + kColumns - 1) / kColumns;
+    at::parallel_for(0, blocks, 4, [&](int64_t b0, int64_t b1) {
+        lt::gemm::gw(gp, M, N, wp, K, yp, b0 * kColumns, std::min(K, b1 * kColumns));
+    });
+    return y;
+}
+
+using torch::autograd::SavedVariable;
+using torch::autograd::variable_list;
+
+// Gradients of out = x·wᵀ + bias + s·(x·aᵀ)·bmᵀ for x, a, bm and bias (the next edges, in
+// that order); w is a constant here. With g = dL/dout (N, out) and gb = s·g·bm (N, r):
+// da = gbᵀ·x, dbm = s·gᵀ·(x·aᵀ), dx = g·w + gb·a, dbias = Σ_rows g (a bias left trainable,
+// as PEFT's layer leaves it unless the model freezes it).
+struct LoraLinearBackward : torch::autograd::Node {
+    SavedVariable x, xa, w, a, bm;
+    double scale = 1;
+    std::vector<int64_t> x_sizes;
+
+    variable_list apply(variable_list&& grads) override {
+        variable_list out(4);
+        if (!grads[0].defined()) return out;
+        const bool need_x = task_should_compute_output(0), need_a = task_should_compute_output(1),
+                   need_bm = task_should_compute_output(2), need_bias = task_should_compute_output(3);
+        const at::Tensor g = grads[0].reshape({-1, grads[0].size(-1)});
+        const at::Tensor A = a.unpack(), B = bm.unpack();
+        at::Tensor gb;
+        if (need_x || need_a) gb = at::mm(g, B).mul_(scale);
+        if (need_a) out[1] = at::mm(gb.t(), x.unpack());
+        if (need_bm) out[2] = at::mm(g.t(), xa.unpack()).mul_(scale);
+        if (need_bias) out[3] = g.sum(0);
+        if (need_x) {
+            const at::Tensor W = w.unpack();
+            at::Tensor dx = small(g, W) && !c10::GradMode::is_enabled() ? small_gw(g, W) : at::mm(g, W);
+            out[0] = dx.addmm_(gb, A).view(x_sizes);
+        }
+        return out;
+    }
+
+    std::string name() const override { return "LoraLinearBackward"; }
+
+    void release_variables() override {
+        x.reset_data();
+        xa.reset_data();
+        w.reset_data();
+        a.reset_data();
+        bm.reset_data();
+    }
+};
+
+// The frozen-base form: needs grad mode, a base weight without gradient and an input or a
+// factor that needs one.
+bool use_node(const at::Tensor& x, const at::Tensor& w, const at::Tensor& a, const at::Tensor& bm) {
+    return c10::GradMode::is_enabled() && !w.requires_grad() && (x.requires_grad() || a.requires_grad() || bm.requires_grad());
+}
+
+at::Tensor lora_linear_node(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, const at::Tensor& a,
+                            const at::Tensor& bm, double scale) {
+    check_factors(x, a, bm);
+    require(w.dim() == 2 && w.size(1) == x.size(-1) && w.size(0) == bm.size(0),
+            "lora: w must be (out, in) with bm's out and x's in");
+    const at::Tensor x2 = x.dim() == 2 ? x : x.reshape({-1, x.size(-1)});
+    at::Tensor y, xa;
+    {
+        c10::AutoGradMode no_grad(false);
+        const bool bias_fits = !bias.defined() || (bias.dim() == 1 && bias.size(0) == w.size(0) &&
+                                                   bias.scalar_type() == at::kFloat && bias.device().is_cpu());
+        if (small(x2, w) && bias_fits) y = small_xwt(x2, w, bias);
+        else y = bias.defined() ? at::addmm(bias, x2, w.t()) : at::mm(x2, w.t());
+        xa = at::mm(x2, a.t());
+        y.addmm_(xa, bm.t(), /*beta=*/1, /*alpha=*/scale);
+        if (x.dim() != 2) {
+            std::vector<int64_t> sizes(x.sizes().begin(), x.sizes().end());
+            sizes.back() = w.size(0);
+            y = y.view(sizes);
+        }
+    }
+    auto node = std::shared_ptr<LoraLinearBackward>(new LoraLinearBackward(), torch::autograd::deleteNode);
+    node->set_next_edges(torch::autograd::collect_next_edges(x, a, bm, bias));
+    node->scale = scale;
+    if (node->should_compute_output(1)) node->x = SavedVariable(x2, false);
+    if (node->should_compute_output(2)) node->xa = SavedVariable(xa, false);
+    if (node->should_compute_output(0)) {
+        node->w = SavedVariable(w, false);
+        node->x_sizes.assign(x.sizes().begin(), x.sizes().end());
+    }
+    if (node->should_compute_output(0) || node->should_compute_output(1)) node->bm = SavedVariable(bm, false);
+    if (node->should_compute_output(0)) node->a = SavedVariable(a, false);
+    torch::autograd::set_history(y, node);
+    return y;
 }
 
 }  // namespace
@@ -35,8 +182,13 @@ lt_status lt_lora_linear(const lt_tensor* x, const lt_tensor* w, const lt_tensor
         const auto W = T(w, "w");
         const auto A = T(a, "a");
         const auto B = T(bm, "bm");
-        at::Tensor y = at::linear(*X, *W, lt::opt(bias));
-        lt::put(out, add_delta(y, *X, *A, *B, scale));
+        const at::Tensor bias_t = lt::opt(bias);
+        if (use_node(*X, *W, *A, *B)) {
+            lt::put(out, lora_linear_node(*X, *W, bias_t, *A, *B, scale));
+        } else {
+            at::Tensor y = at::linear(*X, *W, bias_t);
+            lt::put(out, add_delta(y, *X, *A, *B, scale));
+        }
     );
 }
 

@@ -2,6 +2,10 @@ package dev.lora4j.benchmarks;
 
 import dev.lora4j.Tensor;
 import dev.lora4j.bindings.LibLora4j;
+import dev.lora4j.internal.Calls;
+import dev.lora4j.internal.Critical;
+import dev.lora4j.internal.PerThread;
+import dev.lora4j.internal.Status;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -25,6 +29,17 @@ import org.openjdk.jmh.annotations.Warmup;
  * The per-call cost of lora4j: {@code add} of two 1-element float tensors with the result
  * freed. The same loop in C++ is {@code lora4j_bench_native add} (benchmarks/native); run
  * both with {@code benchmarks/run-per-call.sh}, which prints the ratio.
+ *
+ * <p>Where the Java side's time goes, one layer at a time from the bare downcall to the API,
+ * each step adding one thing to the one before: {@link #addRawBindings} (the generated
+ * bindings' {@code lt_add} and {@code lt_tensor_free}), {@link #addCriticalFree} (the free as
+ * the API does it, a critical downcall), {@link #addStatus} (the out pointer in the thread's
+ * scratch memory and the status check), {@link #addPinned} (both operands pinned around the
+ * call: the in-use counts that keep a concurrently closed tensor's memory alive),
+ * {@link #addInOpenScope} (the result wrapped as a Tensor owned by an open scope, and closed)
+ * and {@link #add} (no scope: the result registered with the safety net, its bytes counted
+ * against the native budget, and unregistered on close). Internal classes are used only for
+ * these steps, to take the API apart; user code never sees them.
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)
@@ -38,7 +53,15 @@ public class PerCallBenchmark {
     private Tensor b;
     private MemorySegment rawA;
     private MemorySegment rawB;
-    private final MemorySegment scratch = Arena.ofAuto().allocate(ValueLayout.ADDRESS);
+    /**
+     * The out pointer of the raw steps: a global-scope view (as {@link PerThread}'s), since a
+     * segment of an automatic arena costs an acquire and a release of that arena per downcall.
+     */
+    private final MemorySegment scratch =
+            MemorySegment.ofAddress(Arena.global().allocate(ValueLayout.ADDRESS).address()).reinterpret(8);
+    /** A scope open across calls, for {@link #addInOpenScope}; replaced every 4096 calls. */
+    private TensorScope openScope;
+    private int inOpenScope;
 
     @Setup(Level.Trial)
     public void setUp() {
@@ -54,6 +77,7 @@ public class PerCallBenchmark {
 
     @TearDown(Level.Trial)
     public void tearDown() {
+        if (openScope != null) openScope.close();
         a.close();
         b.close();
         LibLora4j.lt_tensor_free(rawA);
@@ -79,6 +103,53 @@ public class PerCallBenchmark {
         int status = LibLora4j.lt_add(rawA, rawB, 1.0, out);
         LibLora4j.lt_tensor_free(out.get(ValueLayout.ADDRESS, 0));
         return status;
+    }
+
+    /** {@link #addRawBindings} with the free as the API does it: a critical downcall. */
+    @Benchmark
+    public int addCriticalFree() {
+        int status = LibLora4j.lt_add(rawA, rawB, 1.0, scratch);
+        Critical.free(scratch.get(ValueLayout.JAVA_LONG, 0));
+        return status;
+    }
+
+    /** {@link #addCriticalFree} with the out pointer in the thread's scratch memory and the status check. */
+    @Benchmark
+    public void addStatus() {
+        PerThread t = PerThread.get();
+        Status.check(LibLora4j.lt_add(rawA, rawB, 1.0, t.out0), "add");
+        Critical.free(PerThread.address(t.out0));
+    }
+
+    /** {@link #addStatus} on the tensors' handles, both pinned for the call. */
+    @Benchmark
+    public void addPinned() {
+        PerThread t = PerThread.get();
+        MemorySegment ha = Calls.pin(a, "self");
+        try {
+            MemorySegment hb = Calls.pin(b, "other");
+            try {
+                Status.check(LibLora4j.lt_add(ha, hb, 1.0, t.out0), "add");
+            } finally {
+                Calls.unpin(b);
+            }
+        } finally {
+            Calls.unpin(a);
+        }
+        Critical.free(PerThread.address(t.out0));
+    }
+
+    /** {@code try (Tensor c = a.add(b)) {}} inside a scope that stays open (no scope cost per call). */
+    @Benchmark
+    public void addInOpenScope() {
+        if (openScope == null || ++inOpenScope == 4096) {
+            if (openScope != null) openScope.close();
+            openScope = TensorScope.open();
+            inOpenScope = 0;
+        }
+        try (Tensor c = a.add(b)) {
+            // freed at once
+        }
     }
 
     /**

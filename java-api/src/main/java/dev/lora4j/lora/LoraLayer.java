@@ -501,16 +501,33 @@ public abstract class LoraLayer extends Module {
     }
 
     private Tensor forwardLocked(Tensor input) {
+        String[] rows = ROW_ADAPTERS.get();
+        if (rows == null && enabled && merged.isEmpty()) {
+            List<String> act = active;
+            if (act.size() == 1) {
+                Tensor fused = fusedForward(input, act.get(0));
+                if (fused != null) return fused;
+            }
+        }
         Tensor base = baseLayer().forward(input);
         if (!enabled || configs.isEmpty()) return base;
         DType out = base.dtype();
-        String[] rows = ROW_ADAPTERS.get();
         if (rows != null) return restoreType(addOrKeep(base, mixedDelta(input, rows)), out);
         for (String name : active) {
             if (!merged.isEmpty() && merged.contains(name)) continue;
             base = addAdapter(base, input, name);
         }
         return restoreType(base, out);
+    }
+
+    /**
+     * The whole forward, base and the one active adapter {@code name}, as one fused call, or
+     * null when this layer cannot fuse it (then the base runs and {@link #addAdapter} adds the
+     * update). Only called with exactly one active, unmerged adapter, enabled, and no mixed
+     * batch. The default fuses nothing.
+     */
+    protected Tensor fusedForward(Tensor input, String name) {
+        return null;
     }
 
     /**

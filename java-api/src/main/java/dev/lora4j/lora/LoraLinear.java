@@ -10,6 +10,7 @@ import dev.lora4j.nn.Init;
 import dev.lora4j.nn.Linear;
 import dev.lora4j.nn.Module;
 import dev.lora4j.nn.ModuleDict;
+import dev.lora4j.nn.Parametrize;
 import java.util.Arrays;
 import java.util.List;
 
@@ -225,6 +226,27 @@ public class LoraLinear extends LoraLayer {
             if (x != cast) x.close();
             if (cast != input) cast.close();
         }
+    }
+
+    /**
+     * A plain {@link Linear} base (not parametrized, not transposed) with a plain LoRA adapter
+     * (no DoRA, no dropout in training) of the input's dtype runs as one native call
+     * ({@link LoraOps#linear}): with a frozen base in grad mode that is one autograd node which
+     * saves only what the adapter's gradients need and never computes one for the base.
+     */
+    @Override
+    protected Tensor fusedForward(Tensor input, String name) {
+        if (fanInFanOut || magnitude != null && dora(name) != null || isTraining() && dropout.containsKey(name)) return null;
+        if (!(baseLayer() instanceof Linear base) || base.getClass() != Linear.class || Parametrize.isParametrized(base, "weight")
+                || Parametrize.isParametrized(base, "bias")) {
+            return null;
+        }
+        Tensor w = base.weight();
+        Tensor a = ((Linear) loraA.get(name)).weight();
+        Tensor b = ((Linear) loraB.get(name)).weight();
+        DType dtype = input.dtype();
+        if (a.dtype() != dtype || w.dtype() != dtype || b.dtype() != dtype) return null;
+        return LoraOps.linear(input, w, base.bias(), a, b, scaling(name));
     }
 
     /** One native call ({@code addmm} into the base output), except with dropout in training. */

@@ -1,0 +1,26 @@
+// Matrix products with a short left operand (a few rows: the batch of a LoRA training step)
+// against a large row-major weight, without packing the weight: each weight element is read
+// once per product and used for every row while in registers. Generic BLAS packs the whole
+// weight into a buffer first, which for so few rows costs about as much as the arithmetic.
+// Internal to the shim; float32, contiguous, CPU.
+#pragma once
+
+#include <cstdint>
+
+namespace lt::gemm {
+
+// The most rows of the left operand for which these products beat a packing BLAS.
+constexpr int64_t kMaxRows = 16;
+
+// Whether this CPU runs the kernels (AVX2 and FMA); the callers use ATen otherwise.
+bool available();
+
+// y[m, n] = bias[n] + Σ_k x[m, k]·w[n, k] for n in [n0, n1): x (M, K), w (N, K), y (M, N);
+// bias may be NULL.
+void xwt(const float* x, int64_t M, int64_t K, const float* w, int64_t N, const float* bias, float* y, int64_t n0,
+         int64_t n1);
+
+// y[m, k] = Σ_n g[m, n]·w[n, k] for k in [k0, k1): g (M, N), w (N, K), y (M, K).
+void gw(const float* g, int64_t M, int64_t N, const float* w, int64_t K, float* y, int64_t k0, int64_t k1);
+
+}  // namespace lt::gemm
