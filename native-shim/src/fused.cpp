@@ -33,8 +33,8 @@ __attribute__((always_inline)) inline S dot(const S* a, const S* b, int64_t n) {
 // owns the `seq` contiguous token rows i·seq .. i·seq+seq-1 of x (N·seq, in) and uses adapter
 // index[i] (order lists the batch rows that have one, grouped by adapter, so consecutive work
 // reads the same factors from cache). Per token row: down = scale·A·x (rank dot products,
-// the row read from L1), then out = downᵀ·Bᵀ accumulated in registers over the rank for each
-// output column, written once. B is stored transposed, (R, out).
+// the row read from L1), then out = downᵀ·Bᵀ accumulated in registers over the rank, 32
+// output columns at a time, each written once. B is stored transposed, (R, out).
 template <typename S>
 __attribute__((always_inline)) inline void mixed_rows(int64_t begin, int64_t end, const int64_t* order, const int64_t* index,
                                                       int64_t seq, const S* xp, const S* ap, const S* bp, const S* sp, S* rp,
@@ -48,12 +48,22 @@ __attribute__((always_inline)) inline void mixed_rows(int64_t begin, int64_t end
         for (int64_t t = i * seq; t < (i + 1) * seq; ++t) {
             const S* xt = xp + t * in;
             for (int64_t r = 0; r < rank; ++r) down[static_cast<size_t>(r)] = dot(ak + r * in, xt, in) * s;
+            // 32 output columns at a time summed over the rank in registers, stored once.
             S* rt = rp + t * outf;
-            for (int64_t o = 0; o < outf; ++o) rt[o] = 0;
-            for (int64_t r = 0; r < rank; ++r) {
-                const S d = down[static_cast<size_t>(r)];
-                const S* brow = bk + r * outf;
-                for (int64_t o = 0; o < outf; ++o) rt[o] += d * brow[o];
+            int64_t o = 0;
+            for (; o + 32 <= outf; o += 32) {
+                S acc[32] = {};
+                for (int64_t r = 0; r < rank; ++r) {
+                    const S d = down[static_cast<size_t>(r)];
+                    const S* brow = bk + r * outf + o;
+                    for (int l = 0; l < 32; ++l) acc[l] += d * brow[l];
+                }
+                for (int l = 0; l < 32; ++l) rt[o + l] = acc[l];
+            }
+            for (; o < outf; ++o) {
+                S acc = 0;
+                for (int64_t r = 0; r < rank; ++r) acc += down[static_cast<size_t>(r)] * bk[r * outf + o];
+                rt[o] = acc;
             }
         }
     }
