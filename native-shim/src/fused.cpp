@@ -83,6 +83,80 @@ void mixed_rows_f64(int64_t begin, int64_t end, const int64_t* order, const int6
     mixed_rows<double>(begin, end, order, index, seq, xp, ap, bp, sp, rp, in, rank, outf);
 }
 
+
+// Token rows per run (consecutive batch rows with the same adapter) from which two BLAS
+// products per run beat the per-row kernel (a [batch, seq, in] batch with seq ≥ 16, or many
+// equal neighbours in a 2-d one).
+constexpr int64_t kBlasTokens = 16;
+
+// The mean number of token rows of the runs of batch rows that use one adapter (rows without one excluded).
+int64_t mean_run_tokens(const int64_t* index, int64_t count, int64_t seq) {
+    int64_t runs = 0, rows = 0;
+    for (int64_t i = 0; i < count; ++i) {
+        if (index[i] < 0) continue;
+        ++rows;
+        if (i == 0 || index[i - 1] != index[i]) ++runs;
+    }
+    return runs == 0 ? 0 : rows * seq / runs;
+}
+
+// The update by runs: for each run of consecutive batch rows with adapter k, its token rows
+// X (T, in) give out = (s_k · X · A_kᵀ) · B_kᵀ with two BLAS products written in place;
+// rows without an adapter get zeros. x2 (N·seq, in) and out2 (N·seq, out) are views. Runs go
+// one after another; BLAS spreads each product over LibTorch's intra-op threads.
+void blas_runs(const at::Tensor& x2, const at::Tensor& as, const at::Tensor& bs, const at::Tensor& ss,
+               const int64_t* index, int64_t count, int64_t seq, at::Tensor out2) {
+    const at::Tensor scales = ss.to(at::kDouble);
+    const double* sp = scales.data_ptr<double>();
+    for (int64_t i = 0; i < count;) {
+        const int64_t k = index[i];
+        int64_t j = i + 1;
+        while (j < count && index[j] == k) ++j;
+        at::Tensor block = out2.narrow(0, i * seq, (j - i) * seq);
+        if (k < 0) {
+            block.zero_();
+        } else {
+            at::Tensor down = at::mm(x2.narrow(0, i * seq, (j - i) * seq), as.select(0, k).t());
+            down.mul_(sp[k]);
+            at::mm_out(block, down, bs.select(0, k));
+        }
+        i = j;
+    }
+}
+
+// The per-row kernel over every batch row: rows grouped by adapter, parallel over token rows
+// with LibTorch's intra-op threads.
+void per_row(const at::Tensor& xs, const at::Tensor& as, const at::Tensor& bs, const at::Tensor& ss, const int64_t* index,
+             int64_t count, int64_t seq, at::Tensor& result) {
+    const int64_t n = as.size(0), rank = as.size(1), outf = bs.size(2), in = xs.size(-1);
+    const at::ScalarType type = as.scalar_type();
+    // Batch rows grouped by adapter (a counting sort); rows without one get zeros.
+    std::vector<int64_t> offsets(static_cast<size_t>(n + 1), 0);
+    for (int64_t i = 0; i < count; ++i)
+        if (index[i] >= 0) offsets[static_cast<size_t>(index[i] + 1)]++;
+    for (int64_t k = 0; k < n; ++k) offsets[static_cast<size_t>(k + 1)] += offsets[static_cast<size_t>(k)];
+    std::vector<int64_t> order(static_cast<size_t>(offsets[static_cast<size_t>(n)]));
+    for (int64_t i = 0; i < count; ++i) {
+        if (index[i] >= 0) order[static_cast<size_t>(offsets[static_cast<size_t>(index[i])]++)] = i;
+        else result.select(0, i).zero_();
+    }
+    // Work split by token rows, not by adapter, so one adapter's batch still uses every thread.
+    const int64_t grain = std::max<int64_t>(1, 256 / std::max<int64_t>(1, seq));
+    const int64_t work = static_cast<int64_t>(order.size());
+    if (type == at::kFloat) {
+        const float *xp = xs.data_ptr<float>(), *ap = as.data_ptr<float>(), *bp = bs.data_ptr<float>(), *sp = ss.data_ptr<float>();
+        float* rp = result.data_ptr<float>();
+        at::parallel_for(0, work, grain, [&](int64_t begin, int64_t end) {
+            mixed_rows_f32(begin, end, order.data(), index, seq, xp, ap, bp, sp, rp, in, rank, outf);
+        });
+    } else {
+        const double *xp = xs.data_ptr<double>(), *ap = as.data_ptr<double>(), *bp = bs.data_ptr<double>(), *sp = ss.data_ptr<double>();
+        double* rp = result.data_ptr<double>();
+        at::parallel_for(0, work, grain, [&](int64_t begin, int64_t end) {
+            mixed_rows_f64(begin, end, order.data(), index, seq, xp, ap, bp, sp, rp, in, rank, outf);
+        });
+    }
+}
 }  // namespace
 
 extern "C" {
@@ -116,31 +190,10 @@ lt_status lt_lora_mixed(const lt_tensor* x, const lt_tensor* a, const lt_tensor*
         std::vector<int64_t> sizes = xs.sizes().vec();
         sizes.back() = outf;
         at::Tensor result = at::empty(sizes, xs.options());
-        // Batch rows grouped by adapter (a counting sort); rows without one get zeros.
-        std::vector<int64_t> offsets(static_cast<size_t>(n + 1), 0);
-        for (int64_t i = 0; i < count; ++i)
-            if (index[i] >= 0) offsets[static_cast<size_t>(index[i] + 1)]++;
-        for (int64_t k = 0; k < n; ++k) offsets[static_cast<size_t>(k + 1)] += offsets[static_cast<size_t>(k)];
-        std::vector<int64_t> order(static_cast<size_t>(offsets[static_cast<size_t>(n)]));
-        for (int64_t i = 0; i < count; ++i) {
-            if (index[i] >= 0) order[static_cast<size_t>(offsets[static_cast<size_t>(index[i])]++)] = i;
-            else result.select(0, i).zero_();
-        }
-        // Work split by token rows, not by adapter, so one adapter's batch still uses every thread.
-        const int64_t grain = std::max<int64_t>(1, 256 / std::max<int64_t>(1, seq));
-        const int64_t work = static_cast<int64_t>(order.size());
-        if (type == at::kFloat) {
-            const float *xp = xs.data_ptr<float>(), *ap = as.data_ptr<float>(), *bp = bs.data_ptr<float>(), *sp = ss.data_ptr<float>();
-            float* rp = result.data_ptr<float>();
-            at::parallel_for(0, work, grain, [&](int64_t begin, int64_t end) {
-                mixed_rows_f32(begin, end, order.data(), index, seq, xp, ap, bp, sp, rp, in, rank, outf);
-            });
+        if (count > 0 && mean_run_tokens(index, count, seq) >= kBlasTokens) {
+            blas_runs(xs.view({count * seq, in}), as, bs, ss, index, count, seq, result.view({count * seq, outf}));
         } else {
-            const double *xp = xs.data_ptr<double>(), *ap = as.data_ptr<double>(), *bp = bs.data_ptr<double>(), *sp = ss.data_ptr<double>();
-            double* rp = result.data_ptr<double>();
-            at::parallel_for(0, work, grain, [&](int64_t begin, int64_t end) {
-                mixed_rows_f64(begin, end, order.data(), index, seq, xp, ap, bp, sp, rp, in, rank, outf);
-            });
+            per_row(xs, as, bs, ss, index, count, seq, result);
         }
         lt::put(out, std::move(result));
     );

@@ -162,7 +162,7 @@ class MixedEncoderBatchTest {
         }
     }
 
-    /** The bank against plain per-row products: ranks 1 and 3 (zero-padded), a 4-d input, __base__ rows zero. */
+    /** The bank against plain per-row products: ranks 1 and 3 (zero-padded), 2-d to 4-d inputs, both kernel branches, __base__ rows zero. */
     @Test
     void bankDeltaOfAFourDimensionalInputIsEachRowsProduct() {
         Torch.manualSeed(45);
@@ -179,6 +179,18 @@ class MixedEncoderBatchTest {
             assertTrue(d.narrow(0, 0, 1).allclose(x.narrow(0, 0, 1).matmul(a3.t()).matmul(b3.t()).mul(2.0), 1e-5, 1e-5));
             assertTrue(d.narrow(0, 1, 1).equal(Tensor.zeros(1, 2, 3, 4)));
             assertTrue(d.narrow(0, 2, 1).allclose(x.narrow(0, 2, 1).matmul(a1.t()).matmul(b1.t()).mul(0.5), 1e-5, 1e-5));
+            // Runs of 16 token rows or more take the shim's BLAS branch (two products per run), fewer its per-row kernel.
+            for (long seq : new long[] {1, 20}) {
+                Tensor xs = Tensor.randn(5, seq, 5);
+                String[] runs = {"three", "three", BASE, "one", "three"};
+                Tensor ds = fused(1, () -> bank.delta(xs, runs));
+                for (int i = 0; i < runs.length; i++) {
+                    Tensor row = xs.narrow(0, i, 1);
+                    Tensor want = runs[i].equals(BASE) ? Tensor.zeros(1, seq, 4)
+                            : runs[i].equals("one") ? row.matmul(a1.t()).matmul(b1.t()).mul(0.5) : row.matmul(a3.t()).matmul(b3.t()).mul(2.0);
+                    assertTrue(ds.narrow(0, i, 1).allclose(want, 1e-5, 1e-5), "seq " + seq + ", row " + i);
+                }
+            }
             assertThrows(IllegalArgumentException.class, () -> bank.delta(Tensor.randn(3, 2, 4), rows), "last dimension must be in");
             assertThrows(IllegalArgumentException.class, () -> bank.delta(Tensor.randn(5), "one"), "a 1-d input has no rows");
             assertTrue(bank.remove("one"));
