@@ -40,6 +40,18 @@ final class MiniLmFixture {
         return m;
     }
 
+    /** One query-shaped layer (384 → 384) holding {@code adapters} adapters with random factors, in eval mode. */
+    static LoraLinear layer(int adapters) {
+        int h = MINILM.hiddenSize();
+        LoraLinear l = new LoraLinear(new dev.lora4j.nn.Linear(h, h), name(0), LORA);
+        for (int i = 1; i < adapters; i++) l.addAdapter(name(i), LORA);
+        try (var ng = Torch.noGrad(); TensorScope s = TensorScope.open()) {
+            for (String n : l.adapterNames()) l.loraB(n).copy_(Tensor.randn(l.loraB(n).shape()).mul(0.02));
+        }
+        l.eval();
+        return l;
+    }
+
     /** Adds adapters {@code from .. to-1} with random A and B (B is zero after PEFT's init). */
     static void addAdapters(BertModel m, int from, int to) {
         for (int i = from; i < to; i++) Lora.addAdapter(m, name(i), LORA);
