@@ -278,11 +278,14 @@ lt_status lt_qr(const lt_tensor* a, lt_tensor** q, lt_tensor** r);
 
 /* ------------------------------------------------------------------ fused LoRA kernels */
 
-/* Mixed-batch LoRA update for inference (no autograd): for every row i of x (N, in),
- * out[i] = scale[k] · B[k] · (A[k] · x[i]) with k = index[i], or zeros when index[i] < 0.
- * a (n, R, in), bt (n, R, out) = B transposed, scale (n), all float32; adapters of smaller
- * rank are zero-padded to R. One native pass: rows grouped by adapter, parallel over
- * adapters with LibTorch's intra-op threads. */
+/* Mixed-batch LoRA update for inference (no autograd): x (N, ..., in) holds N batch rows, each
+ * of any number of token rows ([batch, seq, in] for a transformer); every token row t of batch
+ * row i gets out[t] = scale[k] · B[k] · (A[k] · x[t]) with k = index[i], or zeros when
+ * index[i] < 0. out has x's shape with the last dimension out. a (n, R, in), bt (n, R, out) =
+ * B transposed, scale (n), all float32 or all float64 like x; adapters of smaller rank are
+ * zero-padded to R. One native call: when runs of consecutive batch rows with the same adapter
+ * hold 16 token rows or more on average, two BLAS products per run; otherwise a per-row kernel,
+ * batch rows grouped by adapter, parallel over token rows with LibTorch's intra-op threads. */
 lt_status lt_lora_mixed(const lt_tensor* x, const lt_tensor* a, const lt_tensor* bt, const lt_tensor* scale,
                         const int64_t* index, int64_t count, lt_tensor** out);
 /* The LoRA linear forward in one call, autograd-aware (the result carries a graph for

@@ -1,6 +1,7 @@
 // Fused kernels for hot paths that would otherwise take many downcalls and dispatches.
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -14,51 +15,148 @@ void require(bool ok, const std::string& message) {
     if (!ok) throw std::invalid_argument(message);
 }
 
-// A dot product with 32 independent partial sums (four 8-wide vectors), so the compiler
+// A dot product with 32 independent partial sums (four 8-wide float vectors), so the compiler
 // vectorises it without reassociating additions on its own and the FMA latency is hidden.
-__attribute__((always_inline)) inline float dot(const float* a, const float* b, int64_t n) {
-    float acc[32] = {};
+template <typename S>
+__attribute__((always_inline)) inline S dot(const S* a, const S* b, int64_t n) {
+    S acc[32] = {};
     int64_t j = 0;
     for (; j + 32 <= n; j += 32)
         for (int l = 0; l < 32; ++l) acc[l] += a[j + l] * b[j + l];
     for (int l = 8; l < 32; ++l) acc[l % 8] += acc[l];
-    float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    S sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
     for (; j < n; ++j) sum += a[j] * b[j];
     return sum;
 }
 
-// Adapters begin..end of the mixed-batch LoRA update; rows[offsets[k]..offsets[k+1]) use
-// adapter k. Each adapter's factors are read once for all of its rows, which keeps them in
-// cache. Compiled twice (AVX2+FMA and the x86-64 baseline) and picked at load time by the
-// CPU (x86-64-v3: AVX2 and FMA), so the packaged library runs everywhere and uses 8-wide FMA
-// where it can.
-__attribute__((target_clones("arch=x86-64-v3", "default")))
-void mixed_adapters(int64_t begin, int64_t end, const int64_t* rows, const int64_t* offsets, const float* xp,
-                    const float* ap, const float* bp, const float* sp, float* rp, int64_t in, int64_t rank, int64_t outf) {
-    std::vector<float> down;
-    for (int64_t k = begin; k < end; ++k) {
-        const int64_t first = offsets[k], count = offsets[k + 1] - offsets[k];
-        if (count == 0) continue;
-        down.assign(static_cast<size_t>(count * rank), 0.f);
-        const float* ak = ap + k * rank * in;
-        for (int64_t r = 0; r < rank; ++r) {
-            const float* arow = ak + r * in;
-            for (int64_t j = 0; j < count; ++j)
-                down[static_cast<size_t>(j * rank + r)] = dot(arow, xp + rows[first + j] * in, in) * sp[k];
-        }
-        // Up-projection as axpys over the output (B is stored transposed, (R, out)).
-        const float* bk = bp + k * rank * outf;
-        for (int64_t j = 0; j < count; ++j) {
-            float* ri = rp + rows[first + j] * outf;
-            for (int64_t r = 0; r < rank; ++r) {
-                const float d = down[static_cast<size_t>(j * rank + r)];
-                const float* brow = bk + r * outf;
-                for (int64_t o = 0; o < outf; ++o) ri[o] += d * brow[o];
+// The mixed-batch LoRA update of the token rows of batch rows order[begin..end): batch row i
+// owns the `seq` contiguous token rows i·seq .. i·seq+seq-1 of x (N·seq, in) and uses adapter
+// index[i] (order lists the batch rows that have one, grouped by adapter, so consecutive work
+// reads the same factors from cache). Per token row: down = scale·A·x (rank dot products,
+// the row read from L1), then out = downᵀ·Bᵀ accumulated in registers over the rank, 32
+// output columns at a time, each written once. B is stored transposed, (R, out).
+template <typename S>
+__attribute__((always_inline)) inline void mixed_rows(int64_t begin, int64_t end, const int64_t* order, const int64_t* index,
+                                                      int64_t seq, const S* xp, const S* ap, const S* bp, const S* sp, S* rp,
+                                                      int64_t in, int64_t rank, int64_t outf) {
+    std::vector<S> down(static_cast<size_t>(rank));
+    for (int64_t w = begin; w < end; ++w) {
+        const int64_t i = order[w], k = index[i];
+        const S* ak = ap + k * rank * in;
+        const S* bk = bp + k * rank * outf;
+        const S s = sp[k];
+        for (int64_t t = i * seq; t < (i + 1) * seq; ++t) {
+            const S* xt = xp + t * in;
+            for (int64_t r = 0; r < rank; ++r) down[static_cast<size_t>(r)] = dot(ak + r * in, xt, in) * s;
+            // 32 output columns at a time summed over the rank in registers, stored once.
+            S* rt = rp + t * outf;
+            int64_t o = 0;
+            for (; o + 32 <= outf; o += 32) {
+                S acc[32] = {};
+                for (int64_t r = 0; r < rank; ++r) {
+                    const S d = down[static_cast<size_t>(r)];
+                    const S* brow = bk + r * outf + o;
+                    for (int l = 0; l < 32; ++l) acc[l] += d * brow[l];
+                }
+                for (int l = 0; l < 32; ++l) rt[o + l] = acc[l];
+            }
+            for (; o < outf; ++o) {
+                S acc = 0;
+                for (int64_t r = 0; r < rank; ++r) acc += down[static_cast<size_t>(r)] * bk[r * outf + o];
+                rt[o] = acc;
             }
         }
     }
 }
 
+// Compiled twice each (AVX2+FMA and the x86-64 baseline) and picked at load time by the CPU
+// (x86-64-v3: AVX2 and FMA), so the packaged library runs everywhere and uses 8-wide FMA where it can.
+__attribute__((target_clones("arch=x86-64-v3", "default")))
+void mixed_rows_f32(int64_t begin, int64_t end, const int64_t* order, const int64_t* index, int64_t seq, const float* xp,
+                    const float* ap, const float* bp, const float* sp, float* rp, int64_t in, int64_t rank, int64_t outf) {
+    mixed_rows<float>(begin, end, order, index, seq, xp, ap, bp, sp, rp, in, rank, outf);
+}
+
+__attribute__((target_clones("arch=x86-64-v3", "default")))
+void mixed_rows_f64(int64_t begin, int64_t end, const int64_t* order, const int64_t* index, int64_t seq, const double* xp,
+                    const double* ap, const double* bp, const double* sp, double* rp, int64_t in, int64_t rank, int64_t outf) {
+    mixed_rows<double>(begin, end, order, index, seq, xp, ap, bp, sp, rp, in, rank, outf);
+}
+
+
+// Token rows per run (consecutive batch rows with the same adapter) from which two BLAS
+// products per run beat the per-row kernel (a [batch, seq, in] batch with seq ≥ 16, or many
+// equal neighbours in a 2-d one).
+constexpr int64_t kBlasTokens = 16;
+
+// The mean number of token rows of the runs of batch rows that use one adapter (rows without one excluded).
+int64_t mean_run_tokens(const int64_t* index, int64_t count, int64_t seq) {
+    int64_t runs = 0, rows = 0;
+    for (int64_t i = 0; i < count; ++i) {
+        if (index[i] < 0) continue;
+        ++rows;
+        if (i == 0 || index[i - 1] != index[i]) ++runs;
+    }
+    return runs == 0 ? 0 : rows * seq / runs;
+}
+
+// The update by runs: for each run of consecutive batch rows with adapter k, its token rows
+// X (T, in) give out = (s_k · X · A_kᵀ) · B_kᵀ with two BLAS products written in place;
+// rows without an adapter get zeros. x2 (N·seq, in) and out2 (N·seq, out) are views. Runs go
+// one after another; BLAS spreads each product over LibTorch's intra-op threads.
+void blas_runs(const at::Tensor& x2, const at::Tensor& as, const at::Tensor& bs, const at::Tensor& ss,
+               const int64_t* index, int64_t count, int64_t seq, at::Tensor out2) {
+    const at::Tensor scales = ss.to(at::kDouble);
+    const double* sp = scales.data_ptr<double>();
+    for (int64_t i = 0; i < count;) {
+        const int64_t k = index[i];
+        int64_t j = i + 1;
+        while (j < count && index[j] == k) ++j;
+        at::Tensor block = out2.narrow(0, i * seq, (j - i) * seq);
+        if (k < 0) {
+            block.zero_();
+        } else {
+            at::Tensor down = at::mm(x2.narrow(0, i * seq, (j - i) * seq), as.select(0, k).t());
+            down.mul_(sp[k]);
+            at::mm_out(block, down, bs.select(0, k));
+        }
+        i = j;
+    }
+}
+
+// The per-row kernel over every batch row: rows grouped by adapter, parallel over token rows
+// with LibTorch's intra-op threads.
+void per_row(const at::Tensor& xs, const at::Tensor& as, const at::Tensor& bs, const at::Tensor& ss, const int64_t* index,
+             int64_t count, int64_t seq, at::Tensor& result) {
+    const int64_t n = as.size(0), rank = as.size(1), outf = bs.size(2), in = xs.size(-1);
+    const at::ScalarType type = as.scalar_type();
+    // Batch rows grouped by adapter (a counting sort); rows without one get zeros.
+    std::vector<int64_t> offsets(static_cast<size_t>(n + 1), 0);
+    for (int64_t i = 0; i < count; ++i)
+        if (index[i] >= 0) offsets[static_cast<size_t>(index[i] + 1)]++;
+    for (int64_t k = 0; k < n; ++k) offsets[static_cast<size_t>(k + 1)] += offsets[static_cast<size_t>(k)];
+    std::vector<int64_t> order(static_cast<size_t>(offsets[static_cast<size_t>(n)]));
+    for (int64_t i = 0; i < count; ++i) {
+        if (index[i] >= 0) order[static_cast<size_t>(offsets[static_cast<size_t>(index[i])]++)] = i;
+        else result.select(0, i).zero_();
+    }
+    // Work split by token rows, not by adapter, so one adapter's batch still uses every thread.
+    const int64_t grain = std::max<int64_t>(1, 256 / std::max<int64_t>(1, seq));
+    const int64_t work = static_cast<int64_t>(order.size());
+    if (type == at::kFloat) {
+        const float *xp = xs.data_ptr<float>(), *ap = as.data_ptr<float>(), *bp = bs.data_ptr<float>(), *sp = ss.data_ptr<float>();
+        float* rp = result.data_ptr<float>();
+        at::parallel_for(0, work, grain, [&](int64_t begin, int64_t end) {
+            mixed_rows_f32(begin, end, order.data(), index, seq, xp, ap, bp, sp, rp, in, rank, outf);
+        });
+    } else {
+        const double *xp = xs.data_ptr<double>(), *ap = as.data_ptr<double>(), *bp = bs.data_ptr<double>(), *sp = ss.data_ptr<double>();
+        double* rp = result.data_ptr<double>();
+        at::parallel_for(0, work, grain, [&](int64_t begin, int64_t end) {
+            mixed_rows_f64(begin, end, order.data(), index, seq, xp, ap, bp, sp, rp, in, rank, outf);
+        });
+    }
+}
 }  // namespace
 
 extern "C" {
@@ -71,37 +169,32 @@ lt_status lt_lora_mixed(const lt_tensor* x, const lt_tensor* a, const lt_tensor*
         const at::Tensor as = T(a, "a")->contiguous();
         const at::Tensor bs = T(bt, "bt")->contiguous();
         const at::Tensor ss = T(scale, "scale")->contiguous();
-        require(xs.scalar_type() == at::kFloat && as.scalar_type() == at::kFloat && bs.scalar_type() == at::kFloat &&
-                    ss.scalar_type() == at::kFloat,
-                "lora_mixed needs float32 tensors");
-        require(xs.device().is_cpu() && as.device().is_cpu() && bs.device().is_cpu(), "lora_mixed runs on the CPU");
-        require(xs.dim() == 2 && as.dim() == 3 && bs.dim() == 3 && ss.dim() == 1, "lora_mixed: x (N,in), a (n,R,in), bt (n,R,out), scale (n)");
-        const int64_t n_rows = xs.size(0), in = xs.size(1);
+        const at::ScalarType type = as.scalar_type();
+        require((type == at::kFloat || type == at::kDouble) && xs.scalar_type() == type && bs.scalar_type() == type &&
+                    ss.scalar_type() == type,
+                "lora_mixed needs x, a, bt and scale all float32 or all float64");
+        require(xs.device().is_cpu() && as.device().is_cpu() && bs.device().is_cpu() && ss.device().is_cpu(),
+                "lora_mixed runs on the CPU");
+        require(xs.dim() >= 2 && as.dim() == 3 && bs.dim() == 3 && ss.dim() == 1,
+                "lora_mixed: x (N, ..., in), a (n,R,in), bt (n,R,out), scale (n)");
+        const int64_t n_rows = xs.size(0), in = xs.size(-1);
         const int64_t n = as.size(0), rank = as.size(1), outf = bs.size(2);
-        require(as.size(2) == in, "lora_mixed: a's last dimension must be x's");
+        require(in > 0 && as.size(2) == in, "lora_mixed: a's last dimension must be x's, and not 0");
         require(bs.size(0) == n && bs.size(1) == rank && ss.size(0) == n, "lora_mixed: a, b and scale disagree on adapters or rank");
         require(count == n_rows, "lora_mixed: " + std::to_string(count) + " indices for " + std::to_string(n_rows) + " rows");
         require(count == 0 || index != nullptr, "lora_mixed: index is NULL");
         for (int64_t i = 0; i < count; ++i)
             if (index[i] >= n) throw std::out_of_range("lora_mixed: index " + std::to_string(index[i]) + " >= " + std::to_string(n) + " adapters");
-        at::Tensor result = at::zeros({n_rows, outf}, xs.options());
-        const float* xp = xs.data_ptr<float>();
-        const float* ap = as.data_ptr<float>();
-        const float* bp = bs.data_ptr<float>();
-        const float* sp = ss.data_ptr<float>();
-        float* rp = result.data_ptr<float>();
-        // Rows grouped by adapter (a counting sort), so each adapter's factors are read once.
-        std::vector<int64_t> offsets(static_cast<size_t>(n + 1), 0);
-        for (int64_t i = 0; i < count; ++i)
-            if (index[i] >= 0) offsets[static_cast<size_t>(index[i] + 1)]++;
-        for (int64_t k = 0; k < n; ++k) offsets[static_cast<size_t>(k + 1)] += offsets[static_cast<size_t>(k)];
-        std::vector<int64_t> rows(static_cast<size_t>(offsets[static_cast<size_t>(n)]));
-        std::vector<int64_t> fill(offsets.begin(), offsets.end() - 1);
-        for (int64_t i = 0; i < count; ++i)
-            if (index[i] >= 0) rows[static_cast<size_t>(fill[static_cast<size_t>(index[i])]++)] = i;
-        at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
-            mixed_adapters(begin, end, rows.data(), offsets.data(), xp, ap, bp, sp, rp, in, rank, outf);
-        });
+        // Every batch row i owns `seq` contiguous token rows of x (1 for a 2-d x).
+        const int64_t seq = n_rows == 0 ? 0 : xs.numel() / (n_rows * in);
+        std::vector<int64_t> sizes = xs.sizes().vec();
+        sizes.back() = outf;
+        at::Tensor result = at::empty(sizes, xs.options());
+        if (count > 0 && mean_run_tokens(index, count, seq) >= kBlasTokens) {
+            blas_runs(xs.view({count * seq, in}), as, bs, ss, index, count, seq, result.view({count * seq, outf}));
+        } else {
+            per_row(xs, as, bs, ss, index, count, seq, result);
+        }
         lt::put(out, std::move(result));
     );
 }

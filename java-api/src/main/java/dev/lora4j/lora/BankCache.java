@@ -26,7 +26,7 @@ final class BankCache {
             invalidate();
             AdapterBank b = new AdapterBank(layer.inFeatures(), layer.outFeatures());
             try {
-                for (String n : layer.adapterNames()) b.put(n, layer.loraA(n), layer.loraB(n), layer.scaling(n));
+                b.putAll(layer);
             } catch (RuntimeException e) {
                 b.close();
                 throw e;

@@ -569,6 +569,7 @@ public abstract class LoraLayer extends Module {
         checkMixed(input, rows);
         Map<String, List<Integer>> groups = groupRows(rows);
         if (groups.isEmpty()) return null;
+        PER_ADAPTER_CALLS.get()[0]++;
         int n = rows.length;
         long[] order = new long[n];
         int k = 0;
@@ -591,6 +592,14 @@ public abstract class LoraLayer extends Module {
             for (int i = 0; i < n; i++) inverse[(int) order[i]] = i;
             return Tensor.cat(pieces, 0).indexSelect(0, Tensor.of(inverse, n)).keep();
         }
+    }
+
+    /** Mixed batches each thread ran adapter by adapter (tests check which path a batch took). */
+    private static final ThreadLocal<long[]> PER_ADAPTER_CALLS = ThreadLocal.withInitial(() -> new long[1]);
+
+    /** How many mixed batches this thread ran adapter by adapter ({@link #mixedDelta}'s own loop). */
+    static long perAdapterCalls() {
+        return PER_ADAPTER_CALLS.get()[0];
     }
 
     /** Rows by adapter, for the adapters of this layer named in {@code rows} (first appearance order). */

@@ -284,16 +284,20 @@ public class LoraLinear extends LoraLayer {
     }
 
     /**
-     * One fused native call for every row ({@link AdapterBank}) when nothing needs gradients
-     * or dropout; otherwise each adapter on its own rows, as {@link LoraLayer} does.
+     * One fused native call for every row ({@link AdapterBank}) in inference, for inputs of
+     * any rank ({@code [batch, seq, in]}: row i's tokens all use its adapter), float32 and
+     * float64 factors, either weight layout; an input of another dtype (a float16/bfloat16
+     * base's) is cast to the factors' dtype first, as PEFT casts it. Each adapter runs on its
+     * own rows, as {@link LoraLayer} does, only where the bank cannot serve exactly: when
+     * gradients are needed (training), when dropout is active (training mode), and when the
+     * layer holds a DoRA adapter (its magnitude depends on the base weight).
      */
     @Override
     protected Tensor mixedDelta(Tensor input, String[] rows) {
         checkMixed(input, rows);
         boolean needsGraph = Torch.isGradEnabled() && (input.requiresGrad() || anyTrainable());
         boolean dora = magnitude != null && !magnitude.keySet().isEmpty(); // the bank knows no magnitudes: DoRA rows run exactly
-        if (needsGraph || fanInFanOut || dora || (isTraining() && !dropout.keySet().isEmpty()) || input.dim() != 2
-                || input.dtype() != factorType()) {
+        if (needsGraph || dora || (isTraining() && !dropout.keySet().isEmpty()) || input.dim() < 2) {
             return super.mixedDelta(input, rows);
         }
         if (groupRows(rows).isEmpty()) return null;
