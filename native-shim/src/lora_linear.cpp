@@ -128,6 +128,16 @@ struct LoraLinearBackward : torch::autograd::Node {
     }
 };
 
+// x2·wᵀ + bias without a graph: small_gemm's kernel where it applies, addmm otherwise. Both
+// forms of lt_lora_linear take the base product from here, so a model computes the same bits
+// whether or not its factors need gradients.
+at::Tensor base_product(const at::Tensor& x2, const at::Tensor& w, const at::Tensor& bias) {
+    const bool bias_fits = !bias.defined() || (bias.dim() == 1 && bias.size(0) == w.size(0) &&
+                                               bias.scalar_type() == at::kFloat && bias.device().is_cpu());
+    if (small(x2, w) && bias_fits) return small_xwt(x2, w, bias);
+    return bias.defined() ? at::addmm(bias, x2, w.t()) : at::mm(x2, w.t());
+}
+
 // The frozen-base form: needs grad mode, a base weight without gradient and an input or a
 // factor that needs one.
 bool use_node(const at::Tensor& x, const at::Tensor& w, const at::Tensor& a, const at::Tensor& bm) {
@@ -143,10 +153,7 @@ at::Tensor lora_linear_node(const at::Tensor& x, const at::Tensor& w, const at::
     at::Tensor y, xa;
     {
         c10::AutoGradMode no_grad(false);
-        const bool bias_fits = !bias.defined() || (bias.dim() == 1 && bias.size(0) == w.size(0) &&
-                                                   bias.scalar_type() == at::kFloat && bias.device().is_cpu());
-        if (small(x2, w) && bias_fits) y = small_xwt(x2, w, bias);
-        else y = bias.defined() ? at::addmm(bias, x2, w.t()) : at::mm(x2, w.t());
+        y = base_product(x2, w, bias);
         xa = at::mm(x2, a.t());
         y.addmm_(xa, bm.t(), /*beta=*/1, /*alpha=*/scale);
         if (x.dim() != 2) {
@@ -185,6 +192,24 @@ lt_status lt_lora_linear(const lt_tensor* x, const lt_tensor* w, const lt_tensor
         const at::Tensor bias_t = lt::opt(bias);
         if (use_node(*X, *W, *A, *B)) {
             lt::put(out, lora_linear_node(*X, *W, bias_t, *A, *B, scale));
+        } else if (!c10::GradMode::is_enabled() ||
+                   !(X->requires_grad() || W->requires_grad() || (bias_t.defined() && bias_t.requires_grad()))) {
+            // The base needs no graph (inference, or only the factors train): the same base product
+            // as the frozen-base node.
+            check_factors(*X, *A, *B);
+            require(W->dim() == 2 && W->size(1) == X->size(-1), "lora: w must be (out, in) with x's in");
+            const at::Tensor x2 = X->dim() == 2 ? *X : X->reshape({-1, X->size(-1)});
+            at::Tensor y;
+            {
+                c10::AutoGradMode no_grad(false);
+                y = base_product(x2, *W, bias_t);
+            }
+            if (X->dim() != 2) {
+                std::vector<int64_t> sizes(X->sizes().begin(), X->sizes().end());
+                sizes.back() = W->size(0);
+                y = y.view(sizes);
+            }
+            lt::put(out, add_delta(y, *X, *A, *B, scale));
         } else {
             at::Tensor y = at::linear(*X, *W, bias_t);
             lt::put(out, add_delta(y, *X, *A, *B, scale));

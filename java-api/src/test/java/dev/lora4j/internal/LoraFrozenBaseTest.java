@@ -190,4 +190,35 @@ class LoraFrozenBaseTest {
             assertNull(base.weight().grad());
         }
     }
+
+    /**
+     * The forward's bits do not depend on what trains: the frozen-base node (factors need
+     * gradients), the factors frozen, and no-grad mode give the same values, for the few-row
+     * kernel and for the BLAS path, 2-d and 3-d (a loaded adapter once computed other bits than
+     * the same adapter in training).
+     */
+    @Test
+    void theForwardIsTheSameBitsWhetherOrNotTheFactorsTrain() {
+        for (long[] xShape : new long[][] {{2, 40}, {3, 5, 40}, {40, 40}}) {
+            try (TensorScope s = TensorScope.open()) {
+                Torch.manualSeed(5);
+                Tensor x = Tensor.randn(xShape);
+                Tensor w = Tensor.randn(24, 40);
+                Tensor b = Tensor.randn(24);
+                Tensor a = Tensor.randn(3, 40);
+                Tensor bm = Tensor.randn(24, 3);
+                Tensor frozen = LoraOps.linear(x, w, b, a, bm, SCALE);
+                Tensor inference;
+                try (var ng = Torch.noGrad()) {
+                    inference = LoraOps.linear(x, w, b, a, bm, SCALE);
+                }
+                a.requiresGrad_(true);
+                bm.requiresGrad_(true);
+                Tensor training = LoraOps.linear(x, w, b, a, bm, SCALE);
+                String shape = java.util.Arrays.toString(xShape);
+                assertTrue(training.detach().equal(frozen), "factors training vs frozen, x " + shape);
+                assertTrue(training.detach().equal(inference), "factors training vs no-grad, x " + shape);
+            }
+        }
+    }
 }
