@@ -109,7 +109,11 @@ case "$libtorch" in
   2.6)
     if [ "$in_trixie" = 0 ]; then
       [ -f "$jar" ] || die "build first (scripts/setup.sh)"
-      "$LORA4J_ROOT/scripts/trixie.sh" run benchmarks/run-all.sh --in-trixie "${all_args[@]}"
+      # The tree starts from an empty environment: hand it the host's OpenBLAS settings (e.g. a
+      # pinned OPENBLAS_CORETYPE), so that both lines multiply with the same kernels.
+      blas_env=()
+      for v in $(compgen -e | grep '^OPENBLAS_' || true); do blas_env+=("$v=${!v}"); done
+      "$LORA4J_ROOT/scripts/trixie.sh" run env "${blas_env[@]}" benchmarks/run-all.sh --in-trixie "${all_args[@]}"
       java -cp "$jar" dev.lora4j.benchmarks.report.LibTorchLines benchmarks/results/latest \
         benchmarks/results/latest-libtorch2.6 benchmarks/results/libtorch-lines.md
       if [ "$readme" = 1 ] && grep -q '<!-- benchmarks:lines:start -->' README.md; then
@@ -180,6 +184,7 @@ write_meta() { # dir
     echo "native=one warm-up iteration then $native_i iterations of $native_s s, calls in ~1 ms batches"
     echo "allocator=$allocator_text"
     echo "ompwait=OMP_WAIT_POLICY=${omp_wait^^}"
+    echo "openblas_env=$(compgen -e | grep '^OPENBLAS_' | while read -r v; do printf '%s=%s ' "$v" "${!v}"; done)"
     echo "command=$command"
   } >"$dir/meta.txt"
 }

@@ -39,6 +39,8 @@ public final class LibTorchLines {
                 .append(" (Debian 13 tree on the same machine), run of ").append(nowMeta.getOrDefault("date", "?"))
                 .append(", `").append(nowMeta.getOrDefault("command", "?")).append("`; Python torch ")
                 .append(nowMeta.getOrDefault("torch", "?")).append("; JDK ").append(nowMeta.getOrDefault("jdk", "?")).append(".\n");
+        sb.append("- OpenBLAS environment: 1.13 `").append(oldMeta.getOrDefault("openblas_env", "?").trim()).append("`, 2.6 `")
+                .append(nowMeta.getOrDefault("openblas_env", "?").trim()).append("` (an OPENBLAS_CORETYPE pin changes every product's speed).\n");
         sb.append("- Same works, thread and allocator settings as the main table; medians. DJL 0.22 has no LibTorch 2.6 build.\n\n");
         sb.append("| work | threads | lora4j 1.13 | lora4j 2.6 | Python 1.13 | Python 2.6 | C++ 1.13 | C++ 2.6 ")
                 .append("| lora4j/Python 1.13 | lora4j/Python 2.6 | lora4j 2.6/1.13 | Python 2.6/1.13 |\n");
