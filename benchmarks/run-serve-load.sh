@@ -43,12 +43,7 @@ java "${jvm[@]}" -Xms256m -Xmx256m -XX:+AlwaysPreTouch -cp "$cp" dev.lora4j.exam
 pid=$!
 stop_service() { kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; }
 trap stop_service EXIT
-for _ in $(seq 1 180); do
-  curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
-  kill -0 "$pid" 2>/dev/null || die "the service exited: $(cat "$log")"
-  sleep 1
-done
-curl -sf "http://127.0.0.1:$port/health" >/dev/null || die "the service did not come up in 180 s (see $log)"
+lora4j_wait_for_service "$pid" "$log" "$port" 180
 
 say "warm-up: 2 connections, 5 s"
 java "${jvm[@]}" -cp "$cp" dev.lora4j.examples.serve.ClassifyLoad --url "http://127.0.0.1:$port" --pid "$pid" \

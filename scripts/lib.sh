@@ -35,3 +35,14 @@ lora4j_sudo() {
   command -v sudo >/dev/null || die "need root (or sudo) $1"
   echo sudo
 }
+
+# Waits until the HTTP service (process $1, log $2) answers on 127.0.0.1:$3/health, for at most $4 s.
+lora4j_wait_for_service() {
+  local pid=$1 log=$2 port=$3 seconds=$4
+  for _ in $(seq 1 "$seconds"); do
+    curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0
+    kill -0 "$pid" 2>/dev/null || die "the service exited: $(cat "$log")"
+    sleep 1
+  done
+  die "the service did not come up in $seconds s (see $log)"
+}

@@ -30,12 +30,7 @@ java --enable-native-access=ALL-UNNAMED -Xms256m -Xmx256m -XX:+AlwaysPreTouch -c
 pid=$!
 stop_service() { kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; }
 trap stop_service EXIT
-for _ in $(seq 1 120); do
-  curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
-  kill -0 "$pid" 2>/dev/null || die "the service exited: $(cat "$log")"
-  sleep 1
-done
-curl -sf "http://127.0.0.1:$port/health" >/dev/null || die "the service did not come up in 120 s (see $LORA4J_ROOT/examples/$log)"
+lora4j_wait_for_service "$pid" "$LORA4J_ROOT/examples/$log" "$port" 120
 
 rss() { awk '/^VmRSS:/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status"; }
 run() { # connections seconds -> the RESULT line
