@@ -3,8 +3,10 @@ package dev.lora4j.hf;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.lora4j.Tensor;
+import dev.lora4j.io.PairedFiles;
 import dev.lora4j.io.Safetensors;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
@@ -21,6 +23,8 @@ import java.util.Set;
  * ({@code weight_map}: tensor name → shard file). The folder is untrusted: shard names must be
  * plain file names inside it (no separators, no links out), every tensor must come from the
  * shard the index names, and reading is all-or-nothing (a failure closes what was read).
+ * A single-file checkpoint is written and read as a pair ({@link PairedFiles}): a load running
+ * beside a save gets the config and the weights of one save, never a half-written file.
  * Stateless, thread-safe.
  */
 public final class HfCheckpoint {
@@ -30,6 +34,41 @@ public final class HfCheckpoint {
     public static final String INDEX = "model.safetensors.index.json";
 
     private HfCheckpoint() {}
+
+    /**
+     * A checkpoint's {@code config.json} text and its tensors by HF name. The tensors belong to
+     * the caller (or the current scope); {@link #close()} frees them.
+     */
+    public record Contents(String config, Map<String, Tensor> weights) implements AutoCloseable {
+        @Override
+        public void close() {
+            weights.values().forEach(Tensor::close);
+        }
+    }
+
+    /**
+     * The config and every tensor of the checkpoint in {@code dir}: from {@code model.safetensors}
+     * with the config of the same save, or from the shards of {@code model.safetensors.index.json}.
+     */
+    public static Contents read(Path dir) throws IOException {
+        if (Files.exists(dir.resolve(WEIGHTS), LinkOption.NOFOLLOW_LINKS)) {
+            regular(dir, WEIGHTS);
+            regular(dir, CONFIG);
+            PairedFiles.Snapshot pair = PairedFiles.read(dir, CONFIG, WEIGHTS);
+            return new Contents(new String(pair.config(), StandardCharsets.UTF_8), pair.weights().tensors());
+        }
+        String config = readConfig(dir);
+        return new Contents(config, readWeights(dir));
+    }
+
+    /**
+     * Writes {@code config.json} and {@code model.safetensors} (metadata {@code "format": "pt"},
+     * as {@code save_pretrained} writes it) into {@code dir} as a pair ({@link PairedFiles}). The
+     * tensors must be contiguous and stay the caller's.
+     */
+    public static void write(Path dir, String config, Map<String, Tensor> weights) throws IOException {
+        PairedFiles.write(dir, CONFIG, config.getBytes(StandardCharsets.UTF_8), WEIGHTS, weights);
+    }
 
     /** The text of {@code config.json}. */
     public static String readConfig(Path dir) throws IOException {

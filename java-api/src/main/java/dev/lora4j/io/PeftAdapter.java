@@ -49,7 +49,7 @@ import java.util.regex.Pattern;
  * and loaded in place (PEFT keeps the original module beside its trained copy; lora4j replaces
  * it), trainable only with {@code isTrainable}. Saving writes PEFT's JSON types and values only; a save and a load of one
  * folder running at once give the old adapter or the new one, never a mix
- * ({@link AdapterFolder}).
+ * ({@link PairedFiles}).
  *
  * <p>Stateless and thread-safe; {@link #load} changes the model as one adapter change: it waits for
  * running forwards of the model and forwards see the model before it or after it
@@ -188,14 +188,14 @@ public final class PeftAdapter {
                 }
             }
             byte[] json = PeftConfigJson.write(config, fanInFanOut, targets, rankPattern, alphaPattern, modulesToSave);
-            AdapterFolder.write(dir, CONFIG, json, WEIGHTS, tensors);
+            PairedFiles.write(dir, CONFIG, json, WEIGHTS, tensors);
         }
     }
 
     /**
      * Writes a PEFT adapter folder from the bytes of its {@code adapter_config.json} and its
      * tensors (PEFT's keys), as {@link #save} writes one: readers see the old folder or the new
-     * one, whole ({@link AdapterFolder}). For callers that add fields of their own to the config
+     * one, whole ({@link PairedFiles}). For callers that add fields of their own to the config
      * (PEFT reports or ignores fields it does not know); the config must be one {@link #load}
      * accepts.
      *
@@ -207,7 +207,7 @@ public final class PeftAdapter {
         Objects.requireNonNull(tensors, "tensors");
         String where = dir.resolve(CONFIG).toString();
         PeftConfigJson.parse(where, configJson, new BoundedRegex(where, BoundedRegex.DEFAULT_BUDGET));
-        AdapterFolder.write(dir, CONFIG, configJson.clone(), WEIGHTS, tensors);
+        PairedFiles.write(dir, CONFIG, configJson.clone(), WEIGHTS, tensors);
     }
 
     /**
@@ -311,7 +311,7 @@ public final class PeftAdapter {
         Path weightsFile = dir.resolve(WEIGHTS);
         Map<String, Tensor> detached = new LinkedHashMap<>();
         List<Tensor> cuts = new ArrayList<>();
-        try (AdapterFolder.Snapshot folder = AdapterFolder.read(dir, CONFIG, WEIGHTS)) {
+        try (PairedFiles.Snapshot folder = PairedFiles.read(dir, CONFIG, WEIGHTS)) {
             BoundedRegex regex = new BoundedRegex(configFile.toString(), BoundedRegex.DEFAULT_BUDGET);
             PeftConfigJson.Parsed parsed = PeftConfigJson.parse(configFile.toString(), folder.config(), regex);
             if (shared != null) SharedBase.check(configFile, parsed.config(), shared.rank());

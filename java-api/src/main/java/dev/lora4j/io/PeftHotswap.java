@@ -21,7 +21,7 @@ import java.util.Objects;
  * module is recomputed from the new config (rank_pattern / alpha_pattern included), and the
  * tensors' ranks must be the config's. Modules the new file does not name get a zero update.
  * The folder is read as strictly as {@link PeftAdapter#load} reads it ({@link PeftConfigJson},
- * {@link BoundedRegex}, {@link AdapterFolder}). Stateless and thread-safe; one adapter change
+ * {@link BoundedRegex}, {@link PairedFiles}). Stateless and thread-safe; one adapter change
  * of the model: it waits for running forwards ({@link AdapterLock}).
  */
 final class PeftHotswap {
@@ -34,7 +34,7 @@ final class PeftHotswap {
         Objects.requireNonNull(adapterName, "adapterName");
         Path configFile = dir.resolve(PeftAdapter.CONFIG);
         Path weightsFile = dir.resolve(PeftAdapter.WEIGHTS);
-        try (AdapterFolder.Snapshot folder = AdapterFolder.read(dir, PeftAdapter.CONFIG, PeftAdapter.WEIGHTS)) {
+        try (PairedFiles.Snapshot folder = PairedFiles.read(dir, PeftAdapter.CONFIG, PeftAdapter.WEIGHTS)) {
             BoundedRegex regex = new BoundedRegex(configFile.toString(), BoundedRegex.DEFAULT_BUDGET);
             PeftConfigJson.Parsed parsed = PeftConfigJson.parse(configFile.toString(), folder.config(), regex);
             Map<String, Map<String, Tensor>> byModule = PeftAdapter.byModule(weightsFile, folder.weights().tensors());

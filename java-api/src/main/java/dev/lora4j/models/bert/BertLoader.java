@@ -22,9 +22,9 @@ public final class BertLoader {
 
     /** A {@link BertModel} from a checkpoint of BertModel or of a BertFor... model (whose {@code bert.} prefix is taken off). */
     public static BertModel bertModel(Path dir) throws IOException {
-        BertConfig config = BertConfig.fromJson(HfCheckpoint.readConfig(dir));
-        Map<String, Tensor> weights = HfCheckpoint.readWeights(dir);
-        try {
+        try (HfCheckpoint.Contents checkpoint = HfCheckpoint.read(dir)) {
+            BertConfig config = BertConfig.fromJson(checkpoint.config());
+            Map<String, Tensor> weights = checkpoint.weights();
             Map<String, Tensor> encoder = new LinkedHashMap<>();
             boolean prefixed = weights.keySet().stream().anyMatch(k -> k.startsWith("bert."));
             for (var e : weights.entrySet()) {
@@ -40,21 +40,15 @@ public final class BertLoader {
             BertModel model = new BertModel(config, pooler);
             load(model, encoder);
             return model;
-        } finally {
-            weights.values().forEach(Tensor::close);
         }
     }
 
     /** A {@link BertForSequenceClassification} from a checkpoint of that architecture. */
     public static BertForSequenceClassification sequenceClassification(Path dir) throws IOException {
-        BertConfig config = BertConfig.fromJson(HfCheckpoint.readConfig(dir));
-        Map<String, Tensor> weights = HfCheckpoint.readWeights(dir);
-        try {
-            BertForSequenceClassification model = new BertForSequenceClassification(config);
-            load(model, weights);
+        try (HfCheckpoint.Contents checkpoint = HfCheckpoint.read(dir)) {
+            BertForSequenceClassification model = new BertForSequenceClassification(BertConfig.fromJson(checkpoint.config()));
+            load(model, checkpoint.weights());
             return model;
-        } finally {
-            weights.values().forEach(Tensor::close);
         }
     }
 
@@ -72,20 +66,18 @@ public final class BertLoader {
         model.eval();
     }
 
-    /** Writes {@code config.json} and {@code model.safetensors} (metadata {"format": "pt"}) for a model and its config. */
+    /**
+     * Writes {@code config.json} and {@code model.safetensors} (metadata {"format": "pt"}) for a model and its
+     * config, as a pair ({@link HfCheckpoint#write}): a load running beside the save gets the files of one save.
+     */
     public static void save(Module model, BertConfig config, Path dir) throws IOException {
-        java.nio.file.Files.createDirectories(dir);
         Map<String, Tensor> state = model.stateDict();
+        Map<String, Tensor> contiguous = new LinkedHashMap<>();
         try {
-            Map<String, Tensor> contiguous = new LinkedHashMap<>();
             state.forEach((k, t) -> contiguous.put(k, t.contiguous()));
-            Path tmp = dir.resolve(HfCheckpoint.WEIGHTS + ".tmp");
-            dev.lora4j.io.Safetensors.write(tmp, contiguous, Map.of("format", "pt"));
-            java.nio.file.Files.move(tmp, dir.resolve(HfCheckpoint.WEIGHTS), java.nio.file.StandardCopyOption.REPLACE_EXISTING,
-                    java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-            java.nio.file.Files.writeString(dir.resolve(HfCheckpoint.CONFIG), config.toJson());
-            contiguous.values().forEach(Tensor::close);
+            HfCheckpoint.write(dir, config.toJson(), contiguous);
         } finally {
+            contiguous.values().forEach(Tensor::close);
             state.values().forEach(Tensor::close);
         }
     }

@@ -25,7 +25,7 @@ import org.junit.jupiter.api.io.TempDir;
  * rank-2 weights with the rank-2 config); and saved files get the process's default
  * permissions (its umask), not owner-only.
  */
-class AdapterFolderTest {
+class PairedFilesTest {
 
     @TempDir
     Path dir;

@@ -19,38 +19,41 @@ import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * The two files of a PEFT adapter folder, written and read so that a reader never pairs the
- * weights of one save with the config of another.
+ * A config file and a safetensors weights file in one folder, written and read as a pair so that
+ * a reader never gets the weights of one save with the config of another: a PEFT adapter folder
+ * ({@code adapter_config.json} + {@code adapter_model.safetensors}) or a Hugging Face checkpoint
+ * ({@code config.json} + {@code model.safetensors}).
  *
  * <p><b>Writing</b>: the weights file is written first, with the SHA-256 of the config's bytes in
- * its safetensors metadata ({@value #CONFIG_DIGEST}; PEFT ignores metadata it does not know), then
- * the config; each file goes to a temporary name in the folder and is renamed over its final name
- * (atomic on POSIX file systems), so each file is always whole. Saves of one folder within a JVM
- * are serialized. Files and the folder get the process's default permissions (its umask), as
+ * its safetensors metadata ({@value #CONFIG_DIGEST}; PEFT and Hugging Face ignore metadata they do
+ * not know), then the config; each file goes to a temporary name of its own in the folder and is
+ * renamed over its final name (atomic on POSIX file systems), so each file is always whole and
+ * concurrent saves never share a temporary file. Saves of one folder within a JVM are
+ * serialized. Files and the folder get the process's default permissions (its umask), as
  * Python's {@code open} gives them, not owner-only.
  *
  * <p><b>Reading</b>: the config, then the weights; when the weights carry a digest that is not
  * the config's, a save ran in between: both are read again (a few times, briefly), else the
  * folder is refused. Since the new weights are in place before the new config, a reader that
  * got the new config gets the new (or a later) weights file; one that got the old config and
- * the new weights sees the digest differ. Folders written by PEFT carry no digest and are read
- * as they are.
+ * the new weights sees the digest differ. Files written by other tools carry no digest and are
+ * read as they are.
  *
  * <p>Stateless apart from the per-folder write locks; thread-safe.
  */
-final class AdapterFolder {
+public final class PairedFiles {
 
     /** The safetensors metadata key holding the SHA-256 (hex) of the config file's bytes. */
-    static final String CONFIG_DIGEST = "lora4j_adapter_config_sha256";
+    public static final String CONFIG_DIGEST = "lora4j_adapter_config_sha256";
     /** Largest config file read (a PEFT config is a few kilobytes). */
     static final long MAX_CONFIG_BYTES = 16L << 20;
     private static final int READ_ATTEMPTS = 30;
     private static final Map<Path, Object> WRITE_LOCKS = new ConcurrentHashMap<>();
 
-    private AdapterFolder() {}
+    private PairedFiles() {}
 
-    /** Config bytes and the weights that belong with them; close to free the tensors. */
-    record Snapshot(byte[] config, Safetensors.Contents weights) implements AutoCloseable {
+    /** Config bytes and the weights that belong with them; close to free the tensors (they belong to the caller). */
+    public record Snapshot(byte[] config, Safetensors.Contents weights) implements AutoCloseable {
         @Override
         public void close() {
             weights.close();
@@ -65,8 +68,13 @@ final class AdapterFolder {
         }
     }
 
-    /** Reads a consistent pair of files from {@code dir}. */
-    static Snapshot read(Path dir, String configName, String weightsName) throws IOException {
+    /**
+     * Reads a consistent pair of files from {@code dir}.
+     *
+     * @throws IOException when a file is missing, unreadable or malformed, or when the pair stays
+     *     inconsistent over several reads (the folder is being rewritten or was mixed by hand)
+     */
+    public static Snapshot read(Path dir, String configName, String weightsName) throws IOException {
         Path configFile = dir.resolve(configName);
         Path weightsFile = dir.resolve(weightsName);
         if (!Files.isRegularFile(configFile)) throw new IOException(dir + " has no " + configName);
@@ -101,8 +109,9 @@ final class AdapterFolder {
     /**
      * Writes {@code tensors} (metadata {@code format: pt} plus the config's digest) and then
      * {@code config} into {@code dir}, each atomically, with the process's default permissions.
+     * The tensors stay the caller's.
      */
-    static void write(Path dir, String configName, byte[] config, String weightsName, Map<String, Tensor> tensors) throws IOException {
+    public static void write(Path dir, String configName, byte[] config, String weightsName, Map<String, Tensor> tensors) throws IOException {
         Files.createDirectories(dir);
         Path real = dir.toRealPath();
         synchronized (WRITE_LOCKS.computeIfAbsent(real, p -> new Object())) {
