@@ -8,6 +8,7 @@ import dev.lora4j.Torch;
 import dev.lora4j.examples.data.DebianPackages;
 import dev.lora4j.examples.data.PackageDataset;
 import dev.lora4j.examples.data.Tenant;
+import dev.lora4j.examples.serve.TenantFolders;
 import dev.lora4j.examples.text.DataExport;
 import dev.lora4j.examples.text.Evaluation;
 import dev.lora4j.examples.text.MeanPoolingClassifier;
@@ -52,8 +53,10 @@ import java.util.Locale;
  * of the same export computes the same function step for step. It prints a progress bar (loss,
  * samples/s), the validation and test accuracy with every class's, writes a PNG of the loss and
  * per-class accuracy, and saves the adapter as a PEFT folder ({@code adapter_config.json} +
- * {@code adapter_model.safetensors}, the head under {@code modules_to_save}), then loads that
- * folder into a fresh model and checks it predicts the test set exactly as the trained model.
+ * {@code adapter_model.safetensors}, the head under {@code modules_to_save}; the class names in
+ * {@code lora4j_labels}, so the folder is a tenant the {@code /classify} service serves as it is:
+ * {@link dev.lora4j.examples.serve.TenantFolders}), then loads that folder into a fresh model and
+ * checks it predicts the test set exactly as the trained model.
  *
  * <p>Flags: {@code --tenant languages|desktop-media|system --train N (training samples, default
  * all) --epochs E --seq S (max tokens) --batch B --lr LR --head-lr LR --mode lora|probe|full
@@ -253,7 +256,7 @@ public final class TextFineTune {
         double maxDiff = Double.NaN;
         if (s.mode() == Mode.LORA) {
             adapter = s.out().resolve("adapter-" + s.tenant().name());
-            PeftAdapter.save(model, "default", lora, List.of("classifier"), adapter);
+            TenantFolders.save(model, "default", lora, adapter, classes, false);
             try (MeanPoolingClassifier fresh = new MeanPoolingClassifier(BertLoader.bertModel(checkpoint), classes.size());
                  TensorScope scope = TensorScope.open()) {
                 PeftAdapter.load(fresh, adapter);

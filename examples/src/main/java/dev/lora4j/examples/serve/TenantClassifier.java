@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.lora4j.Tensor;
 import dev.lora4j.TensorScope;
 import dev.lora4j.Torch;
+import dev.lora4j.examples.text.MeanPoolingClassifier;
 import dev.lora4j.examples.text.MiniLmCheckpoint;
 import dev.lora4j.hftools.BertTokenizer;
 import dev.lora4j.lora.AdapterLock;
@@ -29,7 +30,7 @@ import java.util.Map;
  * and evicts the least recently used under a byte budget. A request's texts are tokenized
  * together ({@link BertTokenizer}), go through the encoder in ONE forward with each row's
  * tenant adapter on its rows ({@link Lora#withRowAdapters}, 3-d inputs), then each row through
- * its tenant's own head (Linear + softmax over the sentence embedding, {@link SentenceClassifier}).
+ * its tenant's own head (Linear + softmax over the sentence embedding, {@link MeanPoolingClassifier}).
  * DyLoRA tenants may be asked for a rank 1..r: the pool's cut of the adapter to that rank.
  *
  * <p>Threads: {@link #classify} runs from many threads at once while {@link #reload} and
@@ -64,7 +65,7 @@ final class TenantClassifier implements AutoCloseable {
         }
     }
 
-    private final SentenceClassifier trunk;
+    private final MeanPoolingClassifier trunk;
     private final BertTokenizer tokenizer;
     private final AdapterPool pool;
     private final Path root;
@@ -72,7 +73,7 @@ final class TenantClassifier implements AutoCloseable {
     private final Settings settings;
     private volatile boolean closed;
 
-    private TenantClassifier(SentenceClassifier trunk, BertTokenizer tokenizer, Path root, Settings settings) {
+    private TenantClassifier(MeanPoolingClassifier trunk, BertTokenizer tokenizer, Path root, Settings settings) {
         this.trunk = trunk;
         this.tokenizer = tokenizer;
         this.root = root;
@@ -88,7 +89,7 @@ final class TenantClassifier implements AutoCloseable {
         BertModel bert = BertLoader.bertModel(dir);
         try {
             BertTokenizer tok = BertTokenizer.fromFile(MiniLmCheckpoint.tokenizer(dir), s.maxTokens());
-            SentenceClassifier trunk = SentenceClassifier.sharing(bert);
+            MeanPoolingClassifier trunk = MeanPoolingClassifier.sharing(bert);
             trunk.requiresGrad_(false);
             trunk.eval();
             return new TenantClassifier(trunk, tok, s.tenantsRoot().toRealPath(), s);

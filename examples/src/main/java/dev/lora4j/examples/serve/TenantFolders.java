@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.lora4j.Torch;
 import dev.lora4j.examples.Flags;
 import dev.lora4j.examples.data.Tenant;
+import dev.lora4j.examples.text.MeanPoolingClassifier;
 import dev.lora4j.examples.text.MiniLmCheckpoint;
 import dev.lora4j.io.PeftAdapter;
 import dev.lora4j.io.Safetensors;
@@ -24,7 +25,7 @@ import java.util.Locale;
 
 /**
  * Tenant adapter folders for the {@code /classify} service: PEFT folders of a
- * {@link SentenceClassifier} over all-MiniLM-L6-v2 (LoRA on {@code query} and {@code value},
+ * {@link MeanPoolingClassifier} over all-MiniLM-L6-v2 (LoRA on {@code query} and {@code value},
  * the classifier as {@code modules_to_save}), with two fields of lora4j's own in
  * {@code adapter_config.json}: {@value #LABELS} (the label names, one per classifier row) and,
  * for DyLoRA tenants, {@value DyLoraFolders#MARKER} (the service may then serve them at any rank
@@ -62,7 +63,7 @@ public final class TenantFolders {
      */
     public static List<String> createRandom(BertModel encoder, Path root, int n, long seed, int dyloraEvery) throws IOException {
         List<String> names = new ArrayList<>();
-        SentenceClassifier model = new SentenceClassifier(encoder, new Linear(encoder.config().hiddenSize(), 2));
+        MeanPoolingClassifier model = new MeanPoolingClassifier(encoder, new Linear(encoder.config().hiddenSize(), 2));
         for (int k = 0; k < n; k++) {
             Torch.manualSeed(seed * 100_003 + k);
             Tenant t = Tenant.defaults().get(k % Tenant.defaults().size());
@@ -88,7 +89,7 @@ public final class TenantFolders {
      * as a tenant folder with {@code labels} (and the DyLoRA marker), readers seeing the old
      * folder or the new one, whole.
      */
-    public static void save(SentenceClassifier model, String adapter, LoraConfig config, Path dir, List<String> labels, boolean dylora)
+    public static void save(MeanPoolingClassifier model, String adapter, LoraConfig config, Path dir, List<String> labels, boolean dylora)
             throws IOException {
         Path tmp = Files.createTempDirectory("lora4j-tenant");
         try {

@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.lora4j.Tensor;
 import dev.lora4j.TensorScope;
 import dev.lora4j.Torch;
+import dev.lora4j.examples.text.MeanPoolingClassifier;
 import dev.lora4j.examples.text.MiniLmCheckpoint;
 import dev.lora4j.hftools.BertTokenizer;
 import dev.lora4j.io.PeftAdapter;
@@ -98,13 +99,13 @@ class ClassifyServiceTest {
 
     /**
      * The tenant alone, independently: its folder loaded by {@link PeftAdapter#load} (classifier
-     * written into the model) into a SentenceClassifier over the reference encoder; for a rank
+     * written into the model) into a MeanPoolingClassifier over the reference encoder; for a rank
      * below r, B's columns from that rank on set to zero and the rest scaled by r/rank (scale
      * α/rank instead of α/r). Softmax of the logits of {@code text}.
      */
     static double[] reference(String tenant, String text, int rank) throws IOException {
         List<String> labels = labelsOf(tenant);
-        SentenceClassifier m = new SentenceClassifier(referenceEncoder, new Linear(384, labels.size()));
+        MeanPoolingClassifier m = new MeanPoolingClassifier(referenceEncoder, new Linear(384, labels.size()));
         try (TensorScope s = TensorScope.open(); var ng = Torch.noGrad()) {
             PeftAdapter.load(m, root.resolve(tenant), "ref");
             for (LoraLayer l : Lora.loraLayers(m).values()) {

@@ -35,7 +35,7 @@ import org.junit.jupiter.api.io.TempDir;
  * same logits, and the export replays the run (splits, one permutation per epoch, initial
  * factors with lora_B zero).
  */
-class TextFineTuneTest {
+public class TextFineTuneTest {
 
     @TempDir
     static Path dir;
@@ -44,7 +44,11 @@ class TextFineTuneTest {
 
     @BeforeAll
     static void smallCheckpoint() throws Exception {
-        checkpoint = dir.resolve("small-bert");
+        checkpoint = smallCheckpoint(dir.resolve("small-bert"));
+    }
+
+    /** A random BERT (2 layers, hidden 32) with MiniLM's tokenizer, saved as an HF checkpoint in {@code checkpoint}. */
+    public static Path smallCheckpoint(Path checkpoint) throws Exception {
         BertConfig c = BertConfig.of(30522, 32, 2, 4, 64);
         Torch.manualSeed(3);
         try (BertModel m = new BertModel(c, false)) {
@@ -54,10 +58,11 @@ class TextFineTuneTest {
             assertNotNull(in, "MiniLM's tokenizer.json is on the class path");
             Files.copy(in, MiniLmCheckpoint.tokenizer(checkpoint));
         }
+        return checkpoint;
     }
 
     /** 40 packages per section: "python3-x: Python 3 library for x" against "libx-perl: Perl module for x". */
-    static PackageDataset data(Tenant tenant) {
+    public static PackageDataset data(Tenant tenant) {
         String[] topics = {"parsing JSON", "HTTP requests", "image files", "unit testing", "date handling", "XML documents",
                 "command line options", "database access", "logging", "cryptography"};
         String[] kinds = {"library", "module", "bindings", "tools"};
