@@ -25,6 +25,9 @@
 #            --omp-wait passive|active      # OMP_WAIT_POLICY for every peer (default passive: with
 #                                           # OpenBLAS threads > 1, libgomp's spinning threads fight
 #                                           # OpenBLAS's for the cores; see the README)
+#            --runs N                       # N whole runs back to back (each into benchmarks/results/run-K/,
+#                                           # the last also into latest/), then the spread of every ratio
+#                                           # and target across them: benchmarks/results/spread.md
 #            --no-readme                    # leave README.md alone
 #            --works "mlp_step train_loop"  # only these works (names as bench_native's; default all:
 #                                           # add linear lora_step mlp_step mlp_lora_step infer_base
@@ -58,6 +61,7 @@ readme=1
 jmh_extra=""
 omp_wait=passive
 libtorch=1.13
+runs=1
 all_args=("$@")
 works_arg=""
 while [ $# -gt 0 ]; do
@@ -71,6 +75,7 @@ while [ $# -gt 0 ]; do
     --jmh) jmh_extra="$2"; shift ;;
     --libtorch) libtorch="$2"; shift ;;
     --works) works_arg="$2"; shift ;;
+    --runs) runs="$2"; shift ;;
     *) die "unknown option $1 (see the comment at the top of $0)" ;;
   esac
   shift
@@ -186,6 +191,8 @@ write_meta() { # dir
     echo "ompwait=OMP_WAIT_POLICY=${omp_wait^^}"
     echo "openblas_env=$(compgen -e | grep '^OPENBLAS_' | while read -r v; do printf '%s=%s ' "$v" "${!v}"; done)"
     echo "command=$command"
+    echo "load_before=$load_before"
+    echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)"
   } >"$dir/meta.txt"
 }
 
@@ -199,6 +206,10 @@ command="benchmarks/run-all.sh"; [ "$quick" = 1 ] && command="$command --quick"
 [ -n "$works_arg" ] && command="$command --works \"$works_arg\""
 [ "$threads_list" != "1 2" ] && command="$command --threads \"$threads_list\""
 [ "$allocator" != tuned ] && command="$command --allocator $allocator"
+[[ "$runs" =~ ^[1-9][0-9]*$ ]] || die "--runs needs a positive number, got $runs"
+[ "$runs" -gt 1 ] && { [ "$in_trixie" = 0 ] && [ "$libtorch" = 1.13 ] || die "--runs is for the LibTorch 1.13 comparison"; }
+[ "$runs" -gt 1 ] && command="$command --runs $runs"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 results=benchmarks/results
 if [ "$study" = 1 ]; then
@@ -226,14 +237,26 @@ if [ "$study" = 1 ]; then
 fi
 
 set_allocator "$allocator"
-dir=$results/latest
-[ "$in_trixie" = 1 ] && { dir=$results/latest-libtorch2.6; command="benchmarks/run-all.sh --libtorch 2.6${command#benchmarks/run-all.sh}"; }
-rm -rf "$dir"; mkdir -p "$dir"
-for t in $threads_list; do
-  run_peers "$dir" "$t" "$works" "$jmh_regex"
+run_dirs=()
+for run in $(seq 1 "$runs"); do
+  dir=$results/latest
+  [ "$runs" -gt 1 ] && dir=$results/run-$run
+  [ "$in_trixie" = 1 ] && { dir=$results/latest-libtorch2.6; command="benchmarks/run-all.sh --libtorch 2.6${command#benchmarks/run-all.sh}"; }
+  rm -rf "$dir"; mkdir -p "$dir"
+  load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+  for t in $threads_list; do
+    run_peers "$dir" "$t" "$works" "$jmh_regex"
+  done
+  write_meta "$dir"
+  run_dirs+=("$dir")
 done
-write_meta "$dir"
 [ "$in_trixie" = 1 ] && { say "wrote $dir"; exit 0; }
+dir=$results/latest
+if [ "$runs" -gt 1 ]; then
+  rm -rf "$dir"; cp -r "${run_dirs[-1]}" "$dir"
+  java -cp "$jar" dev.lora4j.benchmarks.report.Spread "${run_dirs[@]}" "$results/spread.md"
+  say "wrote $results/spread.md"
+fi
 java -cp "$jar" dev.lora4j.benchmarks.report.Report "$dir" "$results/latest.md" "$results/latest.png"
 say "wrote $results/latest.md and $results/latest.png"
 
