@@ -1,6 +1,7 @@
 // Autograd: requires_grad, backward, gradients, thread-local grad mode.
 #include <c10/core/GradMode.h>
 
+#include "grad_lock.h"
 #include "internal.h"
 
 using lt::T;
@@ -21,14 +22,17 @@ lt_status lt_backward(const lt_tensor* t, const lt_tensor* gradient, int32_t ret
 
 lt_status lt_grad(const lt_tensor* t, lt_tensor** out) {
     LT_BODY(
-        const at::Tensor& g = T(t, "t")->grad();
-        *lt::need(out, "out") = lt::release(g);
+        const auto x = T(t, "t");
+        lt::GradLock lock(*x);
+        *lt::need(out, "out") = lt::release(x->grad());
     );
 }
 
 lt_status lt_zero_grad(lt_tensor* t) {
     LT_BODY(
-        at::Tensor& g = T(t, "t")->mutable_grad();
+        const auto x = T(t, "t");
+        lt::GradLock lock(*x);
+        at::Tensor& g = x->mutable_grad();
         if (g.defined()) {
             c10::NoGradGuard no_grad;
             g.zero_();
@@ -36,7 +40,13 @@ lt_status lt_zero_grad(lt_tensor* t) {
     );
 }
 
-lt_status lt_clear_grad(lt_tensor* t) { LT_BODY(T(t, "t")->mutable_grad().reset()); }
+lt_status lt_clear_grad(lt_tensor* t) {
+    LT_BODY(
+        const auto x = T(t, "t");
+        lt::GradLock lock(*x);
+        x->mutable_grad().reset();
+    );
+}
 
 lt_status lt_grad_set_enabled(int32_t enabled, int32_t* previous) {
     LT_BODY(

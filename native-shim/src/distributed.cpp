@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "grad_lock.h"
 #include "internal.h"
 
 // ------------------------------------------------------------------ LibTorch version compat
@@ -313,16 +314,19 @@ lt_status lt_process_group_all_reduce_grads(lt_process_group* pg, const lt_tenso
         auto ps = tensors(params, count, "params");
         std::vector<at::Tensor> grads;
         grads.reserve(ps.size());
-        for (size_t i = 0; i < ps.size(); ++i) {
-            at::Tensor& p = ps[i];
-            if (!p.requires_grad())
-                throw std::invalid_argument("params[" + std::to_string(i) + "] does not require grad");
-            // A parameter this rank did not use contributes zeros; every rank then holds the
-            // same averaged gradient, so optimizers stay in step.
-            if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
-            if (p.grad().layout() != at::kStrided)
-                throw std::invalid_argument("params[" + std::to_string(i) + "] has a sparse gradient");
-            grads.push_back(p.grad());
+        {
+            lt::GradLock lock(ps);  // the gradients taken whole, even beside a backward on another thread
+            for (size_t i = 0; i < ps.size(); ++i) {
+                at::Tensor& p = ps[i];
+                if (!p.requires_grad())
+                    throw std::invalid_argument("params[" + std::to_string(i) + "] does not require grad");
+                // A parameter this rank did not use contributes zeros; every rank then holds the
+                // same averaged gradient, so optimizers stay in step.
+                if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+                if (p.grad().layout() != at::kStrided)
+                    throw std::invalid_argument("params[" + std::to_string(i) + "] has a sparse gradient");
+                grads.push_back(p.grad());
+            }
         }
         all_reduce(pg, grads, op, timeout_of(pg, timeout_ms));
     });

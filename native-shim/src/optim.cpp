@@ -11,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "grad_lock.h"
 #include "internal.h"
 #include "optim_kernels.h"
 
@@ -166,6 +167,15 @@ void step_sgd(lt_optimizer& o) {
     }
 }
 
+// Every parameter of an optimizer, fused or LibTorch's.
+std::vector<at::Tensor> parameters(lt_optimizer& o) {
+    if (!o.impl) return o.params;
+    std::vector<at::Tensor> all;
+    for (auto& group : o.impl->param_groups())
+        for (auto& p : group.params()) all.push_back(p);
+    return all;
+}
+
 void zero_grad(at::Tensor& p, bool set_to_none) {
     at::Tensor& g = p.mutable_grad();
     if (!g.defined()) return;
@@ -263,6 +273,7 @@ lt_status lt_adam_new(const lt_tensor* const* ps, int64_t count, double lr, doub
 lt_status lt_optimizer_step(lt_optimizer* o) {
     LT_BODY(
         lt::need(o, "opt");
+        lt::GradLock lock(parameters(*o));
         if (o->impl) {
             o->impl->step();
         } else if (o->kind == lt_optimizer::Kind::ADAM) {
@@ -276,6 +287,7 @@ lt_status lt_optimizer_step(lt_optimizer* o) {
 lt_status lt_optimizer_zero_grad(lt_optimizer* o, int32_t set_to_none) {
     LT_BODY(
         lt::need(o, "opt");
+        lt::GradLock lock(parameters(*o));
         if (!o->impl) {
             for (auto& p : o->params) zero_grad(p, set_to_none != 0);
             return;

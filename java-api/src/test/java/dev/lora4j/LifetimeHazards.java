@@ -34,9 +34,68 @@ public final class LifetimeHazards {
             case "temporary-optimizer" -> temporaryOptimizer(Integer.parseInt(args[1]));
             case "readme-without-close" -> readmeWithoutClose(Integer.parseInt(args[1]));
             case "strict" -> strict();
+            case "grad-race" -> gradRace(Double.parseDouble(args[1]));
             default -> throw new IllegalArgumentException(args[0]);
         }
         System.out.println("ok");
+    }
+
+    // ------------------------------------------------------------------ gradients read during a backward
+
+    /**
+     * Two threads run backward into the same leaves while two others read, zero and clear their
+     * gradients and an optimizer steps on them, for {@code seconds}: misuse (the README asks for
+     * one training thread per model), but one that may give odd numbers, never a crash. Autograd
+     * replaces a leaf's gradient while another thread copies or frees it unless both hold the
+     * leaf's accumulator lock.
+     */
+    private static void gradRace(double seconds) throws Exception {
+        Tensor w = Tensor.randn(8, 8).requiresGrad_(true);
+        Tensor b = Tensor.randn(8).requiresGrad_(true);
+        Tensor x = Tensor.randn(4, 8);
+        var opt = new dev.lora4j.optim.SGD(java.util.List.of(w, b), 1e-6);
+        long end = System.nanoTime() + (long) (seconds * 1e9);
+        java.util.concurrent.atomic.AtomicReference<Throwable> failure = new java.util.concurrent.atomic.AtomicReference<>();
+        java.util.List<Thread> threads = new java.util.ArrayList<>();
+        for (int k = 0; k < 2; k++) {
+            threads.add(new Thread(() -> {
+                while (System.nanoTime() < end) {
+                    try (Tensor y = x.matmul(w).add(b).sum()) {
+                        y.backward();
+                    } catch (RuntimeException e) {
+                        // LibTorch may refuse misuse with an exception: allowed
+                    }
+                }
+            }));
+        }
+        threads.add(new Thread(() -> {
+            while (System.nanoTime() < end) {
+                try (Tensor g = w.grad(); Tensor h = b.grad()) {
+                    if (g != null) g.sum().close();
+                    if (h != null) h.sum().close();
+                } catch (RuntimeException e) {
+                    // allowed
+                }
+            }
+        }));
+        threads.add(new Thread(() -> {
+            int i = 0;
+            while (System.nanoTime() < end) {
+                try {
+                    if (i++ % 2 == 0) w.clearGrad();
+                    else b.zeroGrad();
+                    opt.step();
+                } catch (RuntimeException e) {
+                    // the optimizer may refuse a second thread: allowed
+                }
+            }
+        }));
+        for (Thread t : threads) {
+            t.setUncaughtExceptionHandler((th, e) -> failure.set(e));
+            t.start();
+        }
+        for (Thread t : threads) t.join();
+        if (failure.get() != null) throw new AssertionError(failure.get());
     }
 
     // ------------------------------------------------------------------ close racing a call

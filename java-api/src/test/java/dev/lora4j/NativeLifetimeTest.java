@@ -30,6 +30,11 @@ class NativeLifetimeTest {
     }
 
     @Test
+    void readingGradientsWhileOtherThreadsRunBackwardIsNeverACrash() throws Exception {
+        hazard(List.of("-Xmx256m"), "grad-race", "4");
+    }
+
+    @Test
     void aDataViewKeepsItsTensorFromTheSafetyNet() throws Exception {
         hazard(List.of("-Xmx64m"), "view-outlives-net");
     }
