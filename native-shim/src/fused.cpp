@@ -125,22 +125,34 @@ void blas_runs(const at::Tensor& x2, const at::Tensor& as, const at::Tensor& bs,
     }
 }
 
+// Batch rows ordered by adapter, stably (a counting sort): order[start[k] .. start[k+1]) are
+// adapter k's rows, in batch order; rows without an adapter (index < 0) are left out.
+struct Groups {
+    std::vector<int64_t> start, order;
+};
+
+Groups by_adapter(const int64_t* index, int64_t count, int64_t n) {
+    Groups g{std::vector<int64_t>(static_cast<size_t>(n + 1), 0), {}};
+    for (int64_t i = 0; i < count; ++i)
+        if (index[i] >= 0) g.start[static_cast<size_t>(index[i] + 1)]++;
+    for (int64_t k = 0; k < n; ++k) g.start[static_cast<size_t>(k + 1)] += g.start[static_cast<size_t>(k)];
+    g.order.resize(static_cast<size_t>(g.start[static_cast<size_t>(n)]));
+    std::vector<int64_t> next(g.start.begin(), g.start.end() - 1);
+    for (int64_t i = 0; i < count; ++i)
+        if (index[i] >= 0) g.order[static_cast<size_t>(next[static_cast<size_t>(index[i])]++)] = i;
+    return g;
+}
+
 // The per-row kernel over every batch row: rows grouped by adapter, parallel over token rows
 // with LibTorch's intra-op threads.
 void per_row(const at::Tensor& xs, const at::Tensor& as, const at::Tensor& bs, const at::Tensor& ss, const int64_t* index,
              int64_t count, int64_t seq, at::Tensor& result) {
     const int64_t n = as.size(0), rank = as.size(1), outf = bs.size(2), in = xs.size(-1);
     const at::ScalarType type = as.scalar_type();
-    // Batch rows grouped by adapter (a counting sort); rows without one get zeros.
-    std::vector<int64_t> offsets(static_cast<size_t>(n + 1), 0);
+    // Batch rows grouped by adapter; rows without one get zeros.
+    const std::vector<int64_t> order = by_adapter(index, count, n).order;
     for (int64_t i = 0; i < count; ++i)
-        if (index[i] >= 0) offsets[static_cast<size_t>(index[i] + 1)]++;
-    for (int64_t k = 0; k < n; ++k) offsets[static_cast<size_t>(k + 1)] += offsets[static_cast<size_t>(k)];
-    std::vector<int64_t> order(static_cast<size_t>(offsets[static_cast<size_t>(n)]));
-    for (int64_t i = 0; i < count; ++i) {
-        if (index[i] >= 0) order[static_cast<size_t>(offsets[static_cast<size_t>(index[i])]++)] = i;
-        else result.select(0, i).zero_();
-    }
+        if (index[i] < 0) result.select(0, i).zero_();
     // Work split by token rows, not by adapter, so one adapter's batch still uses every thread.
     const int64_t grain = std::max<int64_t>(1, 256 / std::max<int64_t>(1, seq));
     const int64_t work = static_cast<int64_t>(order.size());
@@ -174,19 +186,12 @@ void grouped_f32(const at::Tensor& xs, const at::Tensor& as, const at::Tensor& b
     const int64_t n = as.size(0), rank = as.size(1), outf = bs.size(2), in = xs.size(-1);
     const float *xp = xs.data_ptr<float>(), *ap = as.data_ptr<float>(), *bp = bs.data_ptr<float>(), *sp = ss.data_ptr<float>();
     float* rp = result.data_ptr<float>();
-    // A stable counting sort of the batch rows by adapter; rows without one get zeros.
-    std::vector<int64_t> start(static_cast<size_t>(n + 1), 0);
+    // Batch rows grouped by adapter; rows without one get zeros.
+    const Groups groups = by_adapter(index, count, n);
+    const std::vector<int64_t>& start = groups.start;
+    const std::vector<int64_t>& order = groups.order;
     for (int64_t i = 0; i < count; ++i)
-        if (index[i] >= 0) start[static_cast<size_t>(index[i] + 1)]++;
-    for (int64_t k = 0; k < n; ++k) start[static_cast<size_t>(k + 1)] += start[static_cast<size_t>(k)];
-    std::vector<int64_t> order(static_cast<size_t>(start[static_cast<size_t>(n)]));
-    {
-        std::vector<int64_t> next(start.begin(), start.end() - 1);
-        for (int64_t i = 0; i < count; ++i) {
-            if (index[i] >= 0) order[static_cast<size_t>(next[static_cast<size_t>(index[i])]++)] = i;
-            else std::fill(rp + i * seq * outf, rp + (i + 1) * seq * outf, 0.0f);
-        }
-    }
+        if (index[i] < 0) std::fill(rp + i * seq * outf, rp + (i + 1) * seq * outf, 0.0f);
     // Units: (adapter, first token position p0 and end p1 within the adapter's group).
     struct Unit { int64_t k, p0, p1; };
     std::vector<Unit> units;
