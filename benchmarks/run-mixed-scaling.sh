@@ -30,7 +30,7 @@ ENCODER_REPEATS=${ENCODER_REPEATS:-1}
 ENCODER_BATCH=${ENCODER_BATCH:-32}   # rows of 64 tokens per encoder batch
 DELTA_BATCH=${DELTA_BATCH:-64}
 COUNTS=${COUNTS:-1 8 64 512}
-ENCODER_COUNTS=${ENCODER_COUNTS:-$COUNTS}
+ENCODER_COUNTS=${ENCODER_COUNTS-$COUNTS}   # ENCODER_COUNTS="" skips the encoder
 jmh() { java --enable-native-access=ALL-UNNAMED -jar "$jar" MixedScalingBenchmark -f 1 "$@"; }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -283,9 +283,11 @@ lt_status lt_qr(const lt_tensor* a, lt_tensor** q, lt_tensor** r);
  * row i gets out[t] = scale[k] · B[k] · (A[k] · x[t]) with k = index[i], or zeros when
  * index[i] < 0. out has x's shape with the last dimension out. a (n, R, in), bt (n, R, out) =
  * B transposed, scale (n), all float32 or all float64 like x; adapters of smaller rank are
- * zero-padded to R. One native call: when runs of consecutive batch rows with the same adapter
- * hold 16 token rows or more on average, two BLAS products per run; otherwise a per-row kernel,
- * batch rows grouped by adapter, parallel over token rows with LibTorch's intra-op threads. */
+ * zero-padded to R. One native call: batch rows grouped by adapter (stably, wherever they are
+ * in the batch), each group's token rows computed in blocks by register-blocked kernels
+ * (float32 on CPUs with AVX2 and FMA), parallel over blocks with LibTorch's intra-op threads;
+ * float64 and other CPUs: two BLAS products per run of consecutive rows with one adapter when
+ * the runs hold 16 token rows or more on average, a per-row kernel otherwise. */
 lt_status lt_lora_mixed(const lt_tensor* x, const lt_tensor* a, const lt_tensor* bt, const lt_tensor* scale,
                         const int64_t* index, int64_t count, lt_tensor** out);
 /* The LoRA linear forward in one call, autograd-aware (the result carries a graph for

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "internal.h"
+#include "small_gemm.h"
 
 using lt::T;
 
@@ -124,22 +125,34 @@ void blas_runs(const at::Tensor& x2, const at::Tensor& as, const at::Tensor& bs,
     }
 }
 
+// Batch rows ordered by adapter, stably (a counting sort): order[start[k] .. start[k+1]) are
+// adapter k's rows, in batch order; rows without an adapter (index < 0) are left out.
+struct Groups {
+    std::vector<int64_t> start, order;
+};
+
+Groups by_adapter(const int64_t* index, int64_t count, int64_t n) {
+    Groups g{std::vector<int64_t>(static_cast<size_t>(n + 1), 0), {}};
+    for (int64_t i = 0; i < count; ++i)
+        if (index[i] >= 0) g.start[static_cast<size_t>(index[i] + 1)]++;
+    for (int64_t k = 0; k < n; ++k) g.start[static_cast<size_t>(k + 1)] += g.start[static_cast<size_t>(k)];
+    g.order.resize(static_cast<size_t>(g.start[static_cast<size_t>(n)]));
+    std::vector<int64_t> next(g.start.begin(), g.start.end() - 1);
+    for (int64_t i = 0; i < count; ++i)
+        if (index[i] >= 0) g.order[static_cast<size_t>(next[static_cast<size_t>(index[i])]++)] = i;
+    return g;
+}
+
 // The per-row kernel over every batch row: rows grouped by adapter, parallel over token rows
 // with LibTorch's intra-op threads.
 void per_row(const at::Tensor& xs, const at::Tensor& as, const at::Tensor& bs, const at::Tensor& ss, const int64_t* index,
              int64_t count, int64_t seq, at::Tensor& result) {
     const int64_t n = as.size(0), rank = as.size(1), outf = bs.size(2), in = xs.size(-1);
     const at::ScalarType type = as.scalar_type();
-    // Batch rows grouped by adapter (a counting sort); rows without one get zeros.
-    std::vector<int64_t> offsets(static_cast<size_t>(n + 1), 0);
+    // Batch rows grouped by adapter; rows without one get zeros.
+    const std::vector<int64_t> order = by_adapter(index, count, n).order;
     for (int64_t i = 0; i < count; ++i)
-        if (index[i] >= 0) offsets[static_cast<size_t>(index[i] + 1)]++;
-    for (int64_t k = 0; k < n; ++k) offsets[static_cast<size_t>(k + 1)] += offsets[static_cast<size_t>(k)];
-    std::vector<int64_t> order(static_cast<size_t>(offsets[static_cast<size_t>(n)]));
-    for (int64_t i = 0; i < count; ++i) {
-        if (index[i] >= 0) order[static_cast<size_t>(offsets[static_cast<size_t>(index[i])]++)] = i;
-        else result.select(0, i).zero_();
-    }
+        if (index[i] < 0) result.select(0, i).zero_();
     // Work split by token rows, not by adapter, so one adapter's batch still uses every thread.
     const int64_t grain = std::max<int64_t>(1, 256 / std::max<int64_t>(1, seq));
     const int64_t work = static_cast<int64_t>(order.size());
@@ -156,6 +169,65 @@ void per_row(const at::Tensor& xs, const at::Tensor& as, const at::Tensor& bs, c
             mixed_rows_f64(begin, end, order.data(), index, seq, xp, ap, bp, sp, rp, in, rank, outf);
         });
     }
+}
+
+// Token rows per work unit of the grouped kernel: enough for the register-blocked products to
+// run at speed, few enough that one adapter's batch spreads over every thread.
+constexpr int64_t kUnitTokens = 64;
+
+// The float32 update by adapter groups (AVX2+FMA): batch rows ordered by adapter, stably, so
+// one adapter's factors serve all of its rows from cache wherever they are in the batch;
+// each group's token rows cut into units of at most kUnitTokens, parallel over units. Per
+// unit, h = x·Aᵀ (xwt: A (R, in) is the weight), h *= s, out = h·Bᵀ (gw: Bᵀ (R, out)), each
+// output row written once. A unit whose token rows are not one contiguous block of x (rows
+// of one adapter apart in the batch) is packed into a buffer first and its output scattered.
+void grouped_f32(const at::Tensor& xs, const at::Tensor& as, const at::Tensor& bs, const at::Tensor& ss,
+                 const int64_t* index, int64_t count, int64_t seq, at::Tensor& result) {
+    const int64_t n = as.size(0), rank = as.size(1), outf = bs.size(2), in = xs.size(-1);
+    const float *xp = xs.data_ptr<float>(), *ap = as.data_ptr<float>(), *bp = bs.data_ptr<float>(), *sp = ss.data_ptr<float>();
+    float* rp = result.data_ptr<float>();
+    // Batch rows grouped by adapter; rows without one get zeros.
+    const Groups groups = by_adapter(index, count, n);
+    const std::vector<int64_t>& start = groups.start;
+    const std::vector<int64_t>& order = groups.order;
+    for (int64_t i = 0; i < count; ++i)
+        if (index[i] < 0) std::fill(rp + i * seq * outf, rp + (i + 1) * seq * outf, 0.0f);
+    // Units: (adapter, first token position p0 and end p1 within the adapter's group).
+    struct Unit { int64_t k, p0, p1; };
+    std::vector<Unit> units;
+    for (int64_t k = 0; k < n; ++k) {
+        const int64_t tokens = (start[static_cast<size_t>(k + 1)] - start[static_cast<size_t>(k)]) * seq;
+        if (tokens == 0) continue;
+        const int64_t parts = (tokens + kUnitTokens - 1) / kUnitTokens;
+        for (int64_t j = 0; j < parts; ++j) units.push_back({k, tokens * j / parts, tokens * (j + 1) / parts});
+    }
+    at::parallel_for(0, static_cast<int64_t>(units.size()), 1, [&](int64_t begin, int64_t end) {
+        std::vector<float> xb, yb, h(static_cast<size_t>(kUnitTokens * rank));
+        for (int64_t u = begin; u < end; ++u) {
+            const Unit& w = units[static_cast<size_t>(u)];
+            const int64_t* rows = order.data() + start[static_cast<size_t>(w.k)];
+            // The token row of x at position p of the group (increasing in p: the sort is stable).
+            auto token = [&](int64_t p) { return rows[p / seq] * seq + p % seq; };
+            const int64_t m = w.p1 - w.p0, first = token(w.p0);
+            const bool contiguous = token(w.p1 - 1) - first == m - 1;
+            const float* xu = xp + first * in;
+            if (!contiguous) {
+                xb.resize(static_cast<size_t>(kUnitTokens * in));
+                yb.resize(static_cast<size_t>(kUnitTokens * outf));
+                for (int64_t p = w.p0; p < w.p1; ++p)
+                    std::copy_n(xp + token(p) * in, in, xb.data() + (p - w.p0) * in);
+                xu = xb.data();
+            }
+            lt::gemm::xwt(xu, m, in, ap + w.k * rank * in, rank, nullptr, h.data(), 0, rank);
+            const float s = sp[w.k];
+            for (int64_t j = 0; j < m * rank; ++j) h[static_cast<size_t>(j)] *= s;
+            float* yu = contiguous ? rp + first * outf : yb.data();
+            lt::gemm::gw(h.data(), m, rank, bp + w.k * rank * outf, outf, yu, 0, outf);
+            if (!contiguous)
+                for (int64_t p = w.p0; p < w.p1; ++p)
+                    std::copy_n(yb.data() + (p - w.p0) * outf, outf, rp + token(p) * outf);
+        }
+    });
 }
 }  // namespace
 
@@ -190,7 +262,9 @@ lt_status lt_lora_mixed(const lt_tensor* x, const lt_tensor* a, const lt_tensor*
         std::vector<int64_t> sizes = xs.sizes().vec();
         sizes.back() = outf;
         at::Tensor result = at::empty(sizes, xs.options());
-        if (count > 0 && mean_run_tokens(index, count, seq) >= kBlasTokens) {
+        if (count > 0 && type == at::kFloat && lt::gemm::available()) {
+            grouped_f32(xs, as, bs, ss, index, count, seq, result);
+        } else if (count > 0 && mean_run_tokens(index, count, seq) >= kBlasTokens) {
             blas_runs(xs.view({count * seq, in}), as, bs, ss, index, count, seq, result.view({count * seq, outf}));
         } else {
             per_row(xs, as, bs, ss, index, count, seq, result);

@@ -21,10 +21,10 @@ import java.util.Objects;
  * The LoRA updates of many named adapters of one linear layer, stacked for mixed-batch
  * serving: each batch row picks its own adapter (or {@link #BASE} for none) and gets
  * {@code Δy = s·B·(A·x)} of that adapter, all rows in one native call (the shim's fused
- * {@code lt_lora_mixed} kernel over adapters stacked and zero-padded to the largest rank: two
- * BLAS products per run of rows with one adapter when the runs are long, as in
- * [batch, seq, in] batches, a per-row kernel parallel over token rows otherwise) rather than a
- * loop over adapters. The
+ * {@code lt_lora_mixed} kernel over adapters stacked and zero-padded to the largest rank: rows
+ * grouped by adapter wherever they are in the batch, so each adapter's factors are read once
+ * per call, and register-blocked products per group, parallel over blocks of token rows)
+ * rather than a loop over adapters. The
  * input may have any number of dimensions: row i of dimension 0 ([batch, seq, in] for a
  * transformer) uses its adapter for all of its token rows, with no copy of the input. Ranks
  * may differ between adapters. Float32 and float64 run fused; adapters of other dtypes
