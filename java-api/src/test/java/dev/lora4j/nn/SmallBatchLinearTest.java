@@ -37,45 +37,16 @@ class SmallBatchLinearTest {
             y.mul(c).sum().backward();
 
             String what = rows + "×" + in + " → " + out + (bias ? " with bias" : "") + (threeD ? " (3-d)" : "") + ": ";
-            float[] yv = y.toFloatArray(), dx = x.grad().toFloatArray(), dw = w.grad().toFloatArray();
-            for (int m = 0; m < rows; m++)
-                for (int n = 0; n < out; n++) {
-                    double sum = bias ? bs[n] : 0, mag = bias ? Math.abs(bs[n]) : 0;
-                    for (int k = 0; k < in; k++) {
-                        sum += (double) xs[m * in + k] * ws[n * in + k];
-                        mag += Math.abs((double) xs[m * in + k] * ws[n * in + k]);
-                    }
-                    near(sum, yv[m * out + n], mag, what + "y[" + m + "," + n + "]");
-                }
-            for (int m = 0; m < rows; m++) // dx = c·w
-                for (int k = 0; k < in; k++) {
-                    double sum = 0, mag = 0;
-                    for (int n = 0; n < out; n++) {
-                        sum += (double) cs[m * out + n] * ws[n * in + k];
-                        mag += Math.abs((double) cs[m * out + n] * ws[n * in + k]);
-                    }
-                    near(sum, dx[m * in + k], mag, what + "dx[" + m + "," + k + "]");
-                }
-            for (int n = 0; n < out; n++) // dw = cᵀ·x
-                for (int k = 0; k < in; k++) {
-                    double sum = 0, mag = 0;
-                    for (int m = 0; m < rows; m++) {
-                        sum += (double) cs[m * out + n] * xs[m * in + k];
-                        mag += Math.abs((double) cs[m * out + n] * xs[m * in + k]);
-                    }
-                    near(sum, dw[n * in + k], mag, what + "dw[" + n + "," + k + "]");
-                }
-            if (bias) {
-                float[] db = b.grad().toFloatArray();
-                for (int n = 0; n < out; n++) {
-                    double sum = 0, mag = 0;
-                    for (int m = 0; m < rows; m++) {
-                        sum += cs[m * out + n];
-                        mag += Math.abs(cs[m * out + n]);
-                    }
-                    near(sum, db[n], mag, what + "dbias[" + n + "]");
-                }
-            }
+            float[] noBias = new float[Math.max(in, out)];
+            // y = x·wᵀ + bias, dx = c·w, dw = cᵀ·x, dbias = Σ_rows c (a product with a column of ones)
+            product(y.toFloatArray(), rows, out, in, (m, k) -> xs[m * in + k], (k, n) -> ws[n * in + k], bias ? bs : noBias,
+                    what + "y");
+            product(x.grad().toFloatArray(), rows, in, out, (m, n) -> cs[m * out + n], (n, k) -> ws[n * in + k], noBias,
+                    what + "dx");
+            product(w.grad().toFloatArray(), out, in, rows, (n, m) -> cs[m * out + n], (m, k) -> xs[m * in + k], noBias,
+                    what + "dw");
+            if (bias)
+                product(b.grad().toFloatArray(), out, 1, rows, (n, m) -> cs[m * out + n], (m, j) -> 1, noBias, what + "dbias");
             // Without grad mode, and with nothing that needs a gradient: the same bits.
             Tensor plainX = Tensor.of(xs, xShape), plainW = Tensor.of(ws, out, in), plainB = bias ? Tensor.of(bs, out) : null;
             assertTrue(Functional.linear(plainX, plainW, plainB).equal(y), what + "forward without any gradient");
@@ -85,11 +56,28 @@ class SmallBatchLinearTest {
         }
     }
 
-    /** float32 sums of |terms| ≤ mag: within a few ulps of mag per term's rounding. */
-    private static void near(double expected, float actual, double mag, String what) {
-        double tol = 1e-6 * (mag + 1e-3);
-        if (!(Math.abs(expected - actual) <= tol))
-            throw new AssertionError(what + " = " + actual + ", expected " + expected + " (±" + tol + ")");
+    /** An element of a matrix operand. */
+    private interface Matrix {
+        double at(int row, int column);
+    }
+
+    /**
+     * actual (rows, cols) against Σ_i a(r, i)·b(i, c) + add[c] in float64: within 1e-6 of the sum
+     * of the terms' magnitudes (float32 rounding of a sum in any order).
+     */
+    private static void product(float[] actual, int rows, int cols, int inner, Matrix a, Matrix b, float[] add, String what) {
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++) {
+                double sum = add[c], mag = Math.abs(add[c]);
+                for (int i = 0; i < inner; i++) {
+                    double term = a.at(r, i) * b.at(i, c);
+                    sum += term;
+                    mag += Math.abs(term);
+                }
+                double tol = 1e-6 * (mag + 1e-3), got = actual[r * cols + c];
+                if (!(Math.abs(sum - got) <= tol))
+                    throw new AssertionError(what + "[" + r + "," + c + "] = " + got + ", expected " + sum + " (±" + tol + ")");
+            }
     }
 
     private static float[] random(Random r, int n) {
