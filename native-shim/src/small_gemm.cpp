@@ -102,8 +102,8 @@ LT_AVX2 void gw_rows(const float* g, int64_t N, const float* w, int64_t K, float
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
-// AVX-512: 16 lanes and 32 registers, so one pass over the weight serves up to 16 rows of the
-// left operand; a ragged end of k (xwt) or of the columns (gw) is one masked step.
+// AVX-512: 16 lanes and 32 registers, so a tile holds more rows of the left operand (blocks of
+// rows: see xwt and gw below); a ragged end of k (xwt) or of the columns (gw) is one masked step.
 #define LT_AVX512 __attribute__((target("avx512f,avx2,fma")))
 
 // One step of 16 along k of xwt_tile16 (mask: which of the 16 to take).
@@ -141,7 +141,6 @@ LT_AVX512 __attribute__((always_inline)) inline void xwt_tile16(const float* x, 
             y[m * N + i] = bias != nullptr ? s + bias[i] : s;
         }
 }
-
 
 template <int MB>
 LT_AVX512 void xwt_rows16(const float* x, int64_t K, const float* w, int64_t N, const float* bias, float* y, int64_t n0,

@@ -1,12 +1,12 @@
 // Matrix products with a short left operand (a few rows: the batch of a LoRA training step)
 // against a large row-major weight, without packing the weight: each weight element is read
-// once per product and used for every row while in registers. Generic BLAS packs the whole
+// once per block of rows and used for every row of the block while in registers. Generic BLAS packs the whole
 // weight into a buffer first, which for so few rows costs about as much as the arithmetic.
 // Internal to the shim; float32, contiguous, CPU.
 //
-// Kernels, chosen once at run time: AVX-512 (16 lanes, 32 registers: up to 16 rows in one pass
-// over the weight) where the CPU has avx512f, else AVX2+FMA (8 lanes, 16 registers: blocks of 5
-// rows), else none (callers use ATen). The environment variable LORA4J_SMALL_GEMM, read once,
+// Kernels, chosen once at run time: AVX-512 (16 lanes, 32 registers: blocks of up to 6 rows
+// for xwt, 12 for gw) where the CPU has avx512f, else AVX2+FMA (8 lanes, 16 registers: blocks
+// of 5 rows), else none (callers use ATen). The environment variable LORA4J_SMALL_GEMM, read once,
 // overrides: "avx2" keeps to the AVX2 kernels, "off" to ATen (to test and measure each path on
 // one machine). The paths sum in different orders, so their results differ by float32 rounding.
 #pragma once
