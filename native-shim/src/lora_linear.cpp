@@ -6,19 +6,19 @@
 //    gradient; its backward computes dA, dB, the bias's gradient only when the bias is
 //    trainable, and dx only when x needs one — never a gradient for the frozen W, which LoRA
 //    does not train. For a batch of at most 16 rows in float32 its two products with W
-//    (forward x·Wᵀ, backward g·W) run in small_gemm's kernels, which read W once without
-//    packing it as BLAS does.
+//    (forward x·Wᵀ, backward g·W) run in small_gemm's kernels, which read W without packing
+//    it as BLAS does.
 //  - otherwise (a trained base weight, no grad mode): the same arithmetic composed of ATen
-//    ops, so autograd records it as usual.
-// Both compute the same products; the kernels sum in another order (float32 rounding apart, equal).
+//    ops, so autograd records it as usual, with the base product from small_linear.h as in
+//    lt_linear.
+// Every form takes its base product from small_linear.h, so a LoRA layer whose update is zero
+// computes the bits of the plain linear layer.
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/functions/utils.h>
 #include <torch/csrc/autograd/saved_variable.h>
 
-#include <ATen/Parallel.h>
-
 #include "internal.h"
-#include "small_gemm.h"
+#include "small_linear.h"
 
 using lt::T;
 
@@ -43,46 +43,6 @@ at::Tensor add_delta(const at::Tensor& y, const at::Tensor& x, const at::Tensor&
     const at::Tensor y2 = y.reshape({-1, y.size(-1)});
     require(x2.size(0) == y2.size(0), "lora: x and y disagree on their leading shape");
     return at::addmm(y2, at::mm(x2, a.t()), bm.t(), 1, scale).view(y.sizes());
-}
-
-// Whether x2 (M, K)·w(N, K)ᵀ and g (M, N)·w run in small_gemm's kernels: float32 on the CPU,
-// few rows, w contiguous. They skip the weight packing that BLAS does, which for a batch of a
-// few rows costs about as much as the arithmetic.
-bool small(const at::Tensor& rows, const at::Tensor& w) {
-    return rows.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat && rows.device().is_cpu() &&
-           w.device().is_cpu() && rows.dim() == 2 && rows.size(0) <= lt::gemm::kMaxRows && w.is_contiguous() &&
-           lt::gemm::available();
-}
-
-constexpr int64_t kColumns = 16;  // columns per task of gw (its widest tile)
-
-// x2·wᵀ + bias through small_gemm, parallel over w's rows.
-at::Tensor small_xwt(const at::Tensor& x2, const at::Tensor& w, const at::Tensor& bias) {
-    const at::Tensor x = x2.contiguous();
-    const at::Tensor b = bias.defined() ? bias.contiguous() : bias;
-    const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
-    at::Tensor y = at::empty({M, N}, x.options());
-    const float* xp = x.data_ptr<float>();
-    const float* wp = w.data_ptr<float>();
-    const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
-    float* yp = y.data_ptr<float>();
-    at::parallel_for(0, N, 64, [&](int64_t n0, int64_t n1) { lt::gemm::xwt(xp, M, K, wp, N, bp, yp, n0, n1); });
-    return y;
-}
-
-// g·w through small_gemm, parallel over blocks of w's columns.
-at::Tensor small_gw(const at::Tensor& g2, const at::Tensor& w) {
-    const at::Tensor g = g2.contiguous();
-    const int64_t M = g.size(0), N = g.size(1), K = w.size(1);
-    at::Tensor y = at::empty({M, K}, g.options());
-    const float* gp = g.data_ptr<float>();
-    const float* wp = w.data_ptr<float>();
-    float* yp = y.data_ptr<float>();
-    const int64_t blocks = (K + kColumns - 1) / kColumns;
-    at::parallel_for(0, blocks, 4, [&](int64_t b0, int64_t b1) {
-        lt::gemm::gw(gp, M, N, wp, K, yp, b0 * kColumns, std::min(K, b1 * kColumns));
-    });
-    return y;
 }
 
 using torch::autograd::SavedVariable;
@@ -111,7 +71,7 @@ struct LoraLinearBackward : torch::autograd::Node {
         if (need_bias) out[3] = g.sum(0);
         if (need_x) {
             const at::Tensor W = w.unpack();
-            at::Tensor dx = small(g, W) && !c10::GradMode::is_enabled() ? small_gw(g, W) : at::mm(g, W);
+            at::Tensor dx = lt::small::fits(g, W) && !c10::GradMode::is_enabled() ? lt::small::gw(g, W) : at::mm(g, W);
             out[0] = dx.addmm_(gb, A).view(x_sizes);
         }
         return out;
@@ -128,16 +88,6 @@ struct LoraLinearBackward : torch::autograd::Node {
     }
 };
 
-// x2·wᵀ + bias without a graph: small_gemm's kernel where it applies, addmm otherwise. Both
-// forms of lt_lora_linear take the base product from here, so a model computes the same bits
-// whether or not its factors need gradients.
-at::Tensor base_product(const at::Tensor& x2, const at::Tensor& w, const at::Tensor& bias) {
-    const bool bias_fits = !bias.defined() || (bias.dim() == 1 && bias.size(0) == w.size(0) &&
-                                               bias.scalar_type() == at::kFloat && bias.device().is_cpu());
-    if (small(x2, w) && bias_fits) return small_xwt(x2, w, bias);
-    return bias.defined() ? at::addmm(bias, x2, w.t()) : at::mm(x2, w.t());
-}
-
 // The frozen-base form: needs grad mode, a base weight without gradient and an input or a
 // factor that needs one.
 bool use_node(const at::Tensor& x, const at::Tensor& w, const at::Tensor& a, const at::Tensor& bm) {
@@ -153,7 +103,7 @@ at::Tensor lora_linear_node(const at::Tensor& x, const at::Tensor& w, const at::
     at::Tensor y, xa;
     {
         c10::AutoGradMode no_grad(false);
-        y = base_product(x2, w, bias);
+        y = lt::small::base_product(x2, w, bias);
         xa = at::mm(x2, a.t());
         y.addmm_(xa, bm.t(), /*beta=*/1, /*alpha=*/scale);
         if (x.dim() != 2) {
@@ -202,7 +152,7 @@ lt_status lt_lora_linear(const lt_tensor* x, const lt_tensor* w, const lt_tensor
             at::Tensor y;
             {
                 c10::AutoGradMode no_grad(false);
-                y = base_product(x2, *W, bias_t);
+                y = lt::small::base_product(x2, *W, bias_t);
             }
             if (X->dim() != 2) {
                 std::vector<int64_t> sizes(X->sizes().begin(), X->sizes().end());
@@ -211,7 +161,7 @@ lt_status lt_lora_linear(const lt_tensor* x, const lt_tensor* w, const lt_tensor
             }
             lt::put(out, add_delta(y, *X, *A, *B, scale));
         } else {
-            at::Tensor y = at::linear(*X, *W, bias_t);
+            at::Tensor y = lt::small::linear(*X, *W, bias_t);
             lt::put(out, add_delta(y, *X, *A, *B, scale));
         }
     );

@@ -1,0 +1,30 @@
+// x·wᵀ + bias for a few rows of x (a training batch) in small_gemm's kernels, with ATen's
+// tensors: the products lt_linear and lt_lora_linear share, so a plain linear layer and a LoRA
+// layer whose update is zero compute the same bits. Internal to the shim.
+#pragma once
+
+#include <ATen/ATen.h>
+
+namespace lt::small {
+
+// Whether rows (M, K)·w(N, K)ᵀ and rows (M, N)·w run in small_gemm's kernels: float32 on the
+// CPU, at most kMaxRows rows, w contiguous, kernels available on this CPU.
+bool fits(const at::Tensor& rows, const at::Tensor& w);
+
+// x2·wᵀ + bias (bias may be undefined) in the kernels, parallel over w's rows; needs fits(x2, w).
+at::Tensor xwt(const at::Tensor& x2, const at::Tensor& w, const at::Tensor& bias);
+
+// g2·w in the kernels, parallel over blocks of w's columns; needs fits(g2, w).
+at::Tensor gw(const at::Tensor& g2, const at::Tensor& w);
+
+// x2·wᵀ + bias without a graph: the kernels where they apply, addmm otherwise.
+at::Tensor base_product(const at::Tensor& x2, const at::Tensor& w, const at::Tensor& bias);
+
+// at::linear(x, w, bias) for x (..., in), w (out, in), bias (out) or undefined, with the product
+// in the kernels when x has at most kMaxRows rows in all and everything is float32 on the CPU;
+// in grad mode then one autograd node of its own (LinearBackward: dx = g·w, dw = gᵀ·x,
+// dbias = Σ g, each only when needed; differentiable again under create_graph). Anything else
+// is at::linear.
+at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias);
+
+}  // namespace lt::small
