@@ -16,7 +16,7 @@ jar=benchmarks/target/benchmarks.jar
 steps=build/native/lora4j_bench_steps
 if [ ! -x "$steps" ] || [ benchmarks/quantiles/steps.cpp -nt "$steps" ] || [ benchmarks/native/bench_native.cpp -nt "$steps" ]; then
   say "compiling $steps"
-  g++ -O3 -std=gnu++17 -I/usr/include/torch/csrc/api/include benchmarks/quantiles/steps.cpp -o "$steps" -ltorch -ltorch_cpu -lc10
+  g++ -O3 -std=gnu++17 -I/usr/include/torch/csrc/api/include benchmarks/quantiles/steps.cpp -o "$steps" -ltorch -ltorch_cpu -lc10 -lz
 fi
 export OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t OMP_WAIT_POLICY=PASSIVE
 export GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456:glibc.malloc.top_pad=67108864

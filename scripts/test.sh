@@ -18,6 +18,8 @@ esac
 LORA4J_SKIP_MAVEN=1 . "$(dirname "$0")/setup.sh"
 cd "$LORA4J_ROOT"
 classifier=$(sed -n 's/^classifier=//p' build/native/liblora4j.properties)
+say "the shim's own checks (ctest)"
+ctest --test-dir build --output-on-failure
 # The 2.6 shim, when built (scripts/test.sh --libtorch 2.6), must be refused here (LibTorchMismatchTest).
 mvn -B verify -Dlora4j.native.classifier="$classifier" -Dlora4j.native.module="$(echo "$classifier" | tr .- __)" \
   -Dlora4j.test.foreignShim="$LORA4J_ROOT/build/libtorch2.6/native/liblora4j.so" "$@"

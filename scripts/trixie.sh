@@ -91,6 +91,8 @@ case "$cmd" in
   test)
     say "LibTorch $(in_tree "dpkg-query -W -f='\${Version}' libtorch-dev") in trixie: building the shim into $NATIVE_BUILD"
     in_tree 'cmake -S . -B "$LORA4J_NATIVE_BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build "$LORA4J_NATIVE_BUILD" -j"$(nproc)"'
+    say "the shim's own checks (ctest)"
+    in_tree 'ctest --test-dir "$LORA4J_NATIVE_BUILD" --output-on-failure'
     say "running the tests on LibTorch 2.6 with $(in_tree 'java -version 2>&1 | head -1')"
     classifier=$(sed -n 's/^classifier=//p' "$LORA4J_ROOT/$NATIVE_BUILD/native/liblora4j.properties")
     # The host's 1.13 shim, when built, must be refused here with a clear message (LibTorchMismatchTest).
