@@ -29,8 +29,11 @@ at::Tensor additive_mask(const at::Tensor& mask, const at::Tensor& q) {
                                                              -std::numeric_limits<double>::infinity());
 }
 
-// Attention as one loop over the (batch · head) slices: per slice one addmm (scale·q·kᵀ + mask),
-// a softmax and one mm. On LibTorch 1.13's CPU build a loop of BLAS matrix products is faster
+// Attention as one loop over the (batch · head) slices: per slice one addmm (scale·q·kᵀ + mask)
+// and one mm, with the softmax between them done once per chunk of slices (about 256 KiB of
+// scores: one call instead of one per slice at short sequences, still in cache at long ones).
+// The loops run under InferenceMode: their per-slice views and temporaries skip autograd's
+// bookkeeping (the results land in tensors allocated outside). On LibTorch 1.13's CPU build a loop of BLAS matrix products is faster
 // than its bmm at BERT's sizes (it calls BLAS per slice as well, after copies), and no
 // (B, H, L, S) mask is materialised. The slices run in parallel (LibTorch's intra-op threads)
 // straight into the output. With gradients the same loop runs inside one autograd node
@@ -101,7 +104,8 @@ struct Slices {
 };
 
 // One autograd node for all slices. Saves q, k, v and the attention weights P; backward per
-// slice: dV = Pᵀ·dO, dP = dO·Vᵀ, dS = scale·P ⊙ (dP − rowsum(dP ⊙ P)), dQ = dS·K, dK = dSᵀ·Q.
+// slice: dV = Pᵀ·dO, dP = dO·Vᵀ, dS = scale·P ⊙ (dP − rowsum(dP ⊙ P)), dQ = dS·K, dK = dSᵀ·Q,
+// in the forward's chunks (dS by one softmax backward per chunk).
 // The mask gets no gradient (callers use the composed path when it requires one).
 struct SliceAttention : public torch::autograd::Function<SliceAttention> {
     static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q3, const at::Tensor& k3,
