@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 
 import bert_bench
-from bench import LoraLinear
 
 
 def main():
@@ -30,22 +29,9 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     model = bert_bench.load(a.dir)
-    vocab = model.embeddings.word_embeddings.num_embeddings
     batch, seq = bert_bench.BATCH, a.seq
-    ids = torch.zeros(batch, seq, dtype=torch.int64)
-    mask = torch.zeros(batch, seq, dtype=torch.int64)
-    for i in range(batch):
-        for t in range(min(seq, seq // 2 + i * seq // 64)):
-            ids[i, t] = 1000 + (131 * i + 31 * t) % (vocab - 1000)
-            mask[i, t] = 1
-    types = torch.zeros_like(ids)
-    for prm in model.parameters():
-        prm.requires_grad_(False)
-    for layer in model.encoder.layer:
-        s = layer.attention.self
-        s.query = LoraLinear(s.query, 8, 16)
-        s.value = LoraLinear(s.value, 8, 16)
-    opt = torch.optim.AdamW([q for n, q in model.named_parameters() if "lora_" in n], lr=1e-4)
+    ids, mask, types = bert_bench.inputs(model.embeddings.word_embeddings.num_embeddings, seq)
+    opt = torch.optim.AdamW(bert_bench.add_lora(model), lr=1e-4)
     hidden = model.embeddings.LayerNorm.normalized_shape[0]
     target = torch.tensor([[math.sin(i * hidden + d) for d in range(hidden)] for i in range(batch)])
     parts = [[], [], [], []]
