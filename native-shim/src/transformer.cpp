@@ -30,11 +30,11 @@ at::Tensor additive_mask(const at::Tensor& mask, const at::Tensor& q) {
 }
 
 // Attention as one loop over the (batch · head) slices: per slice one addmm (scale·q·kᵀ + mask)
-// and one mm, with the softmax between them done once per chunk of slices (about 256 KiB of
-// scores: one call instead of one per slice at short sequences, still in cache at long ones).
+// and one mm, with the softmax between them done once per chunk of slices (64 Ki scores, 256 KiB
+// in float32: one call instead of one per slice at short sequences, still in cache at long ones).
 // The loops run under InferenceMode: their per-slice views and temporaries skip autograd's
-// bookkeeping (the results land in tensors allocated outside). On LibTorch 1.13's CPU build a loop of BLAS matrix products is faster
-// than its bmm at BERT's sizes (it calls BLAS per slice as well, after copies), and no
+// bookkeeping (the results land in tensors allocated outside; lora4j has no double backward).
+// On LibTorch 1.13's CPU build a loop of BLAS matrix products is faster than its bmm at BERT's sizes (it calls BLAS per slice as well, after copies), and no
 // (B, H, L, S) mask is materialised. The slices run in parallel (LibTorch's intra-op threads)
 // straight into the output. With gradients the same loop runs inside one autograd node
 // (SliceAttention below), whose backward is again one parallel loop of matrix products: no
@@ -94,8 +94,8 @@ struct Slices {
         return out;
     }
 
-    // Slices per chunk: about 256 KiB of scores (one softmax call per chunk instead of one per
-    // slice, while the chunk stays in cache), and at least four chunks per thread when n allows.
+    // Slices per chunk: about 64 Ki scores (one softmax call per chunk instead of one per slice,
+    // while the chunk stays in cache), and at least four chunks per thread when n allows.
     static int64_t chunk_size(int64_t n, int64_t per_slice) {
         const int64_t by_size = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, per_slice));
         const int64_t by_threads = std::max<int64_t>(1, n / (4 * at::get_num_threads()));
