@@ -152,16 +152,27 @@ def load(dir):
     return model.eval()
 
 
-def inputs(vocab):
+def inputs(vocab, seq=SEQ):
     """The benchmark batch (as BertBenchmark.java builds it): id 1000 + (131 i + 31 t) mod (vocab - 1000),
-    row i real for its first 64 + 2i tokens, padding (id 0, mask 0) after."""
-    ids = torch.zeros(BATCH, SEQ, dtype=torch.int64)
-    mask = torch.zeros(BATCH, SEQ, dtype=torch.int64)
+    row i real for its first seq/2 + i*seq/64 tokens (64 + 2i at seq 128), padding (id 0, mask 0) after."""
+    ids = torch.zeros(BATCH, seq, dtype=torch.int64)
+    mask = torch.zeros(BATCH, seq, dtype=torch.int64)
     for i in range(BATCH):
-        for t in range(64 + 2 * i):
+        for t in range(min(seq, seq // 2 + i * seq // 64)):
             ids[i, t] = 1000 + (131 * i + 31 * t) % (vocab - 1000)
             mask[i, t] = 1
     return ids, mask, torch.zeros_like(ids)
+
+
+def add_lora(model):
+    """Freezes the model, puts LoRA (r 8, alpha 16) on every query and value; returns the LoRA factors."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for layer in model.encoder.layer:
+        s = layer.attention.self
+        s.query = LoraLinear(s.query, 8, 16)
+        s.value = LoraLinear(s.value, 8, 16)
+    return [p for n, p in model.named_parameters() if "lora_" in n]
 
 
 def make(work, dir):
@@ -173,14 +184,7 @@ def make(work, dir):
             with torch.no_grad():
                 model(ids, mask, types)
         return op
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for layer in model.encoder.layer:
-        s = layer.attention.self
-        s.query = LoraLinear(s.query, 8, 16)
-        s.value = LoraLinear(s.value, 8, 16)
-    params = [p for n, p in model.named_parameters() if "lora_" in n]
-    opt = torch.optim.AdamW(params, lr=1e-4)
+    opt = torch.optim.AdamW(add_lora(model), lr=1e-4)
     hidden = model.embeddings.LayerNorm.normalized_shape[0]
     target = torch.tensor([[math.sin(i * hidden + d) for d in range(hidden)] for i in range(BATCH)])
 

@@ -6,7 +6,9 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <c10/core/GradMode.h>
+#include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <limits>
 #include <vector>
 
@@ -27,10 +29,14 @@ at::Tensor additive_mask(const at::Tensor& mask, const at::Tensor& q) {
                                                              -std::numeric_limits<double>::infinity());
 }
 
-// Attention as one loop over the (batch · head) slices: per slice one addmm (scale·q·kᵀ + mask),
-// a softmax and one mm. On LibTorch 1.13's CPU build a loop of BLAS matrix products is faster
-// than its bmm at BERT's sizes (it calls BLAS per slice as well, after copies), and no
-// (B, H, L, S) mask is materialised. The slices run in parallel (LibTorch's intra-op threads)
+// Attention as one loop over the (batch · head) slices: per slice one addmm (scale·q·kᵀ + mask)
+// and one mm, with the softmax between them done once per chunk of slices (64 Ki scores, 256 KiB
+// in float32: one call instead of one per slice at short sequences, still in cache at long ones).
+// The loops run under InferenceMode: their per-slice views and temporaries skip autograd's
+// bookkeeping (the results land in tensors allocated outside; lora4j has no double backward).
+// On LibTorch 1.13's CPU build a loop of BLAS matrix products is as fast as Python's
+// bmm/softmax/bmm at 128 tokens and no (B, H, L, S) mask is materialised; at 32 tokens that
+// composition (fwd + bwd) still takes about 0.6 of this loop's time (MiniLM shapes, one thread). The slices run in parallel (LibTorch's intra-op threads)
 // straight into the output. With gradients the same loop runs inside one autograd node
 // (SliceAttention below), whose backward is again one parallel loop of matrix products: no
 // per-slice autograd nodes (2304 slices × 3 ops for MiniLM's six layers), and two threads
@@ -53,34 +59,54 @@ struct Slices {
         return mi;
     }
 
-    // Slice i: out[i] = softmax(scale·q kᵀ + mask) v; the weights go to p[i] when p is defined.
-    void forward(int64_t i, at::Tensor& out, at::Tensor& p) const {
-        at::Tensor scores = m.defined() ? at::addmm(mask(i), q3[i], k3[i].t(), 1, scale)
-                                        : at::mm(q3[i], k3[i].t()).mul_(scale);
-        at::Tensor oi = out[i];
-        if (p.defined()) {
-            at::Tensor pi = p[i];
-            at::_softmax_out(pi, scores, -1, false);
-            at::mm_out(oi, pi, v3[i]);
-        } else {
-            at::mm_out(oi, at::_softmax(scores, -1, false), v3[i]);
+    // The slices of chunk c: [c·chunk, min(n, (c+1)·chunk)).
+    int64_t chunk = 1;
+
+    // Slices [b, e): scores = scale·q kᵀ + mask per slice (one addmm each), one softmax over the
+    // whole chunk (into p when defined, kept for backward), then out = P·v per slice.
+    void forward(int64_t b, int64_t e, at::Tensor& out, at::Tensor& p) const {
+        c10::InferenceMode guard;  // the loop's views and temporaries need no autograd bookkeeping
+        at::Tensor scores = at::empty({e - b, q3.size(1), k3.size(1)}, q3.options());
+        for (int64_t i = b; i < e; i++) {
+            at::Tensor si = scores[i - b];
+            if (m.defined()) {
+                at::addmm_out(si, mask(i), q3[i], k3[i].t(), 1, scale);
+            } else {
+                at::mm_out(si, q3[i], k3[i].t()).mul_(scale);
+            }
+        }
+        at::Tensor pc = p.defined() ? p.narrow(0, b, e - b) : at::empty_like(scores);
+        at::_softmax_out(pc, scores, -1, false);
+        for (int64_t i = b; i < e; i++) {
+            at::Tensor oi = out[i];
+            at::mm_out(oi, pc[i - b], v3[i]);
         }
     }
 
-    at::Tensor run(at::Tensor* weights) const {
+    at::Tensor run(at::Tensor* weights) {
         const int64_t n = q3.size(0);
+        chunk = chunk_size(n, q3.size(1) * k3.size(1));
         at::Tensor out = at::empty({n, q3.size(1), v3.size(2)}, q3.options());
         at::Tensor p = weights ? at::empty({n, q3.size(1), k3.size(1)}, q3.options()) : at::Tensor();
-        at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
-            for (int64_t i = begin; i < end; i++) forward(i, out, p);
+        at::parallel_for(0, (n + chunk - 1) / chunk, 1, [&](int64_t begin, int64_t end) {
+            for (int64_t c = begin; c < end; c++) forward(c * chunk, std::min(n, (c + 1) * chunk), out, p);
         });
         if (weights) *weights = p;
         return out;
     }
+
+    // Slices per chunk: about 64 Ki scores (one softmax call per chunk instead of one per slice,
+    // while the chunk stays in cache), and at least four chunks per thread when n allows.
+    static int64_t chunk_size(int64_t n, int64_t per_slice) {
+        const int64_t by_size = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, per_slice));
+        const int64_t by_threads = std::max<int64_t>(1, n / (4 * at::get_num_threads()));
+        return std::min(by_size, by_threads);
+    }
 };
 
 // One autograd node for all slices. Saves q, k, v and the attention weights P; backward per
-// slice: dV = Pᵀ·dO, dP = dO·Vᵀ, dS = scale·P ⊙ (dP − rowsum(dP ⊙ P)), dQ = dS·K, dK = dSᵀ·Q.
+// slice: dV = Pᵀ·dO, dP = dO·Vᵀ, dS = scale·P ⊙ (dP − rowsum(dP ⊙ P)), dQ = dS·K, dK = dSᵀ·Q,
+// in the forward's chunks (dS by one softmax backward per chunk).
 // The mask gets no gradient (callers use the composed path when it requires one).
 struct SliceAttention : public torch::autograd::Function<SliceAttention> {
     static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q3, const at::Tensor& k3,
@@ -102,15 +128,26 @@ struct SliceAttention : public torch::autograd::Function<SliceAttention> {
         const double scale = ctx->saved_data["scale"].toDouble();
         const at::Tensor go = grads[0].contiguous();
         at::Tensor dq = at::empty_like(q3), dk = at::empty_like(k3), dv = at::empty_like(v3);
-        at::parallel_for(0, q3.size(0), 1, [&](int64_t begin, int64_t end) {
-            for (int64_t i = begin; i < end; i++) {
-                const at::Tensor pi = p[i], goi = go[i];
-                at::Tensor dvi = dv[i], dqi = dq[i], dki = dk[i];
-                at::mm_out(dvi, pi.t(), goi);
-                at::Tensor ds = at::_softmax_backward_data(at::mm(goi, v3[i].t()), pi, -1, pi.scalar_type());
-                ds.mul_(scale);
-                at::mm_out(dqi, ds, k3[i]);
-                at::mm_out(dki, ds.t(), q3[i]);
+        const int64_t n = q3.size(0), chunk = Slices::chunk_size(n, p.size(1) * p.size(2));
+        // Per chunk of slices: dV and dP per slice, one softmax backward over the chunk, then dQ, dK.
+        at::parallel_for(0, (n + chunk - 1) / chunk, 1, [&](int64_t begin, int64_t end) {
+            c10::InferenceMode guard;
+            for (int64_t c = begin; c < end; c++) {
+                const int64_t b = c * chunk, e = std::min(n, b + chunk);
+                at::Tensor dp = at::empty({e - b, p.size(1), p.size(2)}, p.options());
+                for (int64_t i = b; i < e; i++) {
+                    const at::Tensor pi = p[i], goi = go[i];
+                    at::Tensor dvi = dv[i], dpi = dp[i - b];
+                    at::mm_out(dvi, pi.t(), goi);
+                    at::mm_out(dpi, goi, v3[i].t());
+                }
+                at::Tensor ds = at::_softmax_backward_data(dp, p.narrow(0, b, e - b), -1, p.scalar_type()).mul_(scale);
+                for (int64_t i = b; i < e; i++) {
+                    at::Tensor dqi = dq[i], dki = dk[i];
+                    const at::Tensor dsi = ds[i - b];
+                    at::mm_out(dqi, dsi, k3[i]);
+                    at::mm_out(dki, dsi.t(), q3[i]);
+                }
             }
         });
         return {dq, dk, dv, at::Tensor()};

@@ -208,6 +208,37 @@ class TransformerBlocksTest {
                 t -> Functional.scaledDotProductAttention(t[0], t[1], t[2], mask, 0, false));
     }
 
+    /**
+     * Many slices (batch 3 × 7 heads = 21): the LibTorch 1.13 loop works in chunks of slices (one
+     * softmax per chunk), so chunks of several slices and a shorter last chunk are covered, with a
+     * per-batch-row padding mask whose rows cross chunk boundaries; forward against plain Java on
+     * both paths, gradients against finite differences.
+     */
+    @Test
+    void attentionOverManySlicesWithAPerRowMaskMatchesPlainJavaAndFiniteDifferences() {
+        int b = 3, h = 7, l = 2, s = 3, d = 2, dv = 2;
+        double[] m = new double[b * s];
+        m[2] = -1e30;       // row 0 hides key 2
+        m[s] = -1e30;       // row 1 hides key 0
+        Tensor mask = Tensor.of(m, b, 1, 1, s);
+        double[] q = gaussian(b * h * l * d), k = gaussian(b * h * s * d), v = gaussian(b * h * s * dv);
+        double[] want = new double[b * h * l * dv];
+        for (int bi = 0; bi < b; bi++) {
+            double[] rowMask = new double[l * s];
+            for (int i = 0; i < l; i++) System.arraycopy(m, bi * s, rowMask, i * s, s);
+            int qn = h * l * d, kn = h * s * d, vn = h * s * dv, on = h * l * dv;
+            double[] o = attentionRef(java.util.Arrays.copyOfRange(q, bi * qn, (bi + 1) * qn), java.util.Arrays.copyOfRange(k, bi * kn, (bi + 1) * kn),
+                    java.util.Arrays.copyOfRange(v, bi * vn, (bi + 1) * vn), rowMask, h, l, s, d, dv);
+            System.arraycopy(o, 0, want, bi * on, on);
+        }
+        for (boolean grad : new boolean[] {false, true}) {
+            Tensor tq = Tensor.of(q, b, h, l, d).requiresGrad_(grad), tk = Tensor.of(k, b, h, s, d), tv = Tensor.of(v, b, h, s, dv);
+            assertArrayEquals(want, Functional.scaledDotProductAttention(tq, tk, tv, mask, 0, false).detach().toDoubleArray(), 1e-12);
+        }
+        checkGradients(new double[][] {q, k, v}, new long[][] {{b, h, l, d}, {b, h, s, d}, {b, h, s, dv}}, gaussian(b * h * l * dv),
+                t -> Functional.scaledDotProductAttention(t[0], t[1], t[2], mask, 0, false));
+    }
+
     @Test
     void attentionDropoutZeroesWeightsOnlyWhenAsked() {
         Tensor q = Tensor.randn(1, 1, 64, 8), k = Tensor.randn(1, 1, 64, 8), v = Tensor.ones(1, 1, 64, 8);
