@@ -473,7 +473,7 @@ public final class PeftAdapter {
             try (var ng = Torch.noGrad()) {
                 for (var e : wholeModules.entrySet()) {
                     Tensor target = e.getKey();
-                    Tensor old = target.detach().clone();
+                    Tensor old = target.clone(); // no graph: grad mode is off here
                     olds.add(old);
                     undo.add(() -> {
                         try (var ng2 = Torch.noGrad()) {

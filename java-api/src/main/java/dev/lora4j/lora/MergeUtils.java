@@ -2,6 +2,7 @@ package dev.lora4j.lora;
 
 import dev.lora4j.DType;
 import dev.lora4j.Tensor;
+import dev.lora4j.TensorScope;
 import dev.lora4j.Torch;
 import java.util.Arrays;
 import java.util.List;
@@ -179,8 +180,8 @@ public final class MergeUtils {
     }
 
     private static double[] values(Tensor t) {
-        try (var ng = Torch.noGrad(); Tensor d = t.detach().to(DType.FLOAT64).contiguous()) {
-            return d.toDoubleArray();
+        try (var ng = Torch.noGrad(); TensorScope scope = TensorScope.open()) { // the intermediate tensors too
+            return t.detach().to(DType.FLOAT64).contiguous().toDoubleArray();
         }
     }
 

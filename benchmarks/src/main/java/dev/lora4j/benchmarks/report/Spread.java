@@ -47,7 +47,7 @@ public final class Spread {
                     .append(m.getOrDefault("load_after", "?")).append('\n');
         }
         sb.append("\nRatios of medians, one per run, then [min–max]. A target holds when it holds in every run.\n\n");
-        sb.append("| work | threads | lora4j/DJL | lora4j/Python | lora4j/C++ | targets, worst run |\n|---|---:|---|---|---|---|\n");
+        sb.append("| work | threads | lora4j/DJL | lora4j/Python | lora4j/C++ | targets: each run → the worst |\n|---|---:|---|---|---|---|\n");
         Report first = runs.get(0);
         for (int t : first.threads) {
             for (Report.Work w : Report.WORKS) {
@@ -60,7 +60,8 @@ public final class Spread {
                 for (Report.Target g : Report.targets(w.key())) {
                     List<Double> v = runs.stream().map(r -> r.value(g, w.key(), t)).toList();
                     Double worst = v.contains(null) ? null : v.stream().mapToDouble(Double::doubleValue).max().orElseThrow();
-                    checks.add(g.text() + ": " + Report.check(worst, g.limit()));
+                    checks.add(g.text() + ": " + String.join(", ", v.stream().map(Report::fmt).toList()) + " → "
+                            + Report.check(worst, g.limit()));
                 }
                 sb.append(" | ").append(String.join("; ", checks)).append(" |\n");
             }

@@ -3,6 +3,7 @@ package dev.lora4j.examples.text;
 import static org.junit.jupiter.api.Assertions.*;
 
 import dev.lora4j.Tensor;
+import dev.lora4j.TensorScope;
 import dev.lora4j.Torch;
 import dev.lora4j.examples.TextFineTune;
 import dev.lora4j.examples.data.DebianPackage;
@@ -130,8 +131,10 @@ public class TextFineTuneTest {
             }
             assertArrayEquals(new long[] {64}, c.tensors().get("train.labels").shape());
             assertEquals(c.tensors().get("train.input_ids").size(1), c.tensors().get("train.attention_mask").size(1));
-            assertEquals(0.0, c.tensors().get("init.base_model.model.bert.encoder.layer.0.attention.self.query.lora_B.weight")
-                    .abs().sum().item(), "lora_B starts at zero");
+            try (TensorScope scope = TensorScope.open()) { // the temporaries, not left to the safety net
+                assertEquals(0.0, c.tensors().get("init.base_model.model.bert.encoder.layer.0.attention.self.query.lora_B.weight")
+                        .abs().sum().item(), "lora_B starts at zero");
+            }
             assertEquals("24", c.metadata().get("total_steps"));
             assertEquals("3", c.metadata().get("warmup_steps"));
         }
