@@ -76,8 +76,13 @@ typedef struct lt_tensor lt_tensor;
 
 /* LibTorch version, e.g. "1.13.1". Static storage. */
 const char* lt_version(void);
-/* Sets LibTorch's intra-op threads and, when an OpenBLAS is loaded, its threads too. */
+/* Sets LibTorch's intra-op threads. OpenBLAS keeps the single thread the shim pinned it to at
+ * load (LORA4J_BLAS_THREADS=n pins n instead); the shim splits large matrix products over the
+ * intra-op threads itself. */
 lt_status lt_set_num_threads(int32_t n);
+/* The thread count OpenBLAS was pinned to when the shim loaded (1 unless LORA4J_BLAS_THREADS
+ * says otherwise), or 0 when LibTorch's BLAS is not OpenBLAS. Cannot fail. */
+int32_t lt_blas_threads(void);
 int32_t lt_get_num_threads(void);
 lt_status lt_manual_seed(uint64_t seed);
 /* Number of usable devices of a type (always 1 for CPU, 0 for CUDA on a CPU build). */
@@ -387,6 +392,9 @@ int32_t lt_build_has_cuda(void);
 int32_t lt_build_has_distributed(void);
 /* 1 when the shim uses LibTorch's fused scaled-dot-product attention (LibTorch 2.x). */
 int32_t lt_build_has_fused_attention(void);
+/* 1 when the shim's own parallel loops run on LibTorch's intra-op threads (an OpenMP LibTorch
+ * needs the shim compiled with OpenMP too; without it they run on the calling thread alone). */
+int32_t lt_build_intra_op_parallel(void);
 /* ------------------------------------------------------------------ end of build information */
 
 /* ------------------------------------------------------------------ transformer blocks */

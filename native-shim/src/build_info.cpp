@@ -3,6 +3,8 @@
 
 #include <cstring>
 
+#include <ATen/Config.h>
+
 #include "compat.h"
 #include "internal.h"
 
@@ -33,5 +35,15 @@ int32_t lt_build_has_cuda(void) {
 int32_t lt_build_has_distributed(void) { return LT_HAS_DISTRIBUTED; }
 
 int32_t lt_build_has_fused_attention(void) { return LT_HAS_FUSED_ATTENTION ? 1 : 0; }
+
+// Whether the shim's own parallel loops (at::parallel_for, a header template) run on LibTorch's
+// intra-op threads: with an OpenMP LibTorch only when the shim was compiled with OpenMP too.
+int32_t lt_build_intra_op_parallel(void) {
+#if AT_PARALLEL_OPENMP && !defined(_OPENMP)
+    return 0;
+#else
+    return 1;
+#endif
+}
 
 }  // extern "C"

@@ -104,7 +104,7 @@ int64_t mean_run_tokens(const int64_t* index, int64_t count, int64_t seq) {
 // The update by runs: for each run of consecutive batch rows with adapter k, its token rows
 // X (T, in) give out = (s_k · X · A_kᵀ) · B_kᵀ with two BLAS products written in place;
 // rows without an adapter get zeros. x2 (N·seq, in) and out2 (N·seq, out) are views. Runs go
-// one after another; BLAS spreads each product over LibTorch's intra-op threads.
+// one after another, each product on the (single-threaded) BLAS.
 void blas_runs(const at::Tensor& x2, const at::Tensor& as, const at::Tensor& bs, const at::Tensor& ss,
                const int64_t* index, int64_t count, int64_t seq, at::Tensor out2) {
     const at::Tensor scales = ss.to(at::kDouble);

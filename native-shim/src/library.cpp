@@ -1,11 +1,10 @@
 // Library-wide settings: version, threads, seed, devices.
-#include <dlfcn.h>
-
 #include <ATen/Parallel.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <torch/version.h>
 
 #include "internal.h"
+#include "split_gemm.h"
 
 extern "C" {
 
@@ -15,15 +14,14 @@ lt_status lt_set_num_threads(int32_t n) {
     LT_BODY(
         if (n < 1) throw std::invalid_argument("number of threads must be >= 1, got " +
                                                std::to_string(n));
+        // OpenBLAS stays at the thread count the shim pinned it to at load (split_gemm.h).
         at::set_num_threads(n);
-        // Keep OpenBLAS (when it is the BLAS LibTorch calls) in step with intra-op threads.
-        using setter = void (*)(int);
-        if (auto f = reinterpret_cast<setter>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
-            f(n);
     );
 }
 
 int32_t lt_get_num_threads(void) { return at::get_num_threads(); }
+
+int32_t lt_blas_threads(void) { return lt::split::blas_threads(); }
 
 lt_status lt_manual_seed(uint64_t seed) { LT_BODY(at::manual_seed(seed)); }
 

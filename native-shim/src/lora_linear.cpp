@@ -70,8 +70,7 @@ struct LoraLinearBackward : torch::autograd::Node {
         if (need_bm) out[2] = at::mm(g.t(), xa.unpack()).mul_(scale);
         if (need_bias) out[3] = g.sum(0);
         if (need_x) {
-            const at::Tensor W = w.unpack();
-            at::Tensor dx = lt::small::fits(g, W) && !c10::GradMode::is_enabled() ? lt::small::gw(g, W) : at::mm(g, W);
+            at::Tensor dx = lt::small::grad_input(g, w.unpack());
             out[0] = dx.addmm_(gb, A).view(x_sizes);
         }
         return out;

@@ -2,6 +2,7 @@
 #include <vector>
 
 #include "internal.h"
+#include "split_gemm.h"
 
 using lt::T;
 
@@ -14,6 +15,23 @@ std::vector<at::Tensor> tensor_list(const lt_tensor* const* ts, int64_t count) {
     v.reserve(static_cast<size_t>(count));
     for (int64_t i = 0; i < count; ++i) v.push_back(*T(ts[i], "tensors[i]"));
     return v;
+}
+
+// a·b as at::mm (mm) or at::matmul: split over the intra-op threads (split_gemm.h) when no graph
+// is needed and it is one matrix product (b 2-D; a 2-D, or for matmul a batch of rows).
+at::Tensor product(const at::Tensor& a, const at::Tensor& b, bool mm) {
+    const bool graph = c10::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad());
+    if (!graph && b.dim() == 2 && (a.dim() == 2 || (!mm && a.dim() > 2))) {
+        const at::Tensor a2 = a.dim() == 2 ? a : a.reshape({-1, a.size(-1)});
+        if (lt::split::worth(a2, b)) {
+            at::Tensor y = lt::split::mm(a2, b);
+            if (a.dim() == 2) return y;
+            std::vector<int64_t> sizes(a.sizes().begin(), a.sizes().end());
+            sizes.back() = b.size(1);
+            return y.view(sizes);
+        }
+    }
+    return mm ? at::mm(a, b) : at::matmul(a, b);
 }
 
 }  // namespace
@@ -143,11 +161,11 @@ lt_status lt_argmax(const lt_tensor* a, int64_t dim, int32_t keepdim, lt_tensor*
 }
 
 lt_status lt_matmul(const lt_tensor* a, const lt_tensor* b, lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), at::matmul(*T(a, "a"), *T(b, "b"))));
+    LT_BODY(lt::put(lt::need(out, "out"), product(*T(a, "a"), *T(b, "b"), /*mm=*/false)));
 }
 
 lt_status lt_mm(const lt_tensor* a, const lt_tensor* b, lt_tensor** out) {
-    LT_BODY(lt::put(lt::need(out, "out"), at::mm(*T(a, "a"), *T(b, "b"))));
+    LT_BODY(lt::put(lt::need(out, "out"), product(*T(a, "a"), *T(b, "b"), /*mm=*/true)));
 }
 
 lt_status lt_t(const lt_tensor* a, lt_tensor** out) { LT_BODY(lt::put(lt::need(out, "out"), T(a, "a")->t())); }

@@ -8,6 +8,7 @@
 #include <ATen/Parallel.h>
 
 #include "small_gemm.h"
+#include "split_gemm.h"
 
 namespace lt::small {
 
@@ -50,17 +51,22 @@ at::Tensor gw(const at::Tensor& g2, const at::Tensor& w) {
 
 namespace {
 
-// Whether bias suits the kernels beside w: undefined, or float32 (N) on the CPU.
+// Whether bias suits w's products: undefined, or (N) of w's dtype on the CPU.
 bool bias_fits(const at::Tensor& bias, const at::Tensor& w) {
-    return !bias.defined() || (bias.dim() == 1 && bias.size(0) == w.size(0) && bias.scalar_type() == at::kFloat &&
-                               bias.device().is_cpu());
+    return !bias.defined() || (bias.dim() == 1 && bias.size(0) == w.size(0) &&
+                               bias.scalar_type() == w.scalar_type() && bias.device().is_cpu());
 }
 
 }  // namespace
 
 at::Tensor base_product(const at::Tensor& x2, const at::Tensor& w, const at::Tensor& bias) {
     if (fits(x2, w) && bias_fits(bias, w)) return xwt(x2, w, bias);
-    return bias.defined() ? at::addmm(bias, x2, w.t()) : at::mm(x2, w.t());
+    return lt::split::addmm(bias, x2, w.t());
+}
+
+at::Tensor grad_input(const at::Tensor& g2, const at::Tensor& w) {
+    if (c10::GradMode::is_enabled()) return at::mm(g2, w);  // create_graph: autograd records it
+    return fits(g2, w) ? gw(g2, w) : lt::split::mm(g2, w);
 }
 
 namespace {
@@ -80,11 +86,12 @@ struct LinearBackward : torch::autograd::Node {
         if (!grads[0].defined()) return out;
         const at::Tensor g = grads[0].reshape({-1, grads[0].size(-1)});
         if (task_should_compute_output(0)) {
-            const at::Tensor W = w.unpack();
-            const at::Tensor dx = fits(g, W) && !c10::GradMode::is_enabled() ? gw(g, W) : at::mm(g, W);
-            out[0] = dx.view(x_sizes);
+            out[0] = grad_input(g, w.unpack()).view(x_sizes);
         }
-        if (task_should_compute_output(1)) out[1] = at::mm(g.t(), x.unpack());
+        if (task_should_compute_output(1)) {
+            const at::Tensor X = x.unpack();
+            out[1] = c10::GradMode::is_enabled() ? at::mm(g.t(), X) : lt::split::mm(g.t(), X);
+        }
         if (task_should_compute_output(2)) out[2] = g.sum(0);
         return out;
     }
@@ -102,13 +109,13 @@ struct LinearBackward : torch::autograd::Node {
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias) {
     if (x.dim() < 1 || w.dim() != 2 || x.size(-1) != w.size(1) || !bias_fits(bias, w)) return at::linear(x, w, bias);
     const at::Tensor x2 = x.dim() == 2 ? x : x.reshape({-1, x.size(-1)});
-    if (!fits(x2, w)) return at::linear(x, w, bias);
+    if (!fits(x2, w) && !lt::split::worth(x2, w.t())) return at::linear(x, w, bias);
     std::vector<int64_t> sizes(x.sizes().begin(), x.sizes().end());
     sizes.back() = w.size(0);
     at::Tensor y;
     {
         c10::AutoGradMode no_grad(false);
-        y = xwt(x2, w, bias);
+        y = base_product(x2, w, bias);
         if (x.dim() != 2) y.resize_(sizes);  // a tensor of its own, not a view of the (M, N) result
     }
     const bool needs_graph = c10::GradMode::is_enabled() &&

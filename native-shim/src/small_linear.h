@@ -17,11 +17,17 @@ at::Tensor xwt(const at::Tensor& x2, const at::Tensor& w, const at::Tensor& bias
 // g2·w in the kernels, parallel over blocks of w's columns; needs fits(g2, w).
 at::Tensor gw(const at::Tensor& g2, const at::Tensor& w);
 
-// x2·wᵀ + bias without a graph: the kernels where they apply, addmm otherwise.
+// x2·wᵀ + bias without a graph: the kernels where they apply, else split over the intra-op
+// threads where that pays (split_gemm.h), else addmm.
 at::Tensor base_product(const at::Tensor& x2, const at::Tensor& w, const at::Tensor& bias);
 
+// g2·w, the input's gradient of a linear layer: in grad mode (create_graph) at::mm, which
+// autograd records; otherwise the kernels, a split product or mm as for base_product.
+at::Tensor grad_input(const at::Tensor& g2, const at::Tensor& w);
+
 // at::linear(x, w, bias) for x (..., in), w (out, in), bias (out) or undefined, with the product
-// in the kernels when x has at most kMaxRows rows in all and everything is float32 on the CPU;
+// in the kernels when x has at most kMaxRows rows in all and everything is float32 on the CPU,
+// or split over the intra-op threads when the product is large (split_gemm.h);
 // in grad mode then one autograd node of its own (LinearBackward: dx = g·w, dw = gᵀ·x,
 // dbias = Σ g, each only when needed; differentiable again under create_graph). Anything else
 // is at::linear.

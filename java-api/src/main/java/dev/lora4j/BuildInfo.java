@@ -14,6 +14,10 @@ import java.util.List;
  * @param distributed            whether the LibTorch ships distributed (c10d) support
  * @param fusedAttention         whether attention uses LibTorch's fused scaled-dot-product kernel
  *                               (LibTorch 2.x) rather than the plain math (1.13)
+ * @param intraOpParallel        whether the shim's own parallel loops (small-batch products, split
+ *                               large products, attention, fused optimizers) run on LibTorch's
+ *                               intra-op threads; false only for a shim built without the OpenMP
+ *                               its LibTorch uses, whose loops then run on the calling thread
  * @param shim                   the {@code liblora4j.so} that was loaded
  * @param signalHandlersRestored the JVM signal handlers that lora4j put back after LibTorch's
  *                               libraries replaced them while loading, one line each (empty when
@@ -22,7 +26,7 @@ import java.util.List;
  * <p>Immutable and thread-safe.
  */
 public record BuildInfo(String libtorchVersion, boolean cxx11Abi, boolean cuda, boolean distributed,
-                        boolean fusedAttention, Path shim, List<String> signalHandlersRestored) {
+                        boolean fusedAttention, boolean intraOpParallel, Path shim, List<String> signalHandlersRestored) {
 
     /** The LibTorch line, major.minor (e.g. {@code 2.6}). */
     public String libtorchLine() {

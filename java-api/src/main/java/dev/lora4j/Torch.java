@@ -36,9 +36,11 @@ public final class Torch {
     }
 
     /**
-     * Sets LibTorch's intra-op threads, and OpenBLAS's when LibTorch uses OpenBLAS, so both
-     * agree. As {@code torch.set_num_threads}; {@code threads} must be in
-     * 1..{@link #maxNumThreads()}.
+     * Sets LibTorch's intra-op threads, as {@code torch.set_num_threads}; {@code threads} must be
+     * in 1..{@link #maxNumThreads()}. OpenBLAS keeps the one thread lora4j pinned it to at load
+     * (the environment variable {@code LORA4J_BLAS_THREADS=n} pins {@code n} instead, read once):
+     * lora4j splits its large matrix products over the intra-op threads itself, so one thread
+     * pool, waiting passively, does all the work (see the README's Threads section).
      */
     public static void setNumThreads(int threads) {
         int max = maxNumThreads();
@@ -60,11 +62,13 @@ public final class Torch {
      * loads, unless the environment sets {@code OMP_WAIT_POLICY} or {@code GOMP_SPINCOUNT};
      * {@code -Dlora4j.ompWaitPolicy=passive|active|default} overrides (see the README's Threads
      * section). For example {@code "intra-op threads 2; OMP_WAIT_POLICY=PASSIVE set by lora4j;
-     * environment: OMP_WAIT_POLICY=PASSIVE"}.
+     * environment: OMP_WAIT_POLICY=PASSIVE; OpenBLAS threads 1"}.
      */
     public static String threadSettings() {
+        int blas = lt_blas_threads();
         return "intra-op threads " + getNumThreads() + "; " + ThreadDefaults.describe()
-                + "; environment: OMP_WAIT_POLICY=" + ThreadDefaults.ompWaitPolicy().orElse("(unset)");
+                + "; environment: OMP_WAIT_POLICY=" + ThreadDefaults.ompWaitPolicy().orElse("(unset)")
+                + (blas > 0 ? "; OpenBLAS threads " + blas : "; BLAS not OpenBLAS");
     }
 
     /** The LibTorch version the shim was compiled against, e.g. {@code "1.13.0"}. */
@@ -78,7 +82,8 @@ public final class Torch {
      */
     public static BuildInfo buildInfo() {
         return new BuildInfo(version(), lt_build_cxx11_abi() != 0, lt_build_has_cuda() != 0,
-                lt_build_has_distributed() != 0, lt_build_has_fused_attention() != 0, NativeLibrary.shim(),
+                lt_build_has_distributed() != 0, lt_build_has_fused_attention() != 0,
+                lt_build_intra_op_parallel() != 0, NativeLibrary.shim(),
                 SignalHandlers.report());
     }
 

@@ -413,6 +413,64 @@ public class LibLora4j extends LibLora4j$shared {
         }
     }
 
+    private static class lt_blas_threads {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT    );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_blas_threads");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t lt_blas_threads()
+     * }
+     */
+    public static FunctionDescriptor lt_blas_threads$descriptor() {
+        return lt_blas_threads.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t lt_blas_threads()
+     * }
+     */
+    public static MethodHandle lt_blas_threads$handle() {
+        return lt_blas_threads.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t lt_blas_threads()
+     * }
+     */
+    public static MemorySegment lt_blas_threads$address() {
+        return lt_blas_threads.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t lt_blas_threads()
+     * }
+     */
+    public static int lt_blas_threads() {
+        var mh$ = lt_blas_threads.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_blas_threads");
+            }
+            return (int)mh$.invokeExact();
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class lt_get_num_threads {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             LibLora4j.C_INT    );
@@ -8085,6 +8143,64 @@ public class LibLora4j extends LibLora4j$shared {
         try {
             if (TRACE_DOWNCALLS) {
                 traceDowncall("lt_build_has_fused_attention");
+            }
+            return (int)mh$.invokeExact();
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class lt_build_intra_op_parallel {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_INT    );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_build_intra_op_parallel");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t lt_build_intra_op_parallel()
+     * }
+     */
+    public static FunctionDescriptor lt_build_intra_op_parallel$descriptor() {
+        return lt_build_intra_op_parallel.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t lt_build_intra_op_parallel()
+     * }
+     */
+    public static MethodHandle lt_build_intra_op_parallel$handle() {
+        return lt_build_intra_op_parallel.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t lt_build_intra_op_parallel()
+     * }
+     */
+    public static MemorySegment lt_build_intra_op_parallel$address() {
+        return lt_build_intra_op_parallel.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t lt_build_intra_op_parallel()
+     * }
+     */
+    public static int lt_build_intra_op_parallel() {
+        var mh$ = lt_build_intra_op_parallel.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_build_intra_op_parallel");
             }
             return (int)mh$.invokeExact();
         } catch (Error | RuntimeException ex) {

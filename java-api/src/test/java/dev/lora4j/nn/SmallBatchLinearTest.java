@@ -22,7 +22,7 @@ import org.junit.jupiter.api.Test;
 class SmallBatchLinearTest {
 
     /** One case: x (rows, in) or (2, rows/2, in), w (out, in), an optional bias. */
-    private static void check(int rows, int in, int out, boolean bias, boolean threeD, long seed) {
+    static void check(int rows, int in, int out, boolean bias, boolean threeD, long seed) {
         Random r = new Random(seed);
         float[] xs = random(r, rows * in), ws = random(r, out * in), bs = random(r, out), cs = random(r, rows * out);
         try (TensorScope s = TensorScope.open()) {
