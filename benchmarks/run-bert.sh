@@ -9,7 +9,8 @@
 #
 #   benchmarks/run-bert.sh [ROUNDS]          (default 5; needs benchmarks/target/benchmarks.jar:
 #                                             mvn -B verify -DskipTests -pl benchmarks -am)
-# Threads: LibTorch intra-op threads = T, OpenBLAS threads = T, ORT intra-op threads = T.
+# Threads: LibTorch intra-op threads = T, ORT intra-op threads = T, OPENBLAS_NUM_THREADS = T (Python's
+# OpenBLAS; lora4j's shim pins OpenBLAS to one thread and splits large products itself).
 # OPENBLAS_CORETYPE: OpenBLAS picks its kernels for the CPU unless this variable pins them; a pin
 # to an older core (e.g. Haswell on an AVX-512 machine) halves LibTorch's matrix products and
 # leaves ONNX Runtime (its own GEMM) alone. The script unsets it for every peer (Python too)

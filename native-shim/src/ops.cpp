@@ -1,6 +1,8 @@
 // Elementwise operations, reductions and shape operations.
 #include <vector>
 
+#include <c10/core/GradMode.h>
+
 #include "internal.h"
 #include "split_gemm.h"
 

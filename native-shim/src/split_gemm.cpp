@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 
 #include <ATen/Parallel.h>
+#include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>

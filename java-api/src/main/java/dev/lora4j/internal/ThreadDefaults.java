@@ -14,16 +14,17 @@ import java.util.Optional;
 
 /**
  * Chooses OpenMP's wait policy before LibTorch is loaded, so that LibTorch's threads do not
- * spin against OpenBLAS's on a few cores.
+ * spin between parallel regions on a few cores.
  *
  * <p>LibTorch runs its intra-op parallel regions on GNU OpenMP (libgomp). By default libgomp's
  * threads busy-wait for a while (300,000 spins) after every parallel region, waiting for the
- * next one; OpenBLAS (Debian's {@code libopenblas0-pthread}) runs matrix products on its own
- * thread pool. With two intra-op threads on two cores, the spinning OpenMP thread takes the
- * core an OpenBLAS thread needs after nearly every operation: the demo's pre-training is then
- * slower at 2 threads than at 1, with most of the difference in system time. libgomp's passive
- * policy puts its threads to sleep at once, which removes the contest at the cost of a
- * futex wake-up per parallel region.
+ * next one. With OpenBLAS's own thread pool beside them (Debian's {@code libopenblas0-pthread})
+ * the spinning OpenMP thread took the core an OpenBLAS thread needed after nearly every
+ * operation, and 2 threads were slower than 1 on 2 cores. The shim now pins OpenBLAS to one
+ * thread and splits large products over the OpenMP threads itself, so that contest is gone;
+ * the passive policy stays the default because spinning threads still take cores from the
+ * JVM's own threads and from other processes of a service. Its price is a futex wake-up per
+ * parallel region.
  *
  * <p>libgomp reads {@code OMP_WAIT_POLICY} once, when it is loaded (as a dependency of
  * LibTorch), so {@link #apply()} runs before the shim and LibTorch are loaded and sets it in the
