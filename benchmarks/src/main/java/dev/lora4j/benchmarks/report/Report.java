@@ -234,8 +234,10 @@ public final class Report {
                 .append(" JDK ").append(meta.getOrDefault("jdk", "?")).append("; DJL ").append(meta.getOrDefault("djl", "?"))
                 .append("; Python ").append(meta.getOrDefault("python", "?")).append(" with torch ")
                 .append(meta.getOrDefault("torch", "?")).append(".\n");
-        sb.append("- Threads: LibTorch intra-op = OpenBLAS = the `threads` column, for every peer, with ")
-                .append(meta.getOrDefault("ompwait", "libgomp's default OMP_WAIT_POLICY")).append(" for every peer.")
+        sb.append("- Threads: LibTorch intra-op = the `threads` column, for every peer, with ")
+                .append(meta.getOrDefault("ompwait", "libgomp's default OMP_WAIT_POLICY")).append(" for every peer;")
+                .append(" OPENBLAS_NUM_THREADS = `threads` for DJL, C++ and Python (lora4j's shim pins OpenBLAS to one")
+                .append(" thread and splits large products itself).")
                 .append(" Allocator (every peer, via the environment): ")
                 .append(meta.getOrDefault("allocator", "?")).append(".\n");
         sb.append("- lora4j and DJL: JMH ").append(meta.getOrDefault("jmh", "?")).append("; C++ and Python: ")
