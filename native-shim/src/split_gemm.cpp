@@ -48,7 +48,7 @@ const int pinned = pin_blas();
 int blas_threads() { return pinned; }
 
 bool worth(const at::Tensor& a, const at::Tensor& b) {
-    if (pinned > 1 || a.dim() != 2 || b.dim() != 2 || !a.device().is_cpu() || !b.device().is_cpu() ||
+    if (pinned != 1 || a.dim() != 2 || b.dim() != 2 || !a.device().is_cpu() || !b.device().is_cpu() ||
         a.scalar_type() != b.scalar_type() || (a.scalar_type() != at::kFloat && a.scalar_type() != at::kDouble) ||
         a.size(1) != b.size(0) || at::in_parallel_region())
         return false;

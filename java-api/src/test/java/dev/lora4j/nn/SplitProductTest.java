@@ -6,6 +6,9 @@ import dev.lora4j.NoGradScope;
 import dev.lora4j.Tensor;
 import dev.lora4j.TensorScope;
 import dev.lora4j.Torch;
+import dev.lora4j.testing.ChildJvm;
+import java.util.List;
+import java.util.Map;
 import java.util.Random;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -109,6 +112,27 @@ class SplitProductTest {
                     assertEquals(e, matmul[i * n + j], 1e-11, "matmul[" + i + "," + j + "]");
                     if (i >= m) assertEquals(e, mm[(i - m) * n + j], 1e-11, "mm[" + (i - m) + "," + j + "]");
                 }
+        }
+    }
+
+    /** LORA4J_BLAS_THREADS=2: OpenBLAS keeps two threads, products stay whole and still right. */
+    @Test
+    void blasThreadsFromTheEnvironment() throws Exception {
+        ChildJvm.Result r = ChildJvm.run(BlasThreadsChild.class, List.of(), 120, Map.of("LORA4J_BLAS_THREADS", "2"));
+        assertFalse(r.crashed(), "the child JVM crashed:\n" + r);
+        assertEquals(0, r.exitCode(), r.output());
+        assertTrue(r.output().contains("OpenBLAS threads 2") || r.output().contains("BLAS not OpenBLAS"), r.output());
+        assertTrue(r.output().contains("blas threads ok"), r.output());
+    }
+
+    /** Prints the thread settings, then runs the linear cases at 2 intra-op threads. */
+    public static final class BlasThreadsChild {
+        public static void main(String[] args) {
+            System.out.println(Torch.threadSettings());
+            Torch.setNumThreads(2);
+            SmallBatchLinearTest.check(300, 130, 120, true, false, 1);
+            SmallBatchLinearTest.check(40, 130, 900, false, true, 2);
+            System.out.println("blas threads ok");
         }
     }
 
