@@ -22,9 +22,13 @@
 #                     jemalloc: LD_PRELOAD libjemalloc.so.2 with its defaults
 #            --allocator-study              # instead: (d) under all three allocators, every peer,
 #                                           # 1 thread, into benchmarks/results/allocator.md
-#            --omp-wait passive|active      # OMP_WAIT_POLICY for every peer (default passive: with
-#                                           # OpenBLAS threads > 1, libgomp's spinning threads fight
-#                                           # OpenBLAS's for the cores; see the README)
+#            --omp-wait passive|active      # OMP_WAIT_POLICY for DJL, C++ and Python (default passive:
+#                                           # with OpenBLAS threads > 1, libgomp's spinning threads
+#                                           # fight OpenBLAS's for the cores; see the README)
+#            --lora4j-wait short|passive|active|default
+#                                           # lora4j's -Dlora4j.ompWaitPolicy (default short: lora4j's
+#                                           # own default, a short spin then sleep; default: follow
+#                                           # --omp-wait as the other peers do)
 #            --runs N                       # N whole runs back to back (each into benchmarks/results/run-K/,
 #                                           # the last also into latest/), then the spread of every ratio
 #                                           # and target across them: benchmarks/results/spread.md
@@ -60,6 +64,7 @@ study=0
 readme=1
 jmh_extra=""
 omp_wait=passive
+lora4j_wait=short
 libtorch=1.13
 runs=1
 all_args=("$@")
@@ -72,6 +77,7 @@ while [ $# -gt 0 ]; do
     --allocator-study) study=1 ;;
     --no-readme) readme=0 ;;
     --omp-wait) omp_wait="$2"; shift ;;
+    --lora4j-wait) lora4j_wait="$2"; shift ;;
     --jmh) jmh_extra="$2"; shift ;;
     --libtorch) libtorch="$2"; shift ;;
     --works) works_arg="$2"; shift ;;
@@ -133,7 +139,7 @@ case "$libtorch" in
   *) die "--libtorch must be 1.13 or 2.6, got $libtorch" ;;
 esac
 
-java_opts=()
+java_opts=(-Dlora4j.ompWaitPolicy="$lora4j_wait") # JMH's forks inherit the host JVM's arguments
 peer_classes='Lora4jWork|Lora4jLoop|DjlWork|DjlLoop'
 if [ "$in_trixie" = 1 ]; then
   build26=${LORA4J_NATIVE_BUILD:-build/libtorch2.6}
@@ -141,7 +147,7 @@ if [ "$in_trixie" = 1 ]; then
   cmake -S . -B "$build26" -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build "$build26" -j"$(nproc)" 2>&1 | grep -E "error|warning:" >&2 || true
   native=$build26/native/lora4j_bench_native
-  java_opts=(-Dlora4j.shim="$(cd "$build26/native" && pwd)/liblora4j.so")
+  java_opts+=(-Dlora4j.shim="$(cd "$build26/native" && pwd)/liblora4j.so")
   peer_classes='Lora4jWork|Lora4jLoop' # no DJL on LibTorch 2.6
 else
   # ---------------------------------------------------------------- DJL offline on Debian's LibTorch
@@ -170,6 +176,14 @@ run_peers() { # out-dir threads works(cpp/python names) jmh-regex
   grep -E '^(Lora4jWork|Lora4jLoop|djl\.DjlWork|djl\.DjlLoop)|last loss|\[djl\] mapped .*libtorch_cpu' "$dir/jmh-$t.log" | sort -u >&2 || true
   # JMH exits 0 when every benchmark threw: a run without results is a failure too.
   [ $rc -eq 0 ] && grep -q '"benchmark"' "$dir/jmh-$t.json" 2>/dev/null || die "JMH failed (exit $rc), see $dir/jmh-$t.log"
+  # (g) against (d) in one JVM, interleaved: the machine drifts more between JMH's (d) and (g)
+  # than the loop adds; the report's (g) target uses these per-round ratios.
+  if [[ " $works " == *" train_loop "* && " $works " == *" mlp_step "* ]]; then
+    say "lora4j: (g) and (d) interleaved in one JVM, $t thread(s)"
+    java --enable-native-access=ALL-UNNAMED "${java_opts[@]}" -cp "$jar" dev.lora4j.benchmarks.TrainLoopInterleaved 16 100 "$t" \
+      > "$dir/loop-$t.txt" 2>"$dir/loop-$t.log" || die "TrainLoopInterleaved failed, see $dir/loop-$t.log"
+    grep -E 'median' "$dir/loop-$t.txt" >&2 || true
+  fi
 }
 
 write_meta() { # dir
@@ -188,7 +202,7 @@ write_meta() { # dir
     echo "jmh=1.37, $jmh_args, warm JVMs"
     echo "native=one warm-up iteration then $native_i iterations of $native_s s, calls in ~1 ms batches"
     echo "allocator=$allocator_text"
-    echo "ompwait=OMP_WAIT_POLICY=${omp_wait^^}"
+    echo "ompwait=OMP_WAIT_POLICY=${omp_wait^^} for DJL, C++ and Python; lora4j: -Dlora4j.ompWaitPolicy=$lora4j_wait$([ "$lora4j_wait" = short ] && echo " (its default: OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT=30000)")"
     echo "openblas_env=$(compgen -e | grep '^OPENBLAS_' | while read -r v; do printf '%s=%s ' "$v" "${!v}"; done)"
     echo "command=$command"
     echo "load_before=$load_before"
@@ -206,6 +220,9 @@ command="benchmarks/run-all.sh"; [ "$quick" = 1 ] && command="$command --quick"
 [ -n "$works_arg" ] && command="$command --works \"$works_arg\""
 [ "$threads_list" != "1 2" ] && command="$command --threads \"$threads_list\""
 [ "$allocator" != tuned ] && command="$command --allocator $allocator"
+case "$lora4j_wait" in short | passive | active | default) ;; *) die "--lora4j-wait needs short, passive, active or default, got $lora4j_wait" ;; esac
+[ "$lora4j_wait" != short ] && command="$command --lora4j-wait $lora4j_wait"
+[ "$omp_wait" != passive ] && command="$command --omp-wait $omp_wait"
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || die "--runs needs a positive number, got $runs"
 [ "$runs" -gt 1 ] && { [ "$in_trixie" = 0 ] && [ "$libtorch" = 1.13 ] || die "--runs is for the LibTorch 1.13 comparison"; }
 [ "$runs" -gt 1 ] && command="$command --runs $runs"

@@ -58,16 +58,19 @@ public final class Torch {
 
     /**
      * The process's thread configuration, in words: intra-op threads and OpenMP's wait policy,
-     * with who chose it. By default lora4j sets {@code OMP_WAIT_POLICY=PASSIVE} before LibTorch
-     * loads, unless the environment sets {@code OMP_WAIT_POLICY} or {@code GOMP_SPINCOUNT};
-     * {@code -Dlora4j.ompWaitPolicy=passive|active|default} overrides (see the README's Threads
-     * section). For example {@code "intra-op threads 2; OMP_WAIT_POLICY=PASSIVE set by lora4j;
-     * environment: OMP_WAIT_POLICY=PASSIVE; OpenBLAS threads 1"}.
+     * with who chose it. By default lora4j sets {@code OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT=30000}
+     * (a short spin, then sleep) before LibTorch loads, unless the environment sets
+     * {@code OMP_WAIT_POLICY} or {@code GOMP_SPINCOUNT};
+     * {@code -Dlora4j.ompWaitPolicy=short|passive|active|default} overrides (see the README's
+     * Threads section). For example {@code "intra-op threads 2; OMP_WAIT_POLICY=PASSIVE
+     * GOMP_SPINCOUNT=30000 set by lora4j; environment: OMP_WAIT_POLICY=PASSIVE
+     * GOMP_SPINCOUNT=30000; OpenBLAS threads 1"}.
      */
     public static String threadSettings() {
         int blas = lt_blas_threads();
         return "intra-op threads " + getNumThreads() + "; " + ThreadDefaults.describe()
                 + "; environment: OMP_WAIT_POLICY=" + ThreadDefaults.ompWaitPolicy().orElse("(unset)")
+                + " GOMP_SPINCOUNT=" + ThreadDefaults.gompSpinCount().orElse("(unset)")
                 + (blas > 0 ? "; OpenBLAS threads " + blas : "; BLAS not OpenBLAS");
     }
 

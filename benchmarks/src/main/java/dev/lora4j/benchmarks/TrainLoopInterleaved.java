@@ -14,27 +14,36 @@ import java.lang.management.ThreadMXBean;
 import java.util.Arrays;
 import java.util.Iterator;
 import java.util.Locale;
+import java.util.StringJoiner;
 
 /**
- * (d) against (g) on a shared machine: the MLP step on a fixed batch, the demo's loop with the
- * batch taken inside the step's scope, and with the batch taken outside it (the demo's old
- * way), interleaved in blocks in one JVM (the order rotating each round), each on its own model,
- * measured in the training thread's CPU time, which other processes' load inflates far less
- * than wall time. Meaningful at one intra-op thread (the work runs on the calling thread).
+ * (g) against (d) measured side by side: the MLP step on a fixed batch, the demo's loop with the
+ * batch taken inside the step's scope, and with the batch taken outside it (the demo's old way),
+ * interleaved in blocks of steps in one JVM (the order rotating each round), each on its own
+ * model. The machine's speed drifts by tens of percent over seconds (other tenants of the host
+ * share its memory bandwidth, and the MLP's Adam update is bound by it), so (g) and (d) measured
+ * by JMH one after the other differ by that drift; interleaved blocks see the same machine, and
+ * their per-round ratio is what the loop adds to the step. Reports wall time (what the user
+ * waits for, and at two threads the only fair measure) and the training thread's CPU time.
  *
- * <p>usage: {@code java -cp benchmarks.jar dev.lora4j.benchmarks.TrainLoopCpuTime [rounds] [steps-per-block]}
+ * <p>Prints a table and, for {@code benchmarks/run-all.sh}'s report, one line
+ * {@code RESULT loop_over_step THREADS r1 r2 ...}: the per-round wall-time ratios of (g) (batch
+ * inside the scope) to (d).
+ *
+ * <p>usage: {@code java -cp benchmarks.jar dev.lora4j.benchmarks.TrainLoopInterleaved [rounds] [steps-per-block] [threads]}
  */
-public final class TrainLoopCpuTime {
+public final class TrainLoopInterleaved {
 
-    private TrainLoopCpuTime() {}
+    private TrainLoopInterleaved() {}
 
     private static final String[] NAMES = {"(d) fixed batch", "(g) batch inside the scope", "(g) batch outside the scope"};
 
     public static void main(String[] args) throws IOException {
         int rounds = args.length > 0 ? Integer.parseInt(args[0]) : 12;
         int per = args.length > 1 ? Integer.parseInt(args[1]) : 50;
+        int threads = args.length > 2 ? Integer.parseInt(args[2]) : 1;
         ThreadMXBean tm = ManagementFactory.getThreadMXBean();
-        Lora4jWork.threads(1);
+        Lora4jWork.threads(threads);
         try (TensorDataset data = Lora4jLoop.load(Lora4jLoop.TRAIN_IMAGES); Tensor x = Tensor.randn(Lora4jWork.BATCH, Lora4jWork.IN)) {
             Tensor[] y = Lora4jWork.labels();
             Sequential[] models = {Lora4jWork.mlp(), Lora4jWork.mlp(), Lora4jWork.mlp()};
@@ -43,11 +52,13 @@ public final class TrainLoopCpuTime {
             Iterator<Batch> batches = null;
             long epochSeed = 0;
             long[][] cpu = new long[3][rounds];
+            long[][] wall = new long[3][rounds];
             int step = 0;
-            for (int r = 0; r < rounds; r++) {
+            for (int r = -1; r < rounds; r++) { // round -1: warm-up, not counted
                 for (int k = 0; k < 3; k++) {
-                    int w = (k + r) % 3;
+                    int w = (k + Math.max(r, 0)) % 3;
                     long c0 = tm.getCurrentThreadCpuTime();
+                    long w0 = System.nanoTime();
                     for (int i = 0; i < per; i++) {
                         if (w > 0 && (batches == null || !batches.hasNext())) {
                             batches = data.loader(Lora4jWork.BATCH, true, epochSeed++, true).iterator();
@@ -67,28 +78,46 @@ public final class TrainLoopCpuTime {
                             }
                         }
                     }
+                    if (r < 0) continue;
                     cpu[w][r] = tm.getCurrentThreadCpuTime() - c0;
+                    wall[w][r] = System.nanoTime() - w0;
                 }
             }
-            for (int w = 0; w < 3; w++) {
-                long[] c = cpu[w].clone();
-                Arrays.sort(c);
-                System.out.printf(Locale.ROOT, "%-28s CPU %.2f ms/step (median of %d blocks of %d; min %.2f)%n", NAMES[w],
-                        c[rounds / 2] / 1e6 / per, rounds, per, c[0] / 1e6 / per);
-            }
-            for (int w = 1; w < 3; w++) {
-                double[] ratio = new double[rounds];
-                for (int r = 0; r < rounds; r++) ratio[r] = (double) cpu[w][r] / cpu[0][r];
-                Arrays.sort(ratio);
-                System.out.printf(Locale.ROOT, "%s / (d), per round: median %.3f, range %.3f .. %.3f%n", NAMES[w],
-                        ratio[rounds / 2], ratio[0], ratio[rounds - 1]);
-            }
+            System.out.printf(Locale.ROOT, "%d intra-op thread(s), %d rounds of %d steps per variant%n", threads, rounds, per);
+            report("wall", wall, per);
+            report("CPU", cpu, per);
+            StringJoiner line = new StringJoiner(" ", "RESULT loop_over_step " + threads + " ", "");
+            for (double q : ratios(wall, 1)) line.add(String.format(Locale.ROOT, "%.4f", q));
+            System.out.println(line);
             for (int i = 0; i < 3; i++) {
                 adams[i].close();
                 models[i].close();
             }
             y[0].close();
             y[1].close();
+        }
+    }
+
+    /** Per round: variant {@code w}'s time over (d)'s. */
+    private static double[] ratios(long[][] times, int w) {
+        double[] q = new double[times[0].length];
+        for (int r = 0; r < q.length; r++) q[r] = (double) times[w][r] / times[0][r];
+        return q;
+    }
+
+    private static void report(String what, long[][] times, int per) {
+        int rounds = times[0].length;
+        for (int w = 0; w < 3; w++) {
+            long[] c = times[w].clone();
+            Arrays.sort(c);
+            System.out.printf(Locale.ROOT, "%-28s %-4s %.2f ms/step (median of %d blocks of %d; min %.2f)%n", NAMES[w], what,
+                    c[rounds / 2] / 1e6 / per, rounds, per, c[0] / 1e6 / per);
+        }
+        for (int w = 1; w < 3; w++) {
+            double[] q = ratios(times, w);
+            Arrays.sort(q);
+            System.out.printf(Locale.ROOT, "%s / (d), %s per round: median %.3f, range %.3f .. %.3f%n", NAMES[w], what,
+                    q[rounds / 2], q[0], q[rounds - 1]);
         }
     }
 
