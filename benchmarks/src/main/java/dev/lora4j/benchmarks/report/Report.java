@@ -251,8 +251,14 @@ public final class Report {
         return g.peer() != null ? ratio("lora4j", g.peer(), work, t) : ratio("lora4j", work, g.work(), t, true);
     }
 
+    /** The target's text, naming the interleaved measurement when it decides. */
+    String label(Target g, String work, int t) {
+        boolean interleaved = work.equals("train_loop") && "mlp_step".equals(g.work()) && loopOverStep.containsKey(t);
+        return g.text() + (interleaved ? " (interleaved)" : "");
+    }
+
     String target(String work, int t) {
-        return String.join("; ", targets(work).stream().map(g -> g.text() + ": " + check(value(g, work, t), g.limit())).toList());
+        return String.join("; ", targets(work).stream().map(g -> label(g, work, t) + ": " + check(value(g, work, t), g.limit())).toList());
     }
 
     String markdown(Map<String, String> meta) {

@@ -60,7 +60,7 @@ public final class Spread {
                 for (Report.Target g : Report.targets(w.key())) {
                     List<Double> v = runs.stream().map(r -> r.value(g, w.key(), t)).toList();
                     Double worst = v.contains(null) ? null : v.stream().mapToDouble(Double::doubleValue).max().orElseThrow();
-                    checks.add(g.text() + ": " + String.join(", ", v.stream().map(Report::fmt).toList()) + " → "
+                    checks.add(runs.get(runs.size() - 1).label(g, w.key(), t) + ": " + String.join(", ", v.stream().map(Report::fmt).toList()) + " → "
                             + Report.check(worst, g.limit()));
                 }
                 sb.append(" | ").append(String.join("; ", checks)).append(" |\n");
