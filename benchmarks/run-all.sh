@@ -184,6 +184,13 @@ run_peers() { # out-dir threads works(cpp/python names) jmh-regex
       > "$dir/loop-$t.txt" 2>"$dir/loop-$t.log" || die "TrainLoopInterleaved failed, see $dir/loop-$t.log"
     grep -E 'median' "$dir/loop-$t.txt" >&2 || true
   fi
+  # (f) merged against base inference, interleaved the same way: the same products on both sides.
+  if [[ " $works " == *" infer_base "* && " $works " == *" infer_merged "* ]]; then
+    say "lora4j: merged and base inference interleaved in one JVM, $t thread(s)"
+    java --enable-native-access=ALL-UNNAMED "${java_opts[@]}" -cp "$jar" dev.lora4j.benchmarks.InferInterleaved 64 200 "$t" \
+      > "$dir/infer-$t.txt" 2>"$dir/infer-$t.log" || die "InferInterleaved failed, see $dir/infer-$t.log"
+    grep -E 'median' "$dir/infer-$t.txt" >&2 || true
+  fi
 }
 
 write_meta() { # dir

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The per-call cost of lora4j against the same loop in C++ straight on LibTorch:
 # add of two 1-element float tensors, result freed, one intra-op thread on both sides.
-# Runs C++, JMH, C++ again (so machine drift shows), and prints the ratio of medians.
+# Runs C++, JMH, C++ again (so machine drift shows), and prints the ratio of medians; then
+# PerCallParts: the API against the raw downcalls under it, alternating in one JVM.
 #
 #   benchmarks/run-per-call.sh [extra JMH args, e.g. -f 1 -wi 3 -i 3]
 set -euo pipefail
@@ -29,3 +30,10 @@ awk -v c1="$c1" -v c2="$c2" '
     printf "| lora4j `a.add(b)` + close | %.1f ± %.1f | %.3f |\n", add, adderr, add / cpp
     printf "| lora4j `a.add(b)` in a TensorScope | %.1f ± %.1f | %.3f |\n", scoped, scopederr, scoped / cpp
   }' "$out/per-call-jmh.txt" | tee "$out/per-call.md"
+
+say "lora4j: the API against the raw downcalls under it, alternating in one JVM (PerCallParts)"
+{
+  printf '\nThe API against the raw downcalls under it, in one JVM, loops alternating (`PerCallParts`):\n\n```\n'
+  java --enable-native-access=ALL-UNNAMED -cp benchmarks/target/benchmarks.jar dev.lora4j.benchmarks.PerCallParts
+  printf '```\n'
+} | tee -a "$out/per-call.md"

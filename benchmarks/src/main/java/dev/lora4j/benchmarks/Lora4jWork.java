@@ -286,6 +286,11 @@ public class Lora4jWork {
         @Setup(Level.Trial)
         public void setUp(Lora4jWork work) {
             threads(work.threads);
+            build();
+        }
+
+        /** The base MLP, the same architecture with rank-1 adapters (B ≠ 0) merged, and the batch. */
+        void build() {
             base = mlp();
             merged = mlp();
             Lora.wrap(merged, LoraConfig.of(1, 1));

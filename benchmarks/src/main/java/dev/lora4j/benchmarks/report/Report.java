@@ -26,9 +26,10 @@ import org.knowm.xchart.style.Styler;
  * {@code latest.png} (the chart). Inputs, all in one folder: {@code jmh-T.json} (JMH's JSON for
  * lora4j and DJL at T threads), {@code cpp-T.txt} and {@code python-T.txt} (the
  * {@code RESULT work threads ns...} lines of bench_native and bench.py), {@code meta.txt}
- * ({@code key=value} lines: date, cpu, jdk, libtorch, allocator, command, ...), and
- * {@code loop-T.txt} (optional: {@code TrainLoopInterleaved}'s per-round ratios of (g) to (d),
- * interleaved in one JVM at T threads, which decide the (g) target when present).
+ * ({@code key=value} lines: date, cpu, jdk, libtorch, allocator, command, ...), and, optional,
+ * lora4j's interleaved measurements at T threads, which decide their target when present:
+ * {@code loop-T.txt} ({@code TrainLoopInterleaved}'s per-round ratios of (g) to (d)) and
+ * {@code infer-T.txt} ({@code InferInterleaved}'s per-round ratios of merged to base inference).
  *
  * <p>Every cell is computed the same way from the per-iteration samples (all forks for JMH):
  * the median, and ± the 99.9% confidence half-width of the mean (Student's t, as JMH's "Error").
@@ -60,8 +61,18 @@ public final class Report {
     /** Samples (ns/op per iteration) by peer, work key and thread count. */
     final Map<String, Map<String, Map<Integer, double[]>>> samples = new LinkedHashMap<>();
     final TreeSet<Integer> threads = new TreeSet<>();
-    /** lora4j's (g)/(d) per interleaved round, by thread count ({@code loop-T.txt}). */
-    final Map<Integer, double[]> loopOverStep = new LinkedHashMap<>();
+    /**
+     * The works whose target lora4j's interleaved measurement decides: the work, the work it is
+     * compared with, and the name of the {@code RESULT} line that carries the per-round ratios.
+     */
+    record Interleaved(String work, String reference, String result) {}
+
+    static final List<Interleaved> INTERLEAVED = List.of(
+            new Interleaved("train_loop", "mlp_step", "loop_over_step"), // TrainLoopInterleaved
+            new Interleaved("infer_merged", "infer_base", "merged_over_base")); // InferInterleaved
+
+    /** lora4j's interleaved per-round ratios, by {@code RESULT} name and thread count. */
+    final Map<String, Map<Integer, double[]>> interleavedRatios = new LinkedHashMap<>();
 
     Report() {}
 
@@ -98,7 +109,7 @@ public final class Report {
                 if (name.startsWith("jmh-") && name.endsWith(".json")) r.readJmh(p);
                 else if (name.startsWith("cpp-") && name.endsWith(".txt")) r.readResults(p, "C++");
                 else if (name.startsWith("python-") && name.endsWith(".txt")) r.readResults(p, "Python");
-                else if (name.startsWith("loop-") && name.endsWith(".txt")) r.readLoop(p);
+                else if ((name.startsWith("loop-") || name.startsWith("infer-")) && name.endsWith(".txt")) r.readInterleaved(p);
             }
         }
         return r;
@@ -139,20 +150,29 @@ public final class Report {
         }
     }
 
-    /** The {@code RESULT loop_over_step T r1 r2 ...} line of {@code TrainLoopInterleaved}. */
-    void readLoop(Path p) throws IOException {
+    /** The {@code RESULT <name> T r1 r2 ...} lines of the interleaved tools ({@link #INTERLEAVED}). */
+    void readInterleaved(Path p) throws IOException {
         for (String line : Files.readAllLines(p)) {
-            if (!line.startsWith("RESULT loop_over_step ")) continue;
             String[] f = line.trim().split("\\s+");
+            if (f.length < 4 || !f[0].equals("RESULT") || INTERLEAVED.stream().noneMatch(i -> i.result().equals(f[1]))) continue;
             double[] v = new double[f.length - 3];
             for (int i = 3; i < f.length; i++) v[i - 3] = Double.parseDouble(f[i]);
-            loopOverStep.put(Integer.parseInt(f[2]), v);
+            interleavedRatios.computeIfAbsent(f[1], k -> new LinkedHashMap<>()).put(Integer.parseInt(f[2]), v);
         }
     }
 
-    /** "median [min–max]" of lora4j's interleaved (g)/(d) rounds at t threads, or n/a. */
-    String interleaved(int t) {
-        double[] v = loopOverStep.get(t);
+    /** lora4j's interleaved per-round ratios of {@code work} to {@code reference} at t threads, or null. */
+    double[] interleavedRounds(String work, String reference, int t) {
+        return INTERLEAVED.stream()
+                .filter(i -> i.work().equals(work) && i.reference().equals(reference))
+                .map(i -> interleavedRatios.getOrDefault(i.result(), Map.of()).get(t))
+                .filter(java.util.Objects::nonNull)
+                .findFirst().orElse(null);
+    }
+
+    /** "median [min–max]" of lora4j's interleaved rounds of {@code work} against {@code reference} at t threads, or n/a. */
+    String interleaved(String work, String reference, int t) {
+        double[] v = interleavedRounds(work, reference, t);
         if (v == null) return "n/a";
         return String.format(Locale.ROOT, "%.2f [%.2f–%.2f]", median(v), Arrays.stream(v).min().orElseThrow(),
                 Arrays.stream(v).max().orElseThrow());
@@ -235,25 +255,26 @@ public final class Report {
                     List.of(new Target("≤ 0.85× Python", "Python", null, 0.85), new Target("≤ 0.80× DJL", "DJL", null, 0.80));
             case "infer_merged" -> List.of(new Target("merged ≤ 1.02× base", null, "infer_base", 1.02));
             case "train_loop" -> List.of(new Target("demo step ≤ 1.1× (d)", null, "mlp_step", 1.10));
-            // decided by the interleaved measurement when the run has it (see value)
+            // both decided by the interleaved measurement when the run has it (see value)
             default -> List.of();
         };
     }
 
     /**
-     * The ratio a target limits, in this run. For (g) against (d), the median of the interleaved
-     * rounds when the run measured them: JMH runs (d) and (g) minutes apart, and the machine's
-     * drift between them is larger than what the loop adds.
+     * The ratio a target limits, in this run. For (g) against (d) and merged against base
+     * inference, the median of lora4j's interleaved rounds when the run measured them: JMH runs the
+     * two works minutes apart, and the machine's drift between them is larger than the difference
+     * the target is about.
      */
     Double value(Target g, String work, int t) {
-        if (work.equals("train_loop") && "mlp_step".equals(g.work()) && loopOverStep.containsKey(t))
-            return median(loopOverStep.get(t));
+        double[] rounds = g.work() == null ? null : interleavedRounds(work, g.work(), t);
+        if (rounds != null) return median(rounds);
         return g.peer() != null ? ratio("lora4j", g.peer(), work, t) : ratio("lora4j", work, g.work(), t, true);
     }
 
     /** The target's text, naming the interleaved measurement when it decides. */
     String label(Target g, String work, int t) {
-        boolean interleaved = work.equals("train_loop") && "mlp_step".equals(g.work()) && loopOverStep.containsKey(t);
+        boolean interleaved = g.work() != null && interleavedRounds(work, g.work(), t) != null;
         return g.text() + (interleaved ? " (interleaved)" : "");
     }
 
@@ -296,12 +317,14 @@ public final class Report {
             }
         }
         if (hasAny("infer_merged")) {
-            sb.append("\nMerged-adapter inference relative to the base model's, per peer (median ratio):\n\n");
-            sb.append("| threads | lora4j | DJL | C++ | Python |\n|---:|---:|---:|---:|---:|\n");
+            sb.append("\nMerged-adapter inference relative to the base model's, per peer (ratio of the medians above); for")
+                    .append(" lora4j also the two interleaved in blocks of forwards in one JVM (`InferInterleaved`: the")
+                    .append(" per-round median [range]), which the target uses:\n\n");
+            sb.append("| threads | lora4j | DJL | C++ | Python | lora4j interleaved |\n|---:|---:|---:|---:|---:|---|\n");
             for (int t : threads) {
                 sb.append("| ").append(t);
                 for (String p : PEERS) sb.append(" | ").append(fmt(ratio(p, "infer_merged", "infer_base", t, true)));
-                sb.append(" |\n");
+                sb.append(" | ").append(interleaved("infer_merged", "infer_base", t)).append(" |\n");
             }
         }
         if (hasAny("train_loop")) {
@@ -318,7 +341,7 @@ public final class Report {
                     sb.append(" | ").append(v == null ? "n/a" : String.format(Locale.ROOT, "%.2f s", median(v) * LOOP_STEPS_PER_EPOCH / 1e9));
                 }
                 for (String p : PEERS) sb.append(" | ").append(fmt(ratio(p, "train_loop", "mlp_step", t, true)));
-                sb.append(" | ").append(interleaved(t)).append(" |\n");
+                sb.append(" | ").append(interleaved("train_loop", "mlp_step", t)).append(" |\n");
             }
         }
         // Extra lora4j rows (variants that are not part of the comparison proper).
