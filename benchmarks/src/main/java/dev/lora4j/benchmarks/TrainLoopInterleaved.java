@@ -30,51 +30,74 @@ import java.util.StringJoiner;
  * {@code RESULT loop_over_step THREADS r1 r2 ...}: the per-round wall-time ratios of (g) (batch
  * inside the scope) to (d).
  *
- * <p>usage: {@code java -cp benchmarks.jar dev.lora4j.benchmarks.TrainLoopInterleaved [rounds] [steps-per-block] [threads]}
+ * <p>With {@code parts} as the fourth argument, two more variants take (g)'s additions apart: (d)
+ * without the loss read back, and (d) with a batch gathered (and not used) each step.
+ *
+ * <p>usage: {@code java -cp benchmarks.jar dev.lora4j.benchmarks.TrainLoopInterleaved [rounds] [steps-per-block] [threads] [parts]}
  */
 public final class TrainLoopInterleaved {
 
     private TrainLoopInterleaved() {}
 
-    private static final String[] NAMES = {"(d) fixed batch", "(g) batch inside the scope", "(g) batch outside the scope"};
+    private static final String[] NAMES = {"(d) fixed batch", "(g) batch inside the scope", "(g) batch outside the scope",
+        "(d) without the loss read", "(d) + a batch gathered, unused"};
 
     public static void main(String[] args) throws IOException {
         int rounds = args.length > 0 ? Integer.parseInt(args[0]) : 12;
         int per = args.length > 1 ? Integer.parseInt(args[1]) : 50;
         int threads = args.length > 2 ? Integer.parseInt(args[2]) : 1;
+        int variants = args.length > 3 && args[3].equals("parts") ? NAMES.length : 3;
         ThreadMXBean tm = ManagementFactory.getThreadMXBean();
         Lora4jWork.threads(threads);
         try (TensorDataset data = Lora4jLoop.load(Lora4jLoop.TRAIN_IMAGES); Tensor x = Tensor.randn(Lora4jWork.BATCH, Lora4jWork.IN)) {
             Tensor[] y = Lora4jWork.labels();
-            Sequential[] models = {Lora4jWork.mlp(), Lora4jWork.mlp(), Lora4jWork.mlp()};
-            Adam[] adams = new Adam[3];
-            for (int i = 0; i < 3; i++) adams[i] = new Adam(models[i].trainableParameters(), 1e-3);
+            Sequential[] models = new Sequential[variants];
+            Adam[] adams = new Adam[variants];
+            for (int i = 0; i < variants; i++) {
+                models[i] = Lora4jWork.mlp();
+                adams[i] = new Adam(models[i].trainableParameters(), 1e-3);
+            }
             Iterator<Batch> batches = null;
             long epochSeed = 0;
-            long[][] cpu = new long[3][rounds];
-            long[][] wall = new long[3][rounds];
+            long[][] cpu = new long[variants][rounds];
+            long[][] wall = new long[variants][rounds];
             int step = 0;
             for (int r = -1; r < rounds; r++) { // round -1: warm-up, not counted
-                for (int k = 0; k < 3; k++) {
-                    int w = (k + Math.max(r, 0)) % 3;
+                for (int k = 0; k < variants; k++) {
+                    int w = (k + Math.max(r, 0)) % variants;
                     long c0 = tm.getCurrentThreadCpuTime();
                     long w0 = System.nanoTime();
                     for (int i = 0; i < per; i++) {
-                        if (w > 0 && (batches == null || !batches.hasNext())) {
+                        if ((w == 1 || w == 2 || w == 4) && (batches == null || !batches.hasNext())) {
                             batches = data.loader(Lora4jWork.BATCH, true, epochSeed++, true).iterator();
                         }
-                        if (w == 0) {
-                            try (TensorScope scope = TensorScope.open()) {
-                                step(models[0], adams[0], x, y[step++ & 1]);
+                        switch (w) {
+                            case 0 -> {
+                                try (TensorScope scope = TensorScope.open()) {
+                                    step(models[0], adams[0], x, y[step++ & 1], true);
+                                }
                             }
-                        } else if (w == 1) {
-                            try (TensorScope scope = TensorScope.open()) {
-                                Batch b = batches.next();
-                                step(models[1], adams[1], b.inputs(), b.targets());
+                            case 1 -> {
+                                try (TensorScope scope = TensorScope.open()) {
+                                    Batch b = batches.next();
+                                    step(models[1], adams[1], b.inputs(), b.targets(), true);
+                                }
                             }
-                        } else {
-                            try (Batch b = batches.next(); TensorScope scope = TensorScope.open()) {
-                                step(models[2], adams[2], b.inputs(), b.targets());
+                            case 2 -> {
+                                try (Batch b = batches.next(); TensorScope scope = TensorScope.open()) {
+                                    step(models[2], adams[2], b.inputs(), b.targets(), true);
+                                }
+                            }
+                            case 3 -> {
+                                try (TensorScope scope = TensorScope.open()) {
+                                    step(models[3], adams[3], x, y[step++ & 1], false);
+                                }
+                            }
+                            default -> {
+                                try (TensorScope scope = TensorScope.open()) {
+                                    batches.next();
+                                    step(models[4], adams[4], x, y[step++ & 1], true);
+                                }
                             }
                         }
                     }
@@ -89,7 +112,7 @@ public final class TrainLoopInterleaved {
             StringJoiner line = new StringJoiner(" ", "RESULT loop_over_step " + threads + " ", "");
             for (double q : ratios(wall, 1)) line.add(String.format(Locale.ROOT, "%.4f", q));
             System.out.println(line);
-            for (int i = 0; i < 3; i++) {
+            for (int i = 0; i < variants; i++) {
                 adams[i].close();
                 models[i].close();
             }
@@ -107,13 +130,13 @@ public final class TrainLoopInterleaved {
 
     private static void report(String what, long[][] times, int per) {
         int rounds = times[0].length;
-        for (int w = 0; w < 3; w++) {
+        for (int w = 0; w < times.length; w++) {
             long[] c = times[w].clone();
             Arrays.sort(c);
             System.out.printf(Locale.ROOT, "%-28s %-4s %.2f ms/step (median of %d blocks of %d; min %.2f)%n", NAMES[w], what,
                     c[rounds / 2] / 1e6 / per, rounds, per, c[0] / 1e6 / per);
         }
-        for (int w = 1; w < 3; w++) {
+        for (int w = 1; w < times.length; w++) {
             double[] q = ratios(times, w);
             Arrays.sort(q);
             System.out.printf(Locale.ROOT, "%s / (d), %s per round: median %.3f, range %.3f .. %.3f%n", NAMES[w], what,
@@ -121,11 +144,12 @@ public final class TrainLoopInterleaved {
         }
     }
 
-    private static double step(Sequential model, Adam adam, Tensor inputs, Tensor targets) {
+    /** One training step; {@code read}: the loss read back to the host, as the demo does. */
+    private static double step(Sequential model, Adam adam, Tensor inputs, Tensor targets, boolean read) {
         adam.zeroGrad();
         Tensor loss = crossEntropy(model.forward(inputs), targets);
         loss.backward();
         adam.step();
-        return loss.item();
+        return read ? loss.item() : 0;
     }
 }
