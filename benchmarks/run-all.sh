@@ -176,21 +176,22 @@ run_peers() { # out-dir threads works(cpp/python names) jmh-regex
   grep -E '^(Lora4jWork|Lora4jLoop|djl\.DjlWork|djl\.DjlLoop)|last loss|\[djl\] mapped .*libtorch_cpu' "$dir/jmh-$t.log" | sort -u >&2 || true
   # JMH exits 0 when every benchmark threw: a run without results is a failure too.
   [ $rc -eq 0 ] && grep -q '"benchmark"' "$dir/jmh-$t.json" 2>/dev/null || die "JMH failed (exit $rc), see $dir/jmh-$t.log"
-  # (g) against (d) in one JVM, interleaved: the machine drifts more between JMH's (d) and (g)
-  # than the loop adds; the report's (g) target uses these per-round ratios.
-  if [[ " $works " == *" train_loop "* && " $works " == *" mlp_step "* ]]; then
-    say "lora4j: (g) and (d) interleaved in one JVM, $t thread(s)"
-    java --enable-native-access=ALL-UNNAMED "${java_opts[@]}" -cp "$jar" dev.lora4j.benchmarks.TrainLoopInterleaved 16 100 "$t" \
-      > "$dir/loop-$t.txt" 2>"$dir/loop-$t.log" || die "TrainLoopInterleaved failed, see $dir/loop-$t.log"
-    grep -E 'median' "$dir/loop-$t.txt" >&2 || true
-  fi
-  # (f) merged against base inference, interleaved the same way: the same products on both sides.
-  if [[ " $works " == *" infer_base "* && " $works " == *" infer_merged "* ]]; then
-    say "lora4j: merged and base inference interleaved in one JVM, $t thread(s)"
-    java --enable-native-access=ALL-UNNAMED "${java_opts[@]}" -cp "$jar" dev.lora4j.benchmarks.InferInterleaved 64 200 "$t" \
-      > "$dir/infer-$t.txt" 2>"$dir/infer-$t.log" || die "InferInterleaved failed, see $dir/infer-$t.log"
-    grep -E 'median' "$dir/infer-$t.txt" >&2 || true
-  fi
+  # lora4j's interleaved measurements, which decide their targets in the report: the machine drifts
+  # more between two JMH benchmarks than (g) adds to (d), or than merging changes inference.
+  [[ " $works " == *" train_loop "* && " $works " == *" mlp_step "* ]] &&
+    interleaved "$dir" loop "$t" "(g) and (d)" TrainLoopInterleaved 16 100
+  [[ " $works " == *" infer_base "* && " $works " == *" infer_merged "* ]] &&
+    interleaved "$dir" infer "$t" "merged and base inference" InferInterleaved 64 200
+  return 0
+}
+
+# One interleaved tool at t threads into DIR/PREFIX-T.txt: dir prefix threads what class rounds block
+interleaved() {
+  local dir=$1 prefix=$2 t=$3 what=$4 cls=$5 rounds=$6 block=$7
+  say "lora4j: $what interleaved in one JVM, $t thread(s)"
+  java --enable-native-access=ALL-UNNAMED "${java_opts[@]}" -cp "$jar" "dev.lora4j.benchmarks.$cls" "$rounds" "$block" "$t" \
+    > "$dir/$prefix-$t.txt" 2>"$dir/$prefix-$t.log" || die "$cls failed, see $dir/$prefix-$t.log"
+  grep -E 'median' "$dir/$prefix-$t.txt" >&2 || true
 }
 
 write_meta() { # dir

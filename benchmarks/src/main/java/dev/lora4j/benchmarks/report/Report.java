@@ -14,6 +14,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Objects;
 import java.util.TreeSet;
 import org.apache.commons.math3.distribution.TDistribution;
 import org.knowm.xchart.BitmapEncoder;
@@ -166,7 +167,7 @@ public final class Report {
         return INTERLEAVED.stream()
                 .filter(i -> i.work().equals(work) && i.reference().equals(reference))
                 .map(i -> interleavedRatios.getOrDefault(i.result(), Map.of()).get(t))
-                .filter(java.util.Objects::nonNull)
+                .filter(Objects::nonNull)
                 .findFirst().orElse(null);
     }
 
