@@ -24,6 +24,7 @@
 
 #include "grad_lock.h"
 #include "internal.h"
+#include "tcp_wait.h"
 
 // ------------------------------------------------------------------ LibTorch version compat
 // LibTorch 1.13 (Debian) and 2.x both offer ProcessGroupGloo(store, rank, size, options), its
@@ -54,6 +55,14 @@ public:
             }
         }
     }
+
+    // The timeout of Gloo's own waits from now on (the group's options and every context's
+    // default, which collectives without a timeout of their own fall back to).
+    void set_timeout(std::chrono::milliseconds timeout) {
+        options_->timeout = timeout;
+        for (auto& ctx : contexts_)
+            if (ctx) ctx->setTimeout(timeout);
+    }
 };
 
 using WorkPtr = c10::intrusive_ptr<c10d::Work>;
@@ -67,7 +76,9 @@ inline c10d::TCPStoreOptions store_options(uint16_t port, bool server, size_t wo
     // Rank 0 does not wait for the others here: LibTorch 1.13 gives up that wait silently after
     // the timeout, and Gloo's connection phase waits for every rank (bounded) anyway.
     o.waitWorkers = false;
-    o.timeout = timeout;
+    // 1.13's client truncates its connect timeout to whole seconds (0 s for anything under one):
+    // round up. The connect itself bounds nothing here: the caller has waited for the listener.
+    o.timeout = std::chrono::ceil<std::chrono::seconds>(timeout);
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
     o.useLibUV = false;  // 2.4+ default to a libuv server; keep the classic one 1.13 has (untested)
 #endif
@@ -265,15 +276,31 @@ lt_status lt_process_group_new(const char* master_addr, int32_t master_port, int
         pg->rank = rank;
         pg->size = world_size;
         pg->timeout = timeout;
+        // One deadline for the whole rendezvous: each phase gets what is left of it, then the
+        // store and the group get the whole timeout back for the collectives.
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        const auto left = [&](const char* phase) {
+            const auto ms = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            if (ms.count() <= 0)
+                throw CommError(LT_ERR_TIMEOUT, std::string(phase) + ": the rendezvous timed out after " +
+                                                    std::to_string(timeout_ms) + " ms");
+            return ms;
+        };
         communicate("rendezvous", [&] {
+            std::string why;
+            if (rank != 0 && !lt::net::wait_for_listener(master_addr, static_cast<uint16_t>(master_port), deadline, why))
+                throw CommError(LT_ERR_TIMEOUT, "rendezvous: no store of rank 0 accepted a connection at " +
+                                                    std::string(master_addr) + ":" + std::to_string(master_port) +
+                                                    " within " + std::to_string(timeout_ms) + " ms (" + why + ")");
             auto tcp = c10::make_intrusive<c10d::TCPStore>(
                 std::string(master_addr),
                 compat::store_options(static_cast<uint16_t>(master_port), rank == 0,
-                                      static_cast<size_t>(world_size), timeout));
+                                      static_cast<size_t>(world_size), left("rendezvous")));
             pg->store = c10::make_intrusive<c10d::PrefixStore>("lora4j/", tcp);
         });
         communicate("process group", [&] {
-            auto options = compat::Group::Options::create(timeout);
+            pg->store->setTimeout(left("process group"));  // Gloo reads the others' addresses through it
+            auto options = compat::Group::Options::create(left("process group"));
             if (interface_name != nullptr && interface_name[0] != '\0')
                 options->devices.push_back(compat::Group::createDeviceForInterface(interface_name));
             else if (local_addr != nullptr && local_addr[0] != '\0')
@@ -283,6 +310,8 @@ lt_status lt_process_group_new(const char* master_addr, int32_t master_port, int
             options->threads = 1;  // one collective at a time: the callers serialise them anyway
             pg->group = c10::make_intrusive<compat::Group>(pg->store, rank, world_size, options);
         });
+        pg->store->setTimeout(timeout);
+        pg->group->set_timeout(timeout);
         *out = pg.release();
     });
 }
