@@ -37,6 +37,11 @@
 #                                           # add linear lora_step mlp_step mlp_lora_step infer_base
 #                                           # infer_merged train_loop)
 #            --jmh "ARGS"                   # JMH settings instead of the above (e.g. "-f 1 -wi 1 -i 3")
+#            --jvm "ARGS"                   # the heap flags of the JVM peers' JVMs (lora4j, DJL), default
+#                                           # "-Xms512m -Xmx512m -XX:+AlwaysPreTouch": a heap touched once at
+#                                           # start. On this machine a page's first touch costs ~8 µs, and a
+#                                           # growing G1 heap moved (a) between 720 and 1100 ns for seconds at a
+#                                           # time (see PerCallInterleaved); --jvm "" measures that default
 #            --libtorch 2.6                 # lora4j, C++ and Python on Debian 13's LibTorch 2.6 in the
 #                                           # trixie tree (scripts/trixie.sh; DJL 0.22 has no 2.6 build),
 #                                           # into benchmarks/results/latest-libtorch2.6/, then the
@@ -69,6 +74,7 @@ libtorch=1.13
 runs=1
 all_args=("$@")
 works_arg=""
+jvm_heap="-Xms512m -Xmx512m -XX:+AlwaysPreTouch"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
@@ -79,6 +85,7 @@ while [ $# -gt 0 ]; do
     --omp-wait) omp_wait="$2"; shift ;;
     --lora4j-wait) lora4j_wait="$2"; shift ;;
     --jmh) jmh_extra="$2"; shift ;;
+    --jvm) jvm_heap="$2"; shift ;;
     --libtorch) libtorch="$2"; shift ;;
     --works) works_arg="$2"; shift ;;
     --runs) runs="$2"; shift ;;
@@ -139,7 +146,10 @@ case "$libtorch" in
   *) die "--libtorch must be 1.13 or 2.6, got $libtorch" ;;
 esac
 
-java_opts=(-Dlora4j.ompWaitPolicy="$lora4j_wait") # JMH's forks inherit the host JVM's arguments
+# JMH's forks inherit the host JVM's arguments (heap flags: DJL's forks too)
+java_opts=(-Dlora4j.ompWaitPolicy="$lora4j_wait")
+read -r -a jvm_heap_args <<<"$jvm_heap"
+java_opts+=("${jvm_heap_args[@]}")
 peer_classes='Lora4jWork|Lora4jLoop|DjlWork|DjlLoop'
 if [ "$in_trixie" = 1 ]; then
   build26=${LORA4J_NATIVE_BUILD:-build/libtorch2.6}
@@ -155,6 +165,7 @@ else
   native=build/native/lora4j_bench_native
 fi
 [ -x "$native" ] && [ -f "$jar" ] || die "build first (scripts/setup.sh)"
+java_opts+=(-Dlora4j.benchLoops="$(dirname "$native")/liblora4j_bench_loops.so") # (a)'s C++ loop, for PerCallInterleaved
 
 # One peer set at one thread count: C++, Python, then lora4j and DJL in one JMH run.
 run_peers() { # out-dir threads works(cpp/python names) jmh-regex
@@ -178,6 +189,7 @@ run_peers() { # out-dir threads works(cpp/python names) jmh-regex
   [ $rc -eq 0 ] && grep -q '"benchmark"' "$dir/jmh-$t.json" 2>/dev/null || die "JMH failed (exit $rc), see $dir/jmh-$t.log"
   # lora4j's interleaved measurements, which decide their targets in the report: the machine drifts
   # more between two JMH benchmarks than (g) adds to (d), or than merging changes inference.
+  [[ " $works " == *" add "* ]] && interleaved "$dir" percall "$t" "(a) against C++'s add" PerCallInterleaved 64 20000
   [[ " $works " == *" train_loop "* && " $works " == *" mlp_step "* ]] &&
     interleaved "$dir" loop "$t" "(g) and (d)" TrainLoopInterleaved 16 100
   [[ " $works " == *" infer_base "* && " $works " == *" infer_merged "* ]] &&
@@ -211,6 +223,7 @@ write_meta() { # dir
     echo "native=one warm-up iteration then $native_i iterations of $native_s s, calls in ~1 ms batches"
     echo "allocator=$allocator_text"
     echo "ompwait=OMP_WAIT_POLICY=${omp_wait^^} for DJL, C++ and Python; lora4j: -Dlora4j.ompWaitPolicy=$lora4j_wait$([ "$lora4j_wait" = short ] && echo " (its default: OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT=30000)")"
+    echo "jvm=${jvm_heap:-default heap} (for lora4j and DJL)"
     echo "openblas_env=$(compgen -e | grep '^OPENBLAS_' | while read -r v; do printf '%s=%s ' "$v" "${!v}"; done)"
     echo "command=$command"
     echo "load_before=$load_before"
@@ -231,6 +244,7 @@ command="benchmarks/run-all.sh"; [ "$quick" = 1 ] && command="$command --quick"
 case "$lora4j_wait" in short | passive | active | default) ;; *) die "--lora4j-wait needs short, passive, active or default, got $lora4j_wait" ;; esac
 [ "$lora4j_wait" != short ] && command="$command --lora4j-wait $lora4j_wait"
 [ "$omp_wait" != passive ] && command="$command --omp-wait $omp_wait"
+[ "$jvm_heap" != "-Xms512m -Xmx512m -XX:+AlwaysPreTouch" ] && command="$command --jvm \"$jvm_heap\""
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || die "--runs needs a positive number, got $runs"
 [ "$runs" -gt 1 ] && { [ "$in_trixie" = 0 ] && [ "$libtorch" = 1.13 ] || die "--runs is for the LibTorch 1.13 comparison"; }
 [ "$runs" -gt 1 ] && command="$command --runs $runs"

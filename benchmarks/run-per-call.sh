@@ -2,7 +2,8 @@
 # The per-call cost of lora4j against the same loop in C++ straight on LibTorch:
 # add of two 1-element float tensors, result freed, one intra-op thread on both sides.
 # Runs C++, JMH, C++ again (so machine drift shows), and prints the ratio of medians; then
-# PerCallParts: the API against the raw downcalls under it, alternating in one JVM.
+# PerCallParts: the API against the raw downcalls under it, alternating in one JVM; and
+# PerCallInterleaved: the API against the C++ loop in one process, default and pre-touched heap.
 #
 #   benchmarks/run-per-call.sh [extra JMH args, e.g. -f 1 -wi 3 -i 3]
 set -euo pipefail
@@ -35,5 +36,15 @@ say "lora4j: the API against the raw downcalls under it, alternating in one JVM 
 {
   printf '\nThe API against the raw downcalls under it, in one JVM, loops alternating (`PerCallParts`):\n\n```\n'
   java --enable-native-access=ALL-UNNAMED -cp benchmarks/target/benchmarks.jar dev.lora4j.benchmarks.PerCallParts
+  printf '```\n'
+} | tee -a "$out/per-call.md"
+
+say "lora4j against C++ in one process, blocks interleaved (PerCallInterleaved): the JVM's default heap, then a pre-touched one"
+loops=-Dlora4j.benchLoops=build/native/liblora4j_bench_loops.so
+{
+  printf '\nlora4j against the same loop in C++, interleaved in one process (`PerCallInterleaved`), first with the JVM'"'"'s default heap, then with `-Xms512m -Xmx512m -XX:+AlwaysPreTouch` (what run-all.sh gives the JVM peers):\n\n```\n'
+  java --enable-native-access=ALL-UNNAMED "$loops" -cp benchmarks/target/benchmarks.jar dev.lora4j.benchmarks.PerCallInterleaved | grep -v '^RESULT'
+  java --enable-native-access=ALL-UNNAMED "$loops" -Xms512m -Xmx512m -XX:+AlwaysPreTouch \
+    -cp benchmarks/target/benchmarks.jar dev.lora4j.benchmarks.PerCallInterleaved | grep -v '^RESULT'
   printf '```\n'
 } | tee -a "$out/per-call.md"

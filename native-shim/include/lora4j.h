@@ -120,6 +120,8 @@ int64_t lt_tensor_dim(const lt_tensor* t);
 lt_status lt_tensor_sizes(const lt_tensor* t, int64_t* out, int64_t capacity);
 lt_status lt_tensor_strides(const lt_tensor* t, int64_t* out, int64_t capacity);
 int64_t lt_tensor_numel(const lt_tensor* t);
+/* numel times the element size: the bytes of the tensor's own elements; -1 when t is NULL. */
+int64_t lt_tensor_nbytes(const lt_tensor* t);
 int32_t lt_tensor_dtype(const lt_tensor* t);
 int32_t lt_tensor_device_type(const lt_tensor* t);
 int32_t lt_tensor_device_index(const lt_tensor* t);

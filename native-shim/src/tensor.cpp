@@ -103,6 +103,12 @@ lt_status lt_tensor_strides(const lt_tensor* t, int64_t* out, int64_t capacity) 
 
 int64_t lt_tensor_numel(const lt_tensor* t) { return t == nullptr ? -1 : lt::impl(t)->numel(); }
 
+int64_t lt_tensor_nbytes(const lt_tensor* t) {
+    if (t == nullptr) return -1;
+    const auto* i = lt::impl(t);
+    return i->numel() * static_cast<int64_t>(i->itemsize());
+}
+
 int64_t lt_tensor_version(const lt_tensor* t) {
     return t == nullptr ? -1 : static_cast<int64_t>(lt::impl(t)->version_counter().current_version());
 }

@@ -64,27 +64,34 @@ final class NativeBudget {
         return UNOWNED.addAndGet(bytes);
     }
 
+    /** The shared count and every thread's pending bytes: exact when no other thread is counting. */
     static long unownedBytes() {
-        return UNOWNED.get();
+        return UNOWNED.get() + SafetyNet.pendingBytes();
     }
 
     /** Counts a newly unowned tensor; reclaims (or, strict, throws) when over the budget. */
     static void charge(SafetyNet.Ref r, SafetyNet.Registry registry) {
         if (trackSites) r.site = site();
-        MemorySegment h = MemorySegment.ofAddress(r.address());
-        long bytes = Critical.numel(h) * DType.ofCode(Critical.dtype(h)).byteSize();
-        if (bytes > 0 && r.count(bytes) > threshold) pressure(registry);
+        long bytes = Critical.nbytes(MemorySegment.ofAddress(r.address()));
+        if (bytes > 0 && r.count(bytes, registry) && UNOWNED.get() > threshold) pressure(registry);
     }
 
+    /**
+     * Over the budget: frees what the GC found unreachable, collects if that was not enough.
+     * The shared count is what is compared; this thread's frees land in its pending bytes, so
+     * they are published after each step.
+     */
     private static void pressure(SafetyNet.Registry registry) {
         synchronized (LOCK) {
             if (UNOWNED.get() <= threshold) return;
             if (STRICT) throw strictFailure(registry);
             trackSites = true;
             SafetyNet.drain();
+            registry.publishPending();
             if (UNOWNED.get() > threshold) {
                 System.gc();
                 awaitReclaim();
+                registry.publishPending();
             }
             threshold = saturatedAdd(UNOWNED.get(), BUDGET);
         }

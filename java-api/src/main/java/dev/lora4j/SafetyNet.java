@@ -147,22 +147,29 @@ final class SafetyNet {
             Critical.free(address);
         }
 
-        /** Counts {@code b} native bytes against the unowned budget; returns the new total. */
-        long count(long b) {
+        /**
+         * Counts {@code b} native bytes against the unowned budget, in {@code registry} (the
+         * calling thread's); true when that published the thread's pending bytes.
+         */
+        boolean count(long b, Registry registry) {
             bytes = b;
-            return NativeBudget.add(b);
+            return registry.addPending(b);
         }
 
         /**
-         * Stops counting this tensor (it was freed, or a module took it over). Needs no atomic
-         * swap: both callers exclude each other, the free running only once no one pins the
-         * tensor and a module's taking over running pinned.
+         * Stops counting this tensor (it was freed, or a module took it over): in the calling
+         * thread's pending bytes when this reference is in that thread's registry, else in the
+         * shared count; either way the total stays exact. Needs no atomic swap: both callers
+         * exclude each other, the free running only once no one pins the tensor and a module's
+         * taking over running pinned.
          */
         void uncount() {
             long b = bytes;
             if (b != 0) {
                 bytes = 0;
-                NativeBudget.add(-b);
+                Registry r = registry;
+                if (r != null && r.owner == Thread.currentThread()) r.addPending(-b);
+                else NativeBudget.add(-b);
             }
         }
 
@@ -179,11 +186,54 @@ final class SafetyNet {
 
     /** One thread's registered references. Only its owner (or, once it died, the daemon) changes it. */
     static final class Registry {
+        /**
+         * Unowned bytes a thread keeps to itself before publishing them to the shared count
+         * (either way): a tensor's life then costs no atomic update of a shared counter, and the
+         * budget is exceeded by at most this much per thread before a collection: 64 KiB, or
+         * a 16th of a smaller budget.
+         */
+        static final long PUBLISH_BYTES = Math.clamp(NativeBudget.BUDGET / 16, 1, 64 << 10);
+        private static final VarHandle PENDING;
+
+        static {
+            try {
+                PENDING = MethodHandles.lookup().findVarHandle(Registry.class, "pending", long.class);
+            } catch (ReflectiveOperationException e) {
+                throw new ExceptionInInitializerError(e);
+            }
+        }
+
         final Thread owner = Thread.currentThread();
         private Ref[] refs = new Ref[64];
         private int size;
         /** The owner's innermost open tensor scope (see {@link TensorScope}), or null. */
         Object openScopes;
+        /**
+         * Unowned bytes counted on the owner thread and not yet in the shared count; written by
+         * the owner only (opaque, so that {@link #pendingBytes()} reads it whole).
+         */
+        private long pending;
+
+        /** Adds {@code b} to the pending bytes, publishing them past {@link #PUBLISH_BYTES}; true when it published. */
+        boolean addPending(long b) {
+            long p = pending + b;
+            if (p < PUBLISH_BYTES && p > -PUBLISH_BYTES) {
+                PENDING.setOpaque(this, p);
+                return false;
+            }
+            PENDING.setOpaque(this, 0L);
+            NativeBudget.add(p);
+            return true;
+        }
+
+        /** Moves the pending bytes into the shared count (owner, or the daemon once the owner ended). */
+        void publishPending() {
+            long p = pending;
+            if (p != 0) {
+                PENDING.setOpaque(this, 0L);
+                NativeBudget.add(p);
+            }
+        }
 
         void add(Ref r) {
             if (size == refs.length) grow();
@@ -196,8 +246,10 @@ final class SafetyNet {
             int i = r.slot;
             if (i < 0 || i >= size || refs[i] != r) return;
             Ref last = refs[--size];
-            refs[i] = last;
-            last.slot = i;
+            if (i != size) { // the newest entry goes without a store: a tensor's life is mostly LIFO
+                refs[i] = last;
+                last.slot = i;
+            }
             refs[size] = null;
             r.slot = -1;
             r.registry = null;
@@ -261,6 +313,15 @@ final class SafetyNet {
         return (Registry) reg;
     }
 
+    /** The bytes every registry holds pending (see {@link Registry#addPending}). */
+    static long pendingBytes() {
+        long sum = 0;
+        synchronized (REGISTRIES) {
+            for (Registry reg : REGISTRIES) sum += (long) Registry.PENDING.getOpaque(reg);
+        }
+        return sum;
+    }
+
     static long reclaimedCount() {
         return RECLAIMED.sum();
     }
@@ -318,6 +379,7 @@ final class SafetyNet {
         synchronized (REGISTRIES) {
             REGISTRIES.removeIf(reg -> {
                 if (reg.owner.isAlive()) return false;
+                reg.publishPending(); // the owner ended: its writes happened before isAlive() said so
                 reg.compact();
                 return reg.size == 0;
             });

@@ -107,4 +107,41 @@ class NativeLifetimeTest {
         }
         assertEquals(0, Torch.unownedTensorBytes() - before, 64 << 10);
     }
+
+    @Test
+    void unownedBytesAreEachDtypesElementSize() {
+        for (DType d : DType.values()) {
+            long before = Torch.unownedTensorBytes();
+            try (Tensor t = Tensor.zeros(d, 1 << 20)) {
+                assertEquals(d.byteSize() << 20, Torch.unownedTensorBytes() - before, 64 << 10, d.name());
+            }
+            assertEquals(0, Torch.unownedTensorBytes() - before, 64 << 10, d.name());
+        }
+    }
+
+    // Each thread keeps up to 64 KiB of its count to itself: the total still comes back exactly,
+    // however tensors cross threads, and whether their threads are alive or not.
+    @Test
+    void unownedBytesComeBackExactlyWhenTensorsAreClosedOnOtherThreads() throws Exception {
+        System.gc(); // the safety net frees earlier tests' garbage now, not during this test
+        Thread.sleep(1500);
+        long before = Torch.unownedTensorBytes();
+        List<Tensor> mine = new java.util.ArrayList<>();
+        for (int i = 0; i < 1000; i++) mine.add(Tensor.zeros(256)); // 1 KiB each
+        assertEquals(1000L << 10, Torch.unownedTensorBytes() - before);
+        Thread closer = Thread.ofPlatform().start(() -> mine.forEach(Tensor::close));
+        closer.join();
+        assertEquals(0, Torch.unownedTensorBytes() - before);
+
+        List<Tensor> theirs = new java.util.ArrayList<>();
+        Thread creator = Thread.ofPlatform().start(() -> {
+            for (int i = 0; i < 1000; i++) theirs.add(Tensor.zeros(256));
+        });
+        creator.join(); // ended, its tensors open
+        assertEquals(1000L << 10, Torch.unownedTensorBytes() - before);
+        theirs.forEach(Tensor::close);
+        assertEquals(0, Torch.unownedTensorBytes() - before);
+        Thread.sleep(2500); // the safety net's thread retires the ended thread's registry meanwhile
+        assertEquals(0, Torch.unownedTensorBytes() - before);
+    }
 }

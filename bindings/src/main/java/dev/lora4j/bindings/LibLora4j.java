@@ -1585,6 +1585,66 @@ public class LibLora4j extends LibLora4j$shared {
         }
     }
 
+    private static class lt_tensor_nbytes {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            LibLora4j.C_LONG,
+            LibLora4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("lt_tensor_nbytes");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int64_t lt_tensor_nbytes(const lt_tensor *t)
+     * }
+     */
+    public static FunctionDescriptor lt_tensor_nbytes$descriptor() {
+        return lt_tensor_nbytes.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int64_t lt_tensor_nbytes(const lt_tensor *t)
+     * }
+     */
+    public static MethodHandle lt_tensor_nbytes$handle() {
+        return lt_tensor_nbytes.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int64_t lt_tensor_nbytes(const lt_tensor *t)
+     * }
+     */
+    public static MemorySegment lt_tensor_nbytes$address() {
+        return lt_tensor_nbytes.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int64_t lt_tensor_nbytes(const lt_tensor *t)
+     * }
+     */
+    public static long lt_tensor_nbytes(MemorySegment t) {
+        var mh$ = lt_tensor_nbytes.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("lt_tensor_nbytes", t);
+            }
+            return (long)mh$.invokeExact(t);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class lt_tensor_dtype {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             LibLora4j.C_INT,

@@ -23,6 +23,7 @@ public final class Critical {
     private static final MethodHandle FREE = critical(LibLora4j.lt_tensor_free$address(), LibLora4j.lt_tensor_free$descriptor());
     private static final MethodHandle DIM = critical(LibLora4j.lt_tensor_dim$address(), LibLora4j.lt_tensor_dim$descriptor());
     private static final MethodHandle NUMEL = critical(LibLora4j.lt_tensor_numel$address(), LibLora4j.lt_tensor_numel$descriptor());
+    private static final MethodHandle NBYTES = critical(LibLora4j.lt_tensor_nbytes$address(), LibLora4j.lt_tensor_nbytes$descriptor());
     private static final MethodHandle DTYPE = critical(LibLora4j.lt_tensor_dtype$address(), LibLora4j.lt_tensor_dtype$descriptor());
     private static final MethodHandle REQUIRES_GRAD =
             critical(LibLora4j.lt_requires_grad$address(), LibLora4j.lt_requires_grad$descriptor());
@@ -55,6 +56,15 @@ public final class Critical {
     public static long numel(MemorySegment handle) {
         try {
             return (long) NUMEL.invokeExact(handle);
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    /** The bytes of the tensor's own elements (numel times the element size). */
+    public static long nbytes(MemorySegment handle) {
+        try {
+            return (long) NBYTES.invokeExact(handle);
         } catch (Throwable t) {
             throw new AssertionError(t);
         }

@@ -29,8 +29,10 @@ import org.knowm.xchart.style.Styler;
  * {@code RESULT work threads ns...} lines of bench_native and bench.py), {@code meta.txt}
  * ({@code key=value} lines: date, cpu, jdk, libtorch, allocator, command, ...), and, optional,
  * lora4j's interleaved measurements at T threads, which decide their target when present:
- * {@code loop-T.txt} ({@code TrainLoopInterleaved}'s per-round ratios of (g) to (d)) and
- * {@code infer-T.txt} ({@code InferInterleaved}'s per-round ratios of merged to base inference).
+ * {@code percall-T.txt} ({@code PerCallInterleaved}'s per-round ratios of lora4j's add to C++'s,
+ * in one process), {@code loop-T.txt} ({@code TrainLoopInterleaved}'s per-round ratios of (g) to
+ * (d)) and {@code infer-T.txt} ({@code InferInterleaved}'s per-round ratios of merged to base
+ * inference).
  *
  * <p>Every cell is computed the same way from the per-iteration samples (all forks for JMH):
  * the median, and ± the 99.9% confidence half-width of the mean (Student's t, as JMH's "Error").
@@ -69,6 +71,7 @@ public final class Report {
     record Interleaved(String work, String reference, String result) {}
 
     static final List<Interleaved> INTERLEAVED = List.of(
+            new Interleaved("add", "C++", "api_over_cpp"), // PerCallInterleaved: against a peer, in one process
             new Interleaved("train_loop", "mlp_step", "loop_over_step"), // TrainLoopInterleaved
             new Interleaved("infer_merged", "infer_base", "merged_over_base")); // InferInterleaved
 
@@ -110,7 +113,8 @@ public final class Report {
                 if (name.startsWith("jmh-") && name.endsWith(".json")) r.readJmh(p);
                 else if (name.startsWith("cpp-") && name.endsWith(".txt")) r.readResults(p, "C++");
                 else if (name.startsWith("python-") && name.endsWith(".txt")) r.readResults(p, "Python");
-                else if ((name.startsWith("loop-") || name.startsWith("infer-")) && name.endsWith(".txt")) r.readInterleaved(p);
+                else if ((name.startsWith("loop-") || name.startsWith("infer-") || name.startsWith("percall-"))
+                        && name.endsWith(".txt")) r.readInterleaved(p);
             }
         }
         return r;
@@ -268,14 +272,19 @@ public final class Report {
      * the target is about.
      */
     Double value(Target g, String work, int t) {
-        double[] rounds = g.work() == null ? null : interleavedRounds(work, g.work(), t);
+        double[] rounds = interleavedRounds(work, reference(g), t);
         if (rounds != null) return median(rounds);
         return g.peer() != null ? ratio("lora4j", g.peer(), work, t) : ratio("lora4j", work, g.work(), t, true);
     }
 
+    /** What a target compares with: lora4j's other work, or the peer. */
+    static String reference(Target g) {
+        return g.work() != null ? g.work() : g.peer();
+    }
+
     /** The target's text, naming the interleaved measurement when it decides. */
     String label(Target g, String work, int t) {
-        boolean interleaved = g.work() != null && interleavedRounds(work, g.work(), t) != null;
+        boolean interleaved = interleavedRounds(work, reference(g), t) != null;
         return g.text() + (interleaved ? " (interleaved)" : "");
     }
 
@@ -315,6 +324,16 @@ public final class Report {
                 sb.append(" | ").append(fmt(ratio("lora4j", "Python", w.key(), t)));
                 sb.append(" | ").append(fmt(ratio("lora4j", "C++", w.key(), t)));
                 sb.append(" | ").append(target(w.key(), t)).append(" |\n");
+            }
+        }
+        if (hasAny("add") && threads.stream().anyMatch(t -> interleavedRounds("add", "C++", t) != null)) {
+            sb.append("\n(a) lora4j's add over C++'s: from the medians above (JMH forks against a C++ process, run")
+                    .append(" minutes apart), and interleaved in blocks of 20,000 calls in one process (`PerCallInterleaved`:")
+                    .append(" the same LibTorch, the per-round median [range]), which the target uses:\n\n");
+            sb.append("| threads | medians above | interleaved |\n|---:|---:|---|\n");
+            for (int t : threads) {
+                sb.append("| ").append(t).append(" | ").append(fmt(ratio("lora4j", "C++", "add", t)));
+                sb.append(" | ").append(interleaved("add", "C++", t)).append(" |\n");
             }
         }
         if (hasAny("infer_merged")) {
