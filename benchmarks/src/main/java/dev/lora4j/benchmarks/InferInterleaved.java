@@ -5,7 +5,6 @@ import dev.lora4j.Torch;
 import dev.lora4j.nn.Sequential;
 import java.util.Arrays;
 import java.util.Locale;
-import java.util.StringJoiner;
 
 /**
  * (f) merged against base inference measured side by side: the MLP of {@code Lora4jWork}'s
@@ -59,13 +58,7 @@ public final class InferInterleaved {
                 System.out.printf(Locale.ROOT, "%-7s %.1f µs/forward (median of %d blocks; min %.1f)%n", names[w],
                         c[rounds / 2] / 1e3 / per, rounds, c[0] / 1e3 / per);
             }
-            double[] sorted = q.clone();
-            Arrays.sort(sorted);
-            System.out.printf(Locale.ROOT, "merged / base per round: median %.3f, range %.3f .. %.3f%n", sorted[rounds / 2],
-                    sorted[0], sorted[rounds - 1]);
-            StringJoiner line = new StringJoiner(" ", "RESULT merged_over_base " + threads + " ", "");
-            for (double v : q) line.add(String.format(Locale.ROOT, "%.4f", v));
-            System.out.println(line);
+            RoundRatios.print("merged / base", "merged_over_base", threads, q);
         } finally {
             s.tearDown();
         }

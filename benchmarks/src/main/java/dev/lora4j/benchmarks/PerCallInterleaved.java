@@ -11,7 +11,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Locale;
-import java.util.StringJoiner;
 
 /**
  * (a) lora4j's add against C++'s, measured side by side in one process: blocks of
@@ -93,13 +92,7 @@ public final class PerCallInterleaved {
                 System.out.printf(Locale.ROOT, "%-7s %.1f ns/add (median of %d blocks; min %.1f, max %.1f)%n", names[w],
                         c[rounds / 2], rounds, c[0], c[rounds - 1]);
             }
-            double[] sorted = q.clone();
-            Arrays.sort(sorted);
-            System.out.printf(Locale.ROOT, "lora4j / C++ per round: median %.3f, range %.3f .. %.3f%n", sorted[rounds / 2],
-                    sorted[0], sorted[rounds - 1]);
-            StringJoiner line = new StringJoiner(" ", "RESULT api_over_cpp " + threads + " ", "");
-            for (double v : q) line.add(String.format(Locale.ROOT, "%.4f", v));
-            System.out.println(line);
+            RoundRatios.print("lora4j / C++", "api_over_cpp", threads, q);
         }
     }
 }
