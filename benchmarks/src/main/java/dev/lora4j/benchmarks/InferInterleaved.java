@@ -3,7 +3,6 @@ package dev.lora4j.benchmarks;
 import dev.lora4j.Tensor;
 import dev.lora4j.Torch;
 import dev.lora4j.nn.Sequential;
-import java.util.Arrays;
 import java.util.Locale;
 
 /**
@@ -51,13 +50,9 @@ public final class InferInterleaved {
             double[] q = new double[rounds];
             for (int r = 0; r < rounds; r++) q[r] = (double) wall[1][r] / wall[0][r];
             System.out.printf(Locale.ROOT, "%d intra-op thread(s), %d rounds of %d forwards per model%n", threads, rounds, per);
-            String[] names = {"base", "merged"};
-            for (int w = 0; w < 2; w++) {
-                long[] c = wall[w].clone();
-                Arrays.sort(c);
-                System.out.printf(Locale.ROOT, "%-7s %.1f µs/forward (median of %d blocks; min %.1f)%n", names[w],
-                        c[rounds / 2] / 1e3 / per, rounds, c[0] / 1e3 / per);
-            }
+            double[][] micros = new double[2][rounds];
+            for (int w = 0; w < 2; w++) for (int r = 0; r < rounds; r++) micros[w][r] = wall[w][r] / 1e3 / per;
+            RoundRatios.printSides(new String[] {"base", "merged"}, micros, "µs/forward");
             RoundRatios.print("merged / base", "merged_over_base", threads, q);
         } finally {
             s.tearDown();

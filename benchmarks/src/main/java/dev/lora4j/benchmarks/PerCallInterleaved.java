@@ -9,7 +9,6 @@ import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Arrays;
 import java.util.Locale;
 
 /**
@@ -85,13 +84,7 @@ public final class PerCallInterleaved {
             double[] q = new double[rounds];
             for (int r = 0; r < rounds; r++) q[r] = ns[1][r] / ns[0][r];
             System.out.printf(Locale.ROOT, "%d intra-op thread(s), %d rounds of %d adds per side%n", threads, rounds, per);
-            String[] names = {"C++", "lora4j"};
-            for (int w = 0; w < 2; w++) {
-                double[] c = ns[w].clone();
-                Arrays.sort(c);
-                System.out.printf(Locale.ROOT, "%-7s %.1f ns/add (median of %d blocks; min %.1f, max %.1f)%n", names[w],
-                        c[rounds / 2], rounds, c[0], c[rounds - 1]);
-            }
+            RoundRatios.printSides(new String[] {"C++", "lora4j"}, ns, "ns/add");
             RoundRatios.print("lora4j / C++", "api_over_cpp", threads, q);
         }
     }
