@@ -1,8 +1,10 @@
 package dev.lora4j.io;
 
 import java.io.IOException;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.util.Arrays;
 import java.util.List;
@@ -16,7 +18,13 @@ import java.util.Map;
  * write that starts after the first look is seen; older kernels' coarse time stamps can hide a
  * change of the same size within one clock tick, and a single write already under way when
  * the read starts is invisible to every reader. Access times are left out (reading changes
- * them). Immutable.
+ * them).
+ *
+ * <p>A path that names another file after the read than before it was replaced (renamed over,
+ * or deleted and created again); the read then came from the file that was opened, which
+ * {@link #readStable} makes sure is the one seen before, and which a replacement leaves as it
+ * was. So a reader keeps what it read while a writer publishes new versions by renaming, as
+ * lora4j's writers do, however often that happens. Immutable.
  */
 record FileVersion(List<Object> parts) {
 
@@ -30,33 +38,63 @@ record FileVersion(List<Object> parts) {
         }
     }
 
-    /** Reads {@code file} with {@code read}, again while the file changed during the read, at most {@code attempts} times. */
+    /** Whether both versions are of one file (same device and inode, or file key), whatever its contents. */
+    boolean sameFile(FileVersion other) {
+        int n = parts.get(0) instanceof Long ? 2 : 1; // dev + ino, or the file key
+        return parts.subList(0, n).equals(other.parts.subList(0, n)) && parts.get(0) != null;
+    }
+
+    /**
+     * Opens {@code file} and reads it with {@code read}; reads again while the file that was
+     * opened changed during the read, at most {@code attempts} times, then throws. A file that
+     * was replaced during the read (see the type's comment) does not count as changed.
+     */
     static <T extends AutoCloseable> T readStable(Path file, int attempts, Reader<T> read) throws IOException {
         for (int attempt = 1; ; attempt++) {
             FileVersion before = of(file);
-            T value;
-            try {
-                value = read.read();
-            } catch (IOException e) {
-                if (attempt == attempts || of(file).equals(before)) throw e;
-                continue;
+            T value = null;
+            IOException failure = null;
+            boolean whole;
+            try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+                // the channel is the file seen before unless the path changed in this instant
+                if (of(file).equals(before)) {
+                    try {
+                        value = read.read(ch);
+                    } catch (IOException e) {
+                        failure = e;
+                    }
+                    FileVersion after = of(file);
+                    whole = after.equals(before) || (!after.sameFile(before) && ch.size() == before.size());
+                } else {
+                    whole = false;
+                }
             }
-            if (of(file).equals(before)) return value;
-            try {
-                value.close();
-            } catch (Exception e) {
-                throw new IllegalStateException(e);
+            if (whole) {
+                if (failure != null) throw failure;
+                return value;
+            }
+            if (value != null) {
+                try {
+                    value.close();
+                } catch (Exception e) {
+                    throw new IllegalStateException(e);
+                }
             }
             if (attempt == attempts) {
+                if (failure != null) throw failure;
                 throw new IOException(file + ": the file changed while it was read, " + attempts
                         + " times (write it to a temporary file and rename it into place, as lora4j's writers do)");
             }
         }
     }
 
-    /** One read of the file. */
+    private long size() {
+        return ((Number) parts.get(parts.get(0) instanceof Long ? 2 : 1)).longValue();
+    }
+
+    /** One read of the opened file. */
     @FunctionalInterface
     interface Reader<T> {
-        T read() throws IOException;
+        T read(FileChannel channel) throws IOException;
     }
 }

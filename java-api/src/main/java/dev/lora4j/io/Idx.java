@@ -5,11 +5,14 @@ import dev.lora4j.Tensor;
 import java.io.BufferedInputStream;
 import java.io.DataInputStream;
 import java.io.EOFException;
+import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.nio.channels.Channels;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -34,17 +37,21 @@ public final class Idx {
 
     /** The tensor stored in {@code file}, shaped as its header says. */
     public static Tensor read(Path file) throws IOException {
-        return FileVersion.readStable(file, 3, () -> readOnce(file));
+        return FileVersion.readStable(file, 3, ch -> readOnce(ch, file));
     }
 
-    private static Tensor readOnce(Path file) throws IOException {
-        try (InputStream raw = new BufferedInputStream(Files.newInputStream(file), 1 << 16)) {
-            raw.mark(2);
-            int b0 = raw.read(), b1 = raw.read();
-            raw.reset();
-            boolean gzip = b0 == 0x1f && b1 == 0x8b;
-            InputStream in = gzip ? new GZIPInputStream(raw, 1 << 16) : raw;
-            return read(in, file.toString(), gzip ? -1 : Files.size(file));
+    private static Tensor readOnce(FileChannel ch, Path file) throws IOException {
+        // The channel belongs to readStable, which still needs it open: closing the streams leaves it be.
+        InputStream raw = new BufferedInputStream(new FilterInputStream(Channels.newInputStream(ch)) {
+            @Override
+            public void close() {}
+        }, 1 << 16);
+        raw.mark(2);
+        int b0 = raw.read(), b1 = raw.read();
+        raw.reset();
+        boolean gzip = b0 == 0x1f && b1 == 0x8b;
+        try (InputStream in = gzip ? new GZIPInputStream(raw, 1 << 16) : raw) {
+            return read(in, file.toString(), gzip ? -1 : ch.size());
         }
     }
 

@@ -102,28 +102,26 @@ public final class Safetensors {
     public static Contents read(Path file) throws IOException {
         Objects.requireNonNull(file, "file");
         if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) throw new IOException("safetensors needs a little-endian machine");
-        return FileVersion.readStable(file, READ_ATTEMPTS, () -> readOnce(file));
+        return FileVersion.readStable(file, READ_ATTEMPTS, ch -> readOnce(ch, file));
     }
 
-    private static Contents readOnce(Path file) throws IOException {
+    private static Contents readOnce(FileChannel ch, Path file) throws IOException {
         String where = file.toString();
-        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
-            long size = ch.size();
-            if (size < 8) throw new IOException(where + ": truncated safetensors file (" + size + " bytes, no header length)");
-            long n = readFully(ch, java.nio.ByteBuffer.allocate(8), 0, where).order(ByteOrder.LITTLE_ENDIAN).getLong(0);
-            if (n < 2 || n > MAX_HEADER || n > size - 8) {
-                throw new IOException(where + ": header length " + Long.toUnsignedString(n) + " does not fit a file of " + size + " bytes");
-            }
-            byte[] headerBytes = readFully(ch, java.nio.ByteBuffer.allocate((int) n), 8, where).array();
-            Header header = parse(where, utf8(headerBytes, where), size - 8 - n);
-            Map<String, Tensor> tensors = new LinkedHashMap<>();
-            try (TensorScope scope = TensorScope.open()) {
-                for (Entry e : header.entries) tensors.put(e.name, readTensor(ch, 8 + n, e, where));
-                if (ch.size() != size) throw changed(where, size, ch.size());
-                tensors.values().forEach(Tensor::keep);
-            }
-            return new Contents(tensors, header.metadata);
+        long size = ch.size();
+        if (size < 8) throw new IOException(where + ": truncated safetensors file (" + size + " bytes, no header length)");
+        long n = readFully(ch, java.nio.ByteBuffer.allocate(8), 0, where).order(ByteOrder.LITTLE_ENDIAN).getLong(0);
+        if (n < 2 || n > MAX_HEADER || n > size - 8) {
+            throw new IOException(where + ": header length " + Long.toUnsignedString(n) + " does not fit a file of " + size + " bytes");
         }
+        byte[] headerBytes = readFully(ch, java.nio.ByteBuffer.allocate((int) n), 8, where).array();
+        Header header = parse(where, utf8(headerBytes, where), size - 8 - n);
+        Map<String, Tensor> tensors = new LinkedHashMap<>();
+        try (TensorScope scope = TensorScope.open()) {
+            for (Entry e : header.entries) tensors.put(e.name, readTensor(ch, 8 + n, e, where));
+            if (ch.size() != size) throw changed(where, size, ch.size());
+            tensors.values().forEach(Tensor::keep);
+        }
+        return new Contents(tensors, header.metadata);
     }
 
     /** One tensor's bytes, read from the channel into a staging buffer, then copied into a new tensor. */
