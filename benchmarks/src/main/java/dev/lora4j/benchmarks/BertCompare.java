@@ -24,7 +24,8 @@ import java.util.Locale;
 
 /**
  * The BERT comparison as interleaved rounds, for a shared machine: each round runs lora4j's
- * encoder forward, ONNX Runtime's, and one lora4j LoRA step once each, so that load drifting over
+ * encoder forward, ONNX Runtime's, one lora4j LoRA step and one with {@link BertModel#skipPadding}
+ * (work {@code step-skip-padding}) once each, so that load drifting over
  * the run hits every peer alike (JMH's {@link BertBenchmark} runs them one after the other). The
  * work is {@link BertBenchmark}'s (all-MiniLM-L6-v2, batch 32 × sequence 128 with padding).
  * Prints, per work, {@code RESULT <work> <threads> <wall ms of every round>} and
@@ -46,10 +47,14 @@ public final class BertCompare {
         Path onnx = BertBenchmark.prepare(dir);
         var osBean = (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
 
-        try (BertModel bert = BertLoader.bertModel(dir); BertModel trained = BertLoader.bertModel(dir)) {
+        try (BertModel bert = BertLoader.bertModel(dir); BertModel trained = BertLoader.bertModel(dir);
+                BertModel packed = BertLoader.bertModel(dir)) {
             BertBenchmark.Inputs in = BertBenchmark.inputs(bert.config().vocabSize(), bert.config().hiddenSize());
             Lora.wrap(trained, LoraConfig.of(8, 16).withTargetModules("query", "value"));
             Lora.markOnlyLoraAsTrainable(trained, LoraConfig.Bias.NONE);
+            Lora.wrap(packed, LoraConfig.of(8, 16).withTargetModules("query", "value"));
+            Lora.markOnlyLoraAsTrainable(packed, LoraConfig.Bias.NONE);
+            packed.skipPadding(true);
             OrtEnvironment env = OrtEnvironment.getEnvironment();
             OrtSession.SessionOptions o = new OrtSession.SessionOptions();
             o.setIntraOpNumThreads(threads);
@@ -57,12 +62,13 @@ public final class BertCompare {
             o.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.ALL_OPT);
             long[] shape = {BertBenchmark.BATCH, BertBenchmark.SEQ};
             try (AdamW optimizer = new AdamW(trained.trainableParameters(), 1e-4);
+                    AdamW packedOptimizer = new AdamW(packed.trainableParameters(), 1e-4);
                     OrtSession ort = env.createSession(onnx.toString(), o);
                     OnnxTensor oIds = OnnxTensor.createTensor(env, LongBuffer.wrap(in.idv()), shape);
                     OnnxTensor oMask = OnnxTensor.createTensor(env, LongBuffer.wrap(in.maskv()), shape);
                     OnnxTensor oTypes = OnnxTensor.createTensor(env, LongBuffer.wrap(new long[in.idv().length]), shape)) {
                 Map<String, OnnxTensor> ortInputs = Map.of("input_ids", oIds, "attention_mask", oMask, "token_type_ids", oTypes);
-                String[] works = {"lora4j infer", "ort infer", "lora4j step"};
+                String[] works = {"lora4j infer", "ort infer", "lora4j step", "lora4j step-skip-padding"};
                 Runnable[] ops = {
                     () -> {
                         try (var ng = Torch.noGrad(); var s = TensorScope.open()) {
@@ -76,16 +82,8 @@ public final class BertCompare {
                             throw new IllegalStateException(e);
                         }
                     },
-                    () -> {
-                        try (var s = TensorScope.open()) {
-                            Tensor emb = SentenceEmbeddings.meanPooling(trained.forward(in.ids(), in.mask(), in.types()), in.mask());
-                            Tensor loss = Functional.mseLoss(emb, in.target());
-                            optimizer.zeroGrad();
-                            loss.backward();
-                            optimizer.step();
-                            loss.item();
-                        }
-                    }
+                    () -> step(trained, optimizer, in),
+                    () -> step(packed, packedOptimizer, in)
                 };
                 List<List<Double>> wall = new ArrayList<>(), cpu = new ArrayList<>();
                 for (int w = 0; w < works.length; w++) {
@@ -110,6 +108,18 @@ public final class BertCompare {
                 }
             }
             in.close();
+        }
+    }
+
+    /** One LoRA training step of {@code model}: mean pooling, MSE, backward, AdamW. */
+    private static void step(BertModel model, AdamW optimizer, BertBenchmark.Inputs in) {
+        try (var s = TensorScope.open()) {
+            Tensor emb = SentenceEmbeddings.meanPooling(model.forward(in.ids(), in.mask(), in.types()), in.mask());
+            Tensor loss = Functional.mseLoss(emb, in.target());
+            optimizer.zeroGrad();
+            loss.backward();
+            optimizer.step();
+            loss.item();
         }
     }
 

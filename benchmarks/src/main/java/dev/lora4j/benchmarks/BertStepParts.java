@@ -23,8 +23,8 @@ import java.util.Locale;
  * benchmarks/python/bert_step_parts.py; run both under one thread to see where the step's time
  * goes on each side (perf record on either process gives the kernels).
  *
- * <p>usage: {@code BertStepParts CHECKPOINT_DIR SEQ STEPS [THREADS]}; prints
- * {@code PARTS lora4j <seq> forward backward optimizer total} in process CPU ms, median over the steps,
+ * <p>usage: {@code BertStepParts CHECKPOINT_DIR SEQ STEPS [THREADS [skip-padding]]}; prints
+ * {@code PARTS lora4j <seq> forward backward optimizer total} ({@code lora4j-skip-padding} with {@link BertModel#skipPadding}) in process CPU ms, median over the steps,
  * and {@code FIRST lora4j <seq> ...} the wall ms of the two warm-up steps (a JVM's first steps
  * include class loading, JIT compilation and the linking of every native downcall).
  */
@@ -37,11 +37,13 @@ public final class BertStepParts {
         int seq = Integer.parseInt(args[1]);
         int steps = Integer.parseInt(args[2]);
         int threads = args.length > 3 ? Integer.parseInt(args[3]) : 1;
+        boolean skipPadding = args.length > 4 && args[4].equals("skip-padding");
         int batch = BertBenchmark.BATCH;
         Torch.setNumThreads(threads);
         Torch.manualSeed(0);
         var os = (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
         try (BertModel bert = BertLoader.bertModel(dir)) {
+            bert.skipPadding(skipPadding);
             int vocab = bert.config().vocabSize(), hidden = bert.config().hiddenSize();
             long[] idv = new long[batch * seq], mv = new long[batch * seq];
             for (int i = 0; i < batch; i++) {
@@ -81,7 +83,7 @@ public final class BertStepParts {
                         }
                     }
                 }
-                StringBuilder b = new StringBuilder("PARTS lora4j " + seq);
+                StringBuilder b = new StringBuilder("PARTS " + (skipPadding ? "lora4j-skip-padding " : "lora4j ") + seq);
                 for (double[] p : parts) {
                     java.util.Arrays.sort(p);
                     b.append(String.format(Locale.ROOT, " %.1f", p[steps / 2]));

@@ -125,6 +125,47 @@ class OrtParityTest {
         }
     }
 
+    /** {@code skipPadding}: the encoder on the real tokens alone matches ORT there, with and without gradients; padding is zero. */
+    @Test
+    void skippingPaddingMatchesOnnxRuntimeOnRealTokens() throws Exception {
+        try (var scope = TensorScope.open()) {
+            BertTokenizer.Batch b = tokenizer.encode(SENTENCES);
+            long[] shape = b.inputIds().shape();
+            long[] mask = b.attentionMask().toLongArray();
+            float[][][] want = ortHidden(b);
+            float[] got, withGrad;
+            bert.skipPadding(true);
+            try {
+                try (var ng = dev.lora4j.Torch.noGrad()) {
+                    got = bert.forward(b.inputIds(), b.attentionMask(), b.tokenTypeIds()).toFloatArray();
+                }
+                withGrad = bert.forward(b.inputIds(), b.attentionMask(), b.tokenTypeIds()).detach().toFloatArray();
+            } finally {
+                bert.skipPadding(false);
+            }
+            int dim = 384, real = 0;
+            double worst = 0;
+            for (int i = 0; i < shape[0]; i++) {
+                for (int t = 0; t < shape[1]; t++) {
+                    boolean isReal = mask[(int) (i * shape[1] + t)] != 0;
+                    if (isReal) real++;
+                    for (int d = 0; d < dim; d++) {
+                        int k = (int) ((i * shape[1] + t) * dim + d);
+                        if (isReal) {
+                            worst = Math.max(worst, Math.max(Math.abs(want[i][t][d] - got[k]), Math.abs(want[i][t][d] - withGrad[k])));
+                        } else {
+                            assertEquals(0f, got[k], "padded position " + i + "," + t);
+                            assertEquals(0f, withGrad[k], "padded position " + i + "," + t);
+                        }
+                    }
+                }
+            }
+            System.out.println("skipPadding: max |lora4j - ORT| on " + real + " real tokens: " + worst);
+            assertTrue(real < shape[0] * shape[1], "the batch must contain padding");
+            assertTrue(worst <= 1e-4, "max |lora4j - ORT| over the real tokens = " + worst);
+        }
+    }
+
     @Test
     void sentenceSimilaritiesOrderPairsAsOnnxRuntimeDoes() throws Exception {
         List<String> pairs = List.of(

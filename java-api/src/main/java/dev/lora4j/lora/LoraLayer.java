@@ -7,6 +7,7 @@ import dev.lora4j.Torch;
 import dev.lora4j.nn.HfConv1D;
 import dev.lora4j.nn.Linear;
 import dev.lora4j.nn.Module;
+import dev.lora4j.nn.PackedTokens;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -502,6 +503,7 @@ public abstract class LoraLayer extends Module {
 
     private Tensor forwardLocked(Tensor input) {
         String[] rows = ROW_ADAPTERS.get();
+        if (rows != null && input.dim() > 0) rows = PackedTokens.spreadRows(rows, input.size(0)); // a packed forward: per token
         if (rows == null && enabled && merged.isEmpty()) {
             List<String> act = active;
             if (act.size() == 1) {

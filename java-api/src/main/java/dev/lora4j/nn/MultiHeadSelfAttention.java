@@ -72,6 +72,30 @@ public class MultiHeadSelfAttention extends Module {
         }
     }
 
+    /**
+     * The same attention on the real tokens of a padded batch: {@code tokens} is
+     * (tokens, hidden), {@code layout}'s packed form of (batch, seq, hidden). The projections
+     * run on the real tokens only; the heads attend in the padded layout with {@code mask} as
+     * in {@link #forward(Tensor, Tensor)}, which must keep padded keys out. Returns
+     * (tokens, hidden), equal to the real positions of the padded forward.
+     */
+    public Tensor forward(Tensor tokens, Tensor mask, PackedTokens layout) {
+        java.util.Objects.requireNonNull(layout, "layout");
+        if (tokens == null || tokens.dim() != 2 || tokens.size(0) != layout.tokens() || tokens.size(1) != hiddenSize) {
+            throw new IllegalArgumentException("MultiHeadSelfAttention: packed input must be (" + layout.tokens() + ", " + hiddenSize
+                    + "), got " + (tokens == null ? "null" : java.util.Arrays.toString(tokens.shape())));
+        }
+        long b = layout.batch();
+        long s = layout.seq();
+        try (var scope = TensorScope.open()) {
+            Tensor q = heads(layout.unpack(child("query").forward(tokens)), b, s);
+            Tensor k = heads(layout.unpack(child("key").forward(tokens)), b, s);
+            Tensor v = heads(layout.unpack(child("value").forward(tokens)), b, s);
+            Tensor ctx = Functional.scaledDotProductAttention(q, k, v, mask, isTraining() ? dropout : 0, false);
+            return layout.pack(ctx.transpose(1, 2).reshape(b, s, hiddenSize)).keep();
+        }
+    }
+
     private Tensor heads(Tensor x, long b, long s) {
         return x.view(b, s, numHeads, hiddenSize / numHeads).transpose(1, 2);
     }

@@ -24,6 +24,10 @@ import java.util.Objects;
  * {@code BertForSequenceClassification}, which classifies the pooler's output, would start from
  * a random pooler; mean pooling is what the model was trained for.
  *
+ * <p>It turns on the encoder's {@link BertModel#skipPadding}: the mean over real tokens is all
+ * it reads, so the padded positions (a third of a typical batch of descriptions) are not computed;
+ * losses, gradients and embeddings stay what they are without it.
+ *
  * <p>Ownership: owns the encoder it is given and its classifier; {@link #close()} frees both.
  * Threads: as {@link BertModel} (forwards from many threads in eval mode; training single-threaded).
  */
@@ -37,6 +41,7 @@ public final class MeanPoolingClassifier extends Module {
     /** Wraps {@code bert} and {@code classifier} (taking ownership of both); a null classifier leaves the model a trunk. */
     public MeanPoolingClassifier(BertModel bert, Linear classifier) {
         registerModule("bert", Objects.requireNonNull(bert, "bert"));
+        bert.skipPadding(true); // only the pooled real tokens are read: the encoder can skip the padding
         if (classifier != null) registerModule("classifier", classifier);
     }
 

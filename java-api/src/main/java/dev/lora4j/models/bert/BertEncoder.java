@@ -4,6 +4,7 @@ import dev.lora4j.Tensor;
 import dev.lora4j.TensorScope;
 import dev.lora4j.nn.Module;
 import dev.lora4j.nn.ModuleList;
+import dev.lora4j.nn.PackedTokens;
 
 /**
  * HF's {@code BertEncoder}: child {@code layer}, a {@link ModuleList} of {@link BertLayer}s run
@@ -24,9 +25,14 @@ public class BertEncoder extends Module {
 
     /** hidden (batch, seq, hidden) through every layer; mask additive (batch, 1, 1, seq) or null. */
     public Tensor forward(Tensor hidden, Tensor mask) {
+        return forward(hidden, mask, null);
+    }
+
+    /** As {@link #forward(Tensor, Tensor)}; with a {@code layout}, on its packed real tokens (see {@link BertLayer}). */
+    public Tensor forward(Tensor hidden, Tensor mask, PackedTokens layout) {
         try (var scope = TensorScope.open()) {
             Tensor h = hidden;
-            for (Module layer : child("layer").children().values()) h = ((BertLayer) layer).forward(h, mask);
+            for (Module layer : child("layer").children().values()) h = ((BertLayer) layer).forward(h, mask, layout);
             return (h == hidden ? h.alias() : h).keep();
         }
     }

@@ -6,6 +6,7 @@ import dev.lora4j.nn.Activation;
 import dev.lora4j.nn.Linear;
 import dev.lora4j.nn.Module;
 import dev.lora4j.nn.MultiHeadSelfAttention;
+import dev.lora4j.nn.PackedTokens;
 
 /**
  * One HF {@code BertLayer}: {@code attention.self} ({@link MultiHeadSelfAttention} with
@@ -29,8 +30,14 @@ public class BertLayer extends Module {
         }
 
         public Tensor forward(Tensor hidden, Tensor mask) {
+            return forward(hidden, mask, null);
+        }
+
+        /** As {@link #forward(Tensor, Tensor)}; with a {@code layout}, on its packed real tokens (tokens, hidden). */
+        public Tensor forward(Tensor hidden, Tensor mask, PackedTokens layout) {
             try (var scope = TensorScope.open()) {
-                Tensor ctx = ((MultiHeadSelfAttention) child("self")).forward(hidden, mask);
+                MultiHeadSelfAttention self = (MultiHeadSelfAttention) child("self");
+                Tensor ctx = layout == null ? self.forward(hidden, mask) : self.forward(hidden, mask, layout);
                 return ((BertOutput) child("output")).forward(ctx, hidden).keep();
             }
         }
@@ -70,8 +77,16 @@ public class BertLayer extends Module {
 
     /** hidden (batch, seq, hidden); mask additive (batch, 1, 1, seq) or null. */
     public Tensor forward(Tensor hidden, Tensor mask) {
+        return forward(hidden, mask, null);
+    }
+
+    /**
+     * As {@link #forward(Tensor, Tensor)}; with a {@code layout}, hidden is its packed real
+     * tokens (tokens, hidden) and so is the result: every token-wise part runs on them alone.
+     */
+    public Tensor forward(Tensor hidden, Tensor mask, PackedTokens layout) {
         try (var scope = TensorScope.open()) {
-            Tensor a = ((Attention) child("attention")).forward(hidden, mask);
+            Tensor a = ((Attention) child("attention")).forward(hidden, mask, layout);
             Tensor i = child("intermediate").forward(a);
             return ((BertOutput) child("output")).forward(i, a).keep();
         }

@@ -5,6 +5,7 @@ import dev.lora4j.Tensor;
 import dev.lora4j.TensorScope;
 import dev.lora4j.nn.Linear;
 import dev.lora4j.nn.Module;
+import dev.lora4j.nn.PackedTokens;
 import java.util.Arrays;
 
 /**
@@ -22,6 +23,7 @@ import java.util.Arrays;
 public class BertModel extends Module {
 
     private final BertConfig config;
+    private volatile boolean skipPadding;
 
     public BertModel(BertConfig config, boolean addPoolingLayer) {
         this.config = java.util.Objects.requireNonNull(config, "config");
@@ -68,8 +70,37 @@ public class BertModel extends Module {
         try (var scope = TensorScope.open()) {
             Tensor h = ((BertEmbeddings) child("embeddings")).forward(inputIds, tokenTypeIds);
             Tensor mask = attentionMask == null ? null : extendedMask(attentionMask, inputIds, h.dtype());
-            return ((BertEncoder) child("encoder")).forward(h, mask).keep();
+            BertEncoder encoder = (BertEncoder) child("encoder");
+            if (mask != null && skipPadding) {
+                PackedTokens layout = PackedTokens.of(attentionMask); // owned by the scope
+                if (layout.hasPadding()) {
+                    Tensor packed = layout.pack(h);
+                    return layout.unpack(layout.run(() -> encoder.forward(packed, mask, layout))).keep();
+                }
+            }
+            return encoder.forward(h, mask).keep();
         }
+    }
+
+    /**
+     * Whether {@link #forward(Tensor, Tensor, Tensor)} runs the encoder on the real tokens of a
+     * padded batch alone: the projections, feed-forward layers and LayerNorms skip the padded
+     * positions (a quarter to a half of a batch of real text), only attention sees the padded
+     * layout. Real positions get what they get without it (to float rounding); padded positions
+     * of {@code last_hidden_state} are zero, where Hugging Face returns values that nothing
+     * reads when pooling or classifying with the mask, as with PyTorch's
+     * {@code TransformerEncoder(enable_nested_tensor=True)}. Off by default, so that
+     * {@code last_hidden_state} is Hugging Face's at every position. Gradients are those of the
+     * padded forward for any loss that reads real positions only.
+     */
+    public BertModel skipPadding(boolean on) {
+        this.skipPadding = on;
+        return this;
+    }
+
+    /** See {@link #skipPadding(boolean)}. */
+    public boolean skipsPadding() {
+        return skipPadding;
     }
 
     /** The pooler's output (batch, hidden) for a last hidden state. */
