@@ -76,8 +76,10 @@ public class MultiHeadSelfAttention extends Module {
      * The same attention on the real tokens of a padded batch: {@code tokens} is
      * (tokens, hidden), {@code layout}'s packed form of (batch, seq, hidden). The projections
      * run on the real tokens only; the heads attend in the padded layout with {@code mask} as
-     * in {@link #forward(Tensor, Tensor)}, which must keep padded keys out. Returns
-     * (tokens, hidden), equal to the real positions of the padded forward.
+     * in {@link #forward(Tensor, Tensor)}, which must keep padded keys out (required when the
+     * batch has padding). Returns (tokens, hidden), equal to the real positions of the padded
+     * forward. Runs inside {@link PackedTokens#run}, so a mixed LoRA batch gives each token its
+     * row's adapter.
      */
     public Tensor forward(Tensor tokens, Tensor mask, PackedTokens layout) {
         java.util.Objects.requireNonNull(layout, "layout");
@@ -85,15 +87,20 @@ public class MultiHeadSelfAttention extends Module {
             throw new IllegalArgumentException("MultiHeadSelfAttention: packed input must be (" + layout.tokens() + ", " + hiddenSize
                     + "), got " + (tokens == null ? "null" : java.util.Arrays.toString(tokens.shape())));
         }
+        if (mask == null && layout.hasPadding()) {
+            throw new IllegalArgumentException("MultiHeadSelfAttention: packed tokens of a padded batch need the mask that keeps the padding out");
+        }
         long b = layout.batch();
         long s = layout.seq();
-        try (var scope = TensorScope.open()) {
-            Tensor q = heads(layout.unpack(child("query").forward(tokens)), b, s);
-            Tensor k = heads(layout.unpack(child("key").forward(tokens)), b, s);
-            Tensor v = heads(layout.unpack(child("value").forward(tokens)), b, s);
-            Tensor ctx = Functional.scaledDotProductAttention(q, k, v, mask, isTraining() ? dropout : 0, false);
-            return layout.pack(ctx.transpose(1, 2).reshape(b, s, hiddenSize)).keep();
-        }
+        return layout.run(() -> {
+            try (var scope = TensorScope.open()) {
+                Tensor q = heads(layout.unpack(child("query").forward(tokens)), b, s);
+                Tensor k = heads(layout.unpack(child("key").forward(tokens)), b, s);
+                Tensor v = heads(layout.unpack(child("value").forward(tokens)), b, s);
+                Tensor ctx = Functional.scaledDotProductAttention(q, k, v, mask, isTraining() ? dropout : 0, false);
+                return layout.pack(ctx.transpose(1, 2).reshape(b, s, hiddenSize)).keep();
+            }
+        });
     }
 
     private Tensor heads(Tensor x, long b, long s) {

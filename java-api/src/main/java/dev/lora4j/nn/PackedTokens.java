@@ -38,14 +38,24 @@ public final class PackedTokens implements AutoCloseable {
     /** The batch row of each real token. */
     private final int[] rowOfToken;
 
+    /** Whether each flat position (b·seq + s) is a real token. */
+    private final boolean[] real;
+
     private PackedTokens(long batch, long seq, long[] index, long[] inverse) {
         this.batch = batch;
         this.seq = seq;
         this.tokens = index.length;
         this.rowOfToken = new int[index.length];
-        for (int k = 0; k < index.length; k++) rowOfToken[k] = (int) (index[k] / seq);
-        this.index = Tensor.of(index, index.length);
-        this.inverse = Tensor.of(inverse, inverse.length);
+        this.real = new boolean[inverse.length];
+        for (int k = 0; k < index.length; k++) {
+            rowOfToken[k] = (int) (index[k] / seq);
+            real[(int) index[k]] = true;
+        }
+        try (TensorScope s = TensorScope.open()) { // all or nothing
+            Tensor i = Tensor.of(index, index.length), inv = Tensor.of(inverse, inverse.length);
+            this.index = i.keep();
+            this.inverse = inv.keep();
+        }
     }
 
     /** The real tokens of {@code attentionMask} (batch, seq): its nonzero entries. */
@@ -59,7 +69,13 @@ public final class PackedTokens implements AutoCloseable {
         double[] m = attentionMask.toDoubleArray(); // any dtype; a mask is small
         long[] inverse = new long[m.length];
         int n = 0;
-        for (double v : m) if (v != 0) n++;
+        for (int i = 0; i < m.length; i++) {
+            if (m[i] != 0 && m[i] != 1) {
+                throw new IllegalArgumentException("PackedTokens: an attention mask holds 1 (token) or 0 (padding), got " + m[i]
+                        + " at row " + i / seq + ", position " + i % seq);
+            }
+            if (m[i] != 0) n++;
+        }
         long[] index = new long[n];
         int k = 0;
         for (int i = 0; i < m.length; i++) {
@@ -86,6 +102,13 @@ public final class PackedTokens implements AutoCloseable {
     /** Real tokens: the rows of a packed tensor. */
     public long tokens() {
         return tokens;
+    }
+
+    /** Whether position {@code position} of row {@code row} is a real token. */
+    public boolean isReal(long row, long position) {
+        Objects.checkIndex(row, batch);
+        Objects.checkIndex(position, seq);
+        return real[(int) (row * seq + position)];
     }
 
     /** Whether the batch has any padding (else packing changes nothing but the layout). */
@@ -147,10 +170,16 @@ public final class PackedTokens implements AutoCloseable {
      * dimension 0 has {@code inputRows} entries: inside {@link #run} of a layout whose batch has
      * {@code perRow.length} rows and whose packed form has {@code inputRows} tokens, the value of
      * each token's row, in token order; otherwise {@code perRow} itself.
+     *
+     * @throws IllegalArgumentException for a packed input whose batch has another number of rows
      */
     public static <E> E[] spreadRows(E[] perRow, long inputRows) {
         PackedTokens p = CURRENT.get();
-        if (p == null || perRow.length != p.batch || inputRows != p.tokens) return perRow;
+        if (p == null || inputRows != p.tokens) return perRow;
+        if (perRow.length != p.batch) {
+            throw new IllegalArgumentException(perRow.length + " values, one per row, for a packed batch of " + p.batch + " rows ("
+                    + p.tokens + " real tokens)");
+        }
         E[] out = Arrays.copyOf(perRow, p.rowOfToken.length);
         for (int k = 0; k < out.length; k++) out[k] = perRow[p.rowOfToken[k]];
         return out;

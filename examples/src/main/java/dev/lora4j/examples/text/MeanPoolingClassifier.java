@@ -24,9 +24,10 @@ import java.util.Objects;
  * {@code BertForSequenceClassification}, which classifies the pooler's output, would start from
  * a random pooler; mean pooling is what the model was trained for.
  *
- * <p>It turns on the encoder's {@link BertModel#skipPadding}: the mean over real tokens is all
- * it reads, so the padded positions (a third of a typical batch of descriptions) are not computed;
- * losses, gradients and embeddings stay what they are without it.
+ * <p>Its encoder runs on the real tokens alone ({@link BertModel#forward(Tensor, Tensor, Tensor, boolean)},
+ * see {@link BertModel#skipPadding}; the encoder's own setting is left as it is): the mean over
+ * real tokens is all it reads, so padded positions are not computed; losses, gradients (without
+ * dropout) and embeddings stay what they are with them.
  *
  * <p>Ownership: owns the encoder it is given and its classifier; {@link #close()} frees both.
  * Threads: as {@link BertModel} (forwards from many threads in eval mode; training single-threaded).
@@ -41,7 +42,6 @@ public final class MeanPoolingClassifier extends Module {
     /** Wraps {@code bert} and {@code classifier} (taking ownership of both); a null classifier leaves the model a trunk. */
     public MeanPoolingClassifier(BertModel bert, Linear classifier) {
         registerModule("bert", Objects.requireNonNull(bert, "bert"));
-        bert.skipPadding(true); // only the pooled real tokens are read: the encoder can skip the padding
         if (classifier != null) registerModule("classifier", classifier);
     }
 
@@ -91,7 +91,8 @@ public final class MeanPoolingClassifier extends Module {
     /** The mean-pooled sentence embeddings (batch, hidden) of input ids, attention mask and token types (null: all 0). */
     public Tensor embed(Tensor inputIds, Tensor attentionMask, Tensor tokenTypeIds) {
         try (TensorScope scope = TensorScope.open()) {
-            Tensor hidden = bert().forward(inputIds, attentionMask, tokenTypeIds);
+            // Only the real tokens are pooled: the encoder skips the padding (BertModel.skipPadding).
+            Tensor hidden = bert().forward(inputIds, attentionMask, tokenTypeIds, true);
             return SentenceEmbeddings.meanPooling(hidden, attentionMask).keep();
         }
     }

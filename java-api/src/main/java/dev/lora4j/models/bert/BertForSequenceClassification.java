@@ -38,11 +38,21 @@ public class BertForSequenceClassification extends Module {
         return forward(inputIds, null, null);
     }
 
+    private static boolean firstPositionsReal(Tensor attentionMask) {
+        if (attentionMask.dim() != 2) return false; // BertModel refuses it with its own message
+        try (var scope = TensorScope.open()) {
+            for (double v : attentionMask.narrow(1, 0, 1).toDoubleArray()) if (v == 0) return false;
+            return true;
+        }
+    }
+
     /** Logits (batch, num_labels); mask and token types as {@link BertModel#forward(Tensor, Tensor, Tensor)}. */
     public Tensor forward(Tensor inputIds, Tensor attentionMask, Tensor tokenTypeIds) {
         try (var scope = TensorScope.open()) {
             BertModel bert = bert();
-            Tensor pooled = bert.pool(bert.forward(inputIds, attentionMask, tokenTypeIds));
+            // The pooler reads position 0: skip the padding only when it is a real token in every row.
+            boolean skip = bert.skipsPadding() && attentionMask != null && firstPositionsReal(attentionMask);
+            Tensor pooled = bert.pool(bert.forward(inputIds, attentionMask, tokenTypeIds, skip));
             return child("classifier").forward(child("dropout").forward(pooled)).keep();
         }
     }

@@ -82,9 +82,14 @@ public class BertLayer extends Module {
 
     /**
      * As {@link #forward(Tensor, Tensor)}; with a {@code layout}, hidden is its packed real
-     * tokens (tokens, hidden) and so is the result: every token-wise part runs on them alone.
+     * tokens (tokens, hidden) and so is the result: every token-wise part runs on them alone,
+     * inside {@link PackedTokens#run} (a mixed LoRA batch gives each token its row's adapter).
      */
     public Tensor forward(Tensor hidden, Tensor mask, PackedTokens layout) {
+        return layout == null ? forwardIn(hidden, mask, null) : layout.run(() -> forwardIn(hidden, mask, layout));
+    }
+
+    private Tensor forwardIn(Tensor hidden, Tensor mask, PackedTokens layout) {
         try (var scope = TensorScope.open()) {
             Tensor a = ((Attention) child("attention")).forward(hidden, mask, layout);
             Tensor i = child("intermediate").forward(a);

@@ -67,15 +67,22 @@ public class BertModel extends Module {
      * floating dtype, or null for all ones; {@code tokenTypeIds} (batch, seq) or null for 0.
      */
     public Tensor forward(Tensor inputIds, Tensor attentionMask, Tensor tokenTypeIds) {
+        return forward(inputIds, attentionMask, tokenTypeIds, skipPadding);
+    }
+
+    /**
+     * As {@link #forward(Tensor, Tensor, Tensor)}, on the real tokens alone when {@code skipPadding}
+     * (see {@link #skipPadding(boolean)}) whatever this model's setting.
+     */
+    public Tensor forward(Tensor inputIds, Tensor attentionMask, Tensor tokenTypeIds, boolean skipPadding) {
         try (var scope = TensorScope.open()) {
             Tensor h = ((BertEmbeddings) child("embeddings")).forward(inputIds, tokenTypeIds);
             Tensor mask = attentionMask == null ? null : extendedMask(attentionMask, inputIds, h.dtype());
             BertEncoder encoder = (BertEncoder) child("encoder");
             if (mask != null && skipPadding) {
                 PackedTokens layout = PackedTokens.of(attentionMask); // owned by the scope
-                if (layout.hasPadding()) {
-                    Tensor packed = layout.pack(h);
-                    return layout.unpack(layout.run(() -> encoder.forward(packed, mask, layout))).keep();
+                if (layout.hasPadding() && layout.tokens() > 0) { // no real token at all: nothing to pack
+                    return layout.unpack(encoder.forward(layout.pack(h), mask, layout)).keep();
                 }
             }
             return encoder.forward(h, mask).keep();
@@ -87,11 +94,15 @@ public class BertModel extends Module {
      * padded batch alone: the projections, feed-forward layers and LayerNorms skip the padded
      * positions (a quarter to a half of a batch of real text), only attention sees the padded
      * layout. Real positions get what they get without it (to float rounding); padded positions
-     * of {@code last_hidden_state} are zero, where Hugging Face returns values that nothing
-     * reads when pooling or classifying with the mask, as with PyTorch's
-     * {@code TransformerEncoder(enable_nested_tensor=True)}. Off by default, so that
-     * {@code last_hidden_state} is Hugging Face's at every position. Gradients are those of the
-     * padded forward for any loss that reads real positions only.
+     * of {@code last_hidden_state} are zero, as with PyTorch's
+     * {@code TransformerEncoder(enable_nested_tensor=True)}, where Hugging Face returns values
+     * that mean pooling with the mask never reads. The pooler reads position 0, a real token
+     * when the batch is padded on the right as BERT's tokenizers pad;
+     * {@link BertForSequenceClassification} runs a batch padded on the left without skipping.
+     * Without dropout (eval mode) gradients are those of the padded forward for any loss that
+     * reads real positions only; with dropout they are as random, drawn for fewer positions.
+     * Off by default, so that {@code last_hidden_state} is Hugging Face's at every position;
+     * {@link #forward(Tensor, Tensor, Tensor, boolean)} chooses per call.
      */
     public BertModel skipPadding(boolean on) {
         this.skipPadding = on;

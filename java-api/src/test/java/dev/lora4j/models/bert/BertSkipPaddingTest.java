@@ -108,13 +108,74 @@ class BertSkipPaddingTest {
         }
     }
 
+    /** The packed encoder called directly (not through BertModel) spreads a mixed batch per token too. */
     @Test
-    void aBatchWithoutPaddingTakesThePaddedPathBitForBit() {
+    void theEncodersPackedForwardCalledDirectlyGivesEveryTokenItsRowsAdapter() {
+        try (BertModel m = new BertModel(BertModelTest.TINY, false)) {
+            Lora.wrap(m, LoraConfig.of(4, 8).withTargetModules("query", "value", "output.dense"));
+            Lora.deleteAdapter(m, "default");
+            Lora.addAdapter(m, "a", LoraConfig.of(4, 8).withTargetModules("query", "value", "output.dense"));
+            BertLoraTest.randomizeAll(m);
+            m.eval();
+            String[] rows = {"a", AdapterBank.BASE, AdapterBank.BASE};
+            long[] mv = {1, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0}; // 3 real tokens for 3 rows
+            Tensor ids = Tensor.of(new long[] {2, 8, 13, 4, 6, 7, 9, 11, 3, 5, 12, 14}, 3, 4), mask = Tensor.of(mv, 3, 4);
+            Tensor h = ((BertEmbeddings) m.child("embeddings")).forward(ids, null);
+            Tensor ext = BertModel.extendedMask(mask, ids, h.dtype());
+            BertEncoder encoder = (BertEncoder) m.child("encoder");
+            try (PackedTokens layout = PackedTokens.of(mask)) {
+                float[] packed = Lora.withRowAdapters(m, 3, () -> encoder.forward(layout.pack(h), ext, layout), rows).toFloatArray();
+                float[] padded = Lora.withRowAdapters(m, 3, () -> encoder.forward(h, ext), rows).toFloatArray();
+                int k = 0;
+                for (int t = 0; t < mv.length; t++) {
+                    if (mv[t] == 0) continue;
+                    for (int d = 0; d < 16; d++) assertEquals(padded[t * 16 + d], packed[k * 16 + d], 1e-5, "token " + t);
+                    k++;
+                }
+                // Per-row values of another batch size inside a packed run are refused, never applied per token.
+                var e = assertThrows(IllegalArgumentException.class, () -> layout.run(() -> PackedTokens.spreadRows(new String[2], 3)));
+                assertTrue(e.getMessage().contains("packed batch of 3 rows"), e.getMessage());
+                // Packed attention of a padded batch without the mask would attend to the padding.
+                var self = (dev.lora4j.nn.MultiHeadSelfAttention) m.child("encoder").child("layer").child("0").child("attention").child("self");
+                e = assertThrows(IllegalArgumentException.class, () -> self.forward(layout.pack(h), null, layout));
+                assertTrue(e.getMessage().contains("need the mask"), e.getMessage());
+            }
+        }
+    }
+
+    /** The pooler reads position 0: a classifier skips the padding only when it is real in every row. */
+    @Test
+    void aClassifierGivesTheSameLogitsWithLeftOrRightPadding() {
+        try (var c = new BertForSequenceClassification(BertModelTest.TINY); var ng = Torch.noGrad()) {
+            c.eval();
+            Tensor ids = Tensor.of(new long[] {0, 0, 8, 13, 2, 8, 13, 0}, 2, 4);
+            for (long[] mv : new long[][] {{0, 0, 1, 1, 1, 1, 1, 0}, {1, 1, 0, 0, 1, 1, 1, 0}}) {
+                Tensor mask = Tensor.of(mv, 2, 4);
+                c.bert().skipPadding(false);
+                Tensor plain = c.forward(ids, mask, null);
+                c.bert().skipPadding(true);
+                assertTrue(c.forward(ids, mask, null).allclose(plain, 1e-5, 1e-5), java.util.Arrays.toString(mv));
+            }
+        }
+    }
+
+    @Test
+    void aMaskOfOtherValuesThanZeroAndOneIsRefusedWhenPacking() {
+        var e = assertThrows(IllegalArgumentException.class, () -> PackedTokens.of(Tensor.of(new long[] {1, 2, 0}, 1, 3)));
+        assertTrue(e.getMessage().contains("got 2.0 at row 0, position 1"), e.getMessage());
+    }
+
+    @Test
+    void aBatchWithoutPaddingOrWithoutRealTokensTakesThePaddedPathBitForBit() {
         try (BertModel m = new BertModel(BertModelTest.TINY, false); var ng = Torch.noGrad()) {
             m.eval();
             Tensor ids = Tensor.of(new long[] {2, 8, 13, 4, 6, 7}, 2, 3), mask = Tensor.ones(DType.INT64, 2, 3);
             Tensor plain = m.forward(ids, mask, null);
             assertTrue(m.skipPadding(true).forward(ids, mask, null).equal(plain));
+            // nor one without a single real token
+            Tensor none = Tensor.zeros(DType.INT64, 2, 3);
+            Tensor padded = m.skipPadding(false).forward(ids, none, null);
+            assertTrue(m.skipPadding(true).forward(ids, none, null).equal(padded));
         }
     }
 
