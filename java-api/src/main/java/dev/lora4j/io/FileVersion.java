@@ -20,10 +20,10 @@ import java.util.Map;
  * the read starts is invisible to every reader. Access times are left out (reading changes
  * them).
  *
- * <p>A path that names another file after the read than before it was replaced (renamed over,
- * or deleted and created again); the read then came from the file that was opened, which
- * {@link #readStable} makes sure is the one seen before, and which a replacement leaves as it
- * was. So a reader keeps what it read while a writer publishes new versions by renaming, as
+ * <p>When the path names another file after the read than before, that file was replaced
+ * (renamed over, or deleted and created again). The read came from the file that was opened,
+ * which {@link #readStable} makes sure is the one seen before, and which a replacement leaves as
+ * it was. So a reader keeps what it read while a writer publishes new versions by renaming, as
  * lora4j's writers do, however often that happens. Immutable.
  */
 record FileVersion(List<Object> parts) {

@@ -18,7 +18,7 @@ import java.util.function.Supplier;
  * <p>Layers that take something per batch row (the adapter of each row of a mixed LoRA batch)
  * get it per token while a forward runs on the packed tokens ({@link #run}, {@link #spreadRows}).
  *
- * <p>Built from an attention mask (batch, seq) whose nonzero entries mark real tokens.
+ * <p>Built from an attention mask (batch, seq) of 1 (real token) and 0 (padding), in any dtype.
  * Owns two small index tensors: {@link #close()} frees them (a scope that is open when it is
  * built owns them too). Immutable after construction; using one from several threads at once
  * is safe.
@@ -37,7 +37,6 @@ public final class PackedTokens implements AutoCloseable {
     private final Tensor inverse;
     /** The batch row of each real token. */
     private final int[] rowOfToken;
-
     /** Whether each flat position (b·seq + s) is a real token. */
     private final boolean[] real;
 
@@ -58,7 +57,7 @@ public final class PackedTokens implements AutoCloseable {
         }
     }
 
-    /** The real tokens of {@code attentionMask} (batch, seq): its nonzero entries. */
+    /** The real tokens of {@code attentionMask} (batch, seq): its entries 1; other values than 0 and 1 are refused. */
     public static PackedTokens of(Tensor attentionMask) {
         Objects.requireNonNull(attentionMask, "attentionMask");
         if (attentionMask.dim() != 2) {

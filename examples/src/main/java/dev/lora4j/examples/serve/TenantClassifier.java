@@ -30,7 +30,8 @@ import java.util.Map;
  * and evicts the least recently used under a byte budget. A request's texts are tokenized
  * together ({@link BertTokenizer}), go through the encoder in ONE forward with each row's
  * tenant adapter on its rows ({@link Lora#withRowAdapters}; the encoder skips the padding, each
- * real token with its row's adapter), then each row through its tenant's own head (Linear + softmax over the sentence embedding, {@link MeanPoolingClassifier}).
+ * real token with its row's adapter), then each row through its tenant's own head (Linear +
+ * softmax over the sentence embedding, {@link MeanPoolingClassifier}).
  * DyLoRA tenants may be asked for a rank 1..r: the pool's cut of the adapter to that rank.
  *
  * <p>Threads: {@link #classify} runs from many threads at once while {@link #reload} and
