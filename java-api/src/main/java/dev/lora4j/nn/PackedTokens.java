@@ -39,6 +39,8 @@ public final class PackedTokens implements AutoCloseable {
     private final int[] rowOfToken;
     /** Whether each flat position (b·seq + s) is a real token. */
     private final boolean[] real;
+    /** The last {@link #spreadRows} result (racy but safe: a record of arrays nobody changes). */
+    private volatile Spread lastSpread;
 
     private PackedTokens(long batch, long seq, long[] index, long[] inverse) {
         this.batch = batch;
@@ -179,10 +181,20 @@ public final class PackedTokens implements AutoCloseable {
             throw new IllegalArgumentException(perRow.length + " values, one per row, for a packed batch of " + p.batch + " rows ("
                     + p.tokens + " real tokens)");
         }
+        Spread last = p.lastSpread; // every LoRA layer of one forward asks with the same array
+        if (last != null && last.perRow == perRow) {
+            @SuppressWarnings("unchecked")
+            E[] cached = (E[]) last.perToken;
+            return cached;
+        }
         E[] out = Arrays.copyOf(perRow, p.rowOfToken.length);
         for (int k = 0; k < out.length; k++) out[k] = perRow[p.rowOfToken[k]];
+        p.lastSpread = new Spread(perRow, out);
         return out;
     }
+
+    /** A spread of per-row values and its result; the arrays are not changed after they are made. */
+    private record Spread(Object[] perRow, Object[] perToken) {}
 
     @Override
     public void close() {
