@@ -87,4 +87,37 @@ class FileVersionTest {
         assertEquals(2, reads.get());
         assertEquals(1, closed.get());
     }
+
+    /**
+     * Through a symbolic link, as in Hugging Face's hub cache (snapshots/…/model.safetensors →
+     * blobs/…): the link re-pointed during every read is a replacement (the read is kept), the
+     * file it names written in place is a change (read again, then refused).
+     */
+    @Test
+    void aLinkIsFollowedAndItsTargetJudgedAsTheFileItself() throws Exception {
+        Path v0 = dir.resolve("blob0"), link = dir.resolve("model");
+        Files.writeString(v0, "v0");
+        Files.createSymbolicLink(link, v0);
+        AtomicInteger reads = new AtomicInteger(), closed = new AtomicInteger();
+        Read r = FileVersion.readStable(link, 3, ch -> {
+            String text = read(ch);
+            Path next = dir.resolve("blob" + reads.incrementAndGet()), tmp = dir.resolve("model.tmp");
+            Files.writeString(next, "v" + reads.get());
+            Files.createSymbolicLink(tmp, next);
+            Files.move(tmp, link, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING); // re-pointed
+            return new Read(text, closed);
+        });
+        assertEquals("v0", r.text());
+        assertEquals(1, reads.get());
+
+        Path target = Files.readSymbolicLink(link);
+        reads.set(0);
+        IOException e = assertThrows(IOException.class, () -> FileVersion.readStable(link, 3, ch -> {
+            String text = read(ch);
+            Files.writeString(target, "w" + "x".repeat(reads.incrementAndGet()), StandardOpenOption.TRUNCATE_EXISTING);
+            return new Read(text, closed);
+        }));
+        assertTrue(e.getMessage().contains("changed while it was read"), e.getMessage());
+        assertEquals(3, reads.get());
+    }
 }
