@@ -218,15 +218,118 @@ void unflatten(const at::Tensor& flat, std::vector<at::Tensor>& ts, const std::v
     }
 }
 
+// ------------------------------------------------------------------ collective fingerprints
+// Before every collective the ranks check that they are about to do the same thing, as PyTorch's
+// ProcessGroupWrapper does under TORCH_DISTRIBUTED_DEBUG=DETAIL. Gloo trusts its peers: a buffer
+// of another size makes its I/O thread throw, which terminates the process, and buffers of the
+// same byte count but another dtype or split are silently mixed. So each rank describes its call
+// in a few words (kind, option, count, dtypes, shapes), and one all-reduce (MAX) of the words and
+// their negations gives every rank each word's maximum and minimum: the ranks agree iff they are
+// equal. That all-reduce has the same size on every rank, so it cannot mismatch itself, and every
+// rank learns the verdict: on a mismatch all of them fail together, still in step.
+
+enum Kind : int64_t { kAllReduce = 1, kBroadcast = 2, kBarrier = 3 };
+enum Word { kKindWord, kOptionWord, kCountWord, kDtypesWord, kShapesWord, kWords };
+
+struct Fingerprint {
+    int64_t words[kWords] = {};
+    std::string local;  // this rank's call, for the message
+};
+
+// FNV-1a over 64-bit values, kept to 62 bits so that a word's negation cannot overflow.
+struct Hash {
+    uint64_t h = 14695981039346656037ULL;
+    void add(uint64_t v) {
+        for (int i = 0; i < 8; ++i, v >>= 8) h = (h ^ (v & 0xff)) * 1099511628211ULL;
+    }
+    int64_t word() const { return static_cast<int64_t>(h >> 2); }
+};
+
+// PyTorch's name of a dtype (torch.float32 is "float32"), LibTorch's for the rare others.
+std::string dtype_name(at::ScalarType t) {
+    switch (t) {
+        case at::kFloat: return "float32";
+        case at::kDouble: return "float64";
+        case at::kHalf: return "float16";
+        case at::kBFloat16: return "bfloat16";
+        case at::kLong: return "int64";
+        case at::kInt: return "int32";
+        case at::kShort: return "int16";
+        case at::kChar: return "int8";
+        case at::kByte: return "uint8";
+        case at::kBool: return "bool";
+        default: return c10::toString(t);
+    }
+}
+
+Fingerprint fingerprint(Kind kind, int64_t option, const std::vector<at::Tensor>& ts) {
+    Fingerprint fp;
+    fp.words[kKindWord] = kind;
+    fp.words[kOptionWord] = option;
+    fp.words[kCountWord] = static_cast<int64_t>(ts.size());
+    Hash dtypes, shapes;
+    fp.local = kind == kAllReduce ? (option == LT_REDUCE_AVG ? "all_reduce (average)" : "all_reduce (sum)")
+               : kind == kBroadcast ? "broadcast from rank " + std::to_string(option)
+                                    : "barrier";
+    if (kind != kBarrier) fp.local += " of " + std::to_string(ts.size()) + " tensor" + (ts.size() == 1 ? "" : "s");
+    for (size_t i = 0; i < ts.size(); ++i) {
+        dtypes.add(static_cast<uint64_t>(ts[i].scalar_type()));
+        shapes.add(static_cast<uint64_t>(ts[i].dim()));
+        for (int64_t d : ts[i].sizes()) shapes.add(static_cast<uint64_t>(d));
+        if (i < 4) {
+            fp.local += std::string(i == 0 ? ": " : ", ") + dtype_name(ts[i].scalar_type()) + "[";
+            for (int64_t d = 0; d < ts[i].dim(); ++d) fp.local += (d ? ", " : "") + std::to_string(ts[i].size(d));
+            fp.local += "]";
+        } else if (i == 4) {
+            fp.local += ", ...";
+        }
+    }
+    fp.words[kDtypesWord] = dtypes.word();
+    fp.words[kShapesWord] = shapes.word();
+    return fp;
+}
+
+// Compares this rank's fingerprint with every other rank's (one all-reduce of 2·kWords int64):
+// returns when all agree, else throws std::invalid_argument on every rank, naming the first
+// word that differs. With one rank there is nothing to compare. A failure to communicate breaks
+// the group as any collective's does.
+void agree(lt_process_group* pg, const Fingerprint& fp, const char* what, std::chrono::milliseconds timeout) {
+    if (pg->size == 1) return;
+    std::vector<at::Tensor> words{at::empty({2 * kWords}, at::kLong)};
+    int64_t* w = words[0].data_ptr<int64_t>();
+    for (int i = 0; i < kWords; ++i) {
+        w[i] = fp.words[i];
+        w[kWords + i] = -fp.words[i];
+    }
+    collective(pg, what, [&] {
+        c10d::AllreduceOptions o;
+        o.reduceOp = c10d::ReduceOp::MAX;
+        o.timeout = timeout;
+        wait(pg->group->allreduce(words, o), timeout);
+    });
+    static const char* const aspects[kWords] = {"collectives", "", "numbers of tensors", "dtypes", "shapes"};
+    for (int i = 0; i < kWords; ++i) {
+        if (w[i] == -w[kWords + i]) continue;  // max == min
+        const char* aspect = i != kOptionWord ? aspects[i] : fp.words[kKindWord] == kBroadcast ? "roots" : "reduce ops";
+        throw std::invalid_argument(std::string("the ranks differ in their ") + aspect + " (this rank (" +
+                                    std::to_string(pg->rank) + "): " + fp.local +
+                                    "); every rank must make the same collective calls in the same order, with "
+                                    "tensors of the same dtypes and shapes");
+    }
+}
+
 // Sums (or averages) every tensor of ts across the group, one flat buffer per bucket.
 void all_reduce(lt_process_group* pg, std::vector<at::Tensor>& ts, int32_t op, std::chrono::milliseconds timeout) {
     if (op != LT_REDUCE_SUM && op != LT_REDUCE_AVG)
         throw std::invalid_argument("unknown reduce op " + std::to_string(op));
+    agree(pg, fingerprint(kAllReduce, op, ts), "all_reduce", timeout);
+    if (op == LT_REDUCE_AVG)
+        for (const auto& t : ts)
+            if (!at::isFloatingType(t.scalar_type()))
+                throw std::invalid_argument("an average needs floating-point tensors, got " +
+                                            std::string(c10::toString(t.scalar_type())));
     for (const auto& b : buckets(ts)) {
         std::vector<at::Tensor> flat{flatten(ts, b)};
-        if (op == LT_REDUCE_AVG && !at::isFloatingType(flat[0].scalar_type()))
-            throw std::invalid_argument("an average needs floating-point tensors, got " +
-                                        std::string(c10::toString(flat[0].scalar_type())));
         collective(pg, "all_reduce", [&] {
             c10d::AllreduceOptions o;
             o.reduceOp = c10d::ReduceOp::SUM;  // Gloo has no AVG: divide after the sum
@@ -370,6 +473,7 @@ lt_status lt_process_group_broadcast(lt_process_group* pg, const lt_tensor* cons
                                         std::to_string(root));
         auto v = tensors(ts, count, "tensors");
         const auto timeout = timeout_of(pg, timeout_ms);
+        agree(pg, fingerprint(kBroadcast, root, v), "broadcast", timeout);
         for (const auto& b : buckets(v)) {
             std::vector<at::Tensor> flat{flatten(v, b)};
             collective(pg, "broadcast", [&] {
@@ -386,11 +490,9 @@ lt_status lt_process_group_broadcast(lt_process_group* pg, const lt_tensor* cons
 lt_status lt_process_group_barrier(lt_process_group* pg, int64_t timeout_ms) {
     LT_DIST_BODY({
         const auto timeout = timeout_of(lt::need(pg, "pg"), timeout_ms);
-        collective(pg, "barrier", [&] {
-            c10d::BarrierOptions o;
-            o.timeout = timeout;
-            wait(pg->group->barrier(o), timeout);
-        });
+        check_usable(pg);
+        // The fingerprint's all-reduce is the barrier: it completes once every rank has called.
+        agree(pg, fingerprint(kBarrier, 0, {}), "barrier", timeout);
     });
 }
 

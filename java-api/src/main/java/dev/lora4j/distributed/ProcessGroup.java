@@ -24,7 +24,11 @@ import java.util.Objects;
  * machine; see {@link #fromEnvironment()} for the variables PyTorch's launcher sets.
  *
  * <p>Collectives ({@link #allReduce}, {@link #broadcast}, {@link #barrier}) must be called in the
- * same order, with tensors of the same shapes and dtypes, on every rank. Each is bounded by the
+ * same order, with tensors of the same shapes and dtypes, on every rank. Each first checks that
+ * they are (as PyTorch does under {@code TORCH_DISTRIBUTED_DEBUG=DETAIL}): the ranks compare the
+ * collective, its reduce op or root, and their tensors' count, dtypes and shapes in one small
+ * all-reduce; when these differ, every rank throws a {@link dev.lora4j.TorchException} naming what
+ * differs and its own side, and the group stays usable (the ranks are still in step). Each is bounded by the
  * group's timeout (Gloo enforces it too, so nothing is left running after it): a rank that hangs
  * or never arrives makes the others throw a {@link DistributedException} after the timeout, a
  * rank that dies makes them throw at once. After such a failure the group closes its connections

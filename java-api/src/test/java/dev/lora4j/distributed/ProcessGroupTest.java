@@ -80,6 +80,52 @@ class ProcessGroupTest {
         assertTrue(results.get(1).contains("this rank (1)"), results.get(1));
     }
 
+    /**
+     * Collectives whose tensors or kinds differ between ranks: Gloo would abort the process
+     * (a size or dtype mismatch throws in its I/O thread) or silently mix buffers of the same byte
+     * count. Every rank must get a clear exception instead, and the group must stay in step
+     * (a matching collective afterwards works).
+     */
+    @Test
+    @Timeout(120)
+    void collectivesThatDifferBetweenRanksFailOnEveryRankAndTheGroupStaysUsable() throws Exception {
+        record Case(String name, String differs, IntFunction<java.util.function.Consumer<ProcessGroup>> call) {}
+        List<Case> cases = List.of(
+                new Case("allReduce sizes", "shapes", rank -> g -> g.allReduce(ReduceOp.SUM, Tensor.ones(rank == 0 ? 3 : 5))),
+                new Case("allReduce dtypes, same bytes", "dtypes",
+                        rank -> g -> g.allReduce(ReduceOp.SUM, rank == 0 ? Tensor.ones(4) : Tensor.ones(DType.FLOAT64, 2))),
+                new Case("allReduce counts", "numbers of tensors", rank -> g -> g.allReduce(ReduceOp.SUM,
+                        rank == 0 ? new Tensor[] {Tensor.ones(2)} : new Tensor[] {Tensor.ones(1), Tensor.ones(1)})),
+                new Case("allReduce ops", "reduce ops",
+                        rank -> g -> g.allReduce(rank == 0 ? ReduceOp.SUM : ReduceOp.AVG, Tensor.ones(2))),
+                new Case("broadcast roots", "roots", rank -> g -> g.broadcast(List.of(Tensor.ones(2)), rank)),
+                new Case("barrier against allReduce", "collectives", rank -> g -> {
+                    if (rank == 0) g.barrier();
+                    else g.allReduce(ReduceOp.SUM, Tensor.ones(2));
+                }),
+                new Case("broadcast sizes", "shapes",
+                        rank -> g -> g.broadcast(List.of(Tensor.full(DType.FLOAT32, rank + 1, rank == 0 ? 3 : 5)), 0)),
+                new Case("gradient sizes", "shapes", rank -> g -> g.allReduceGradients(
+                        List.of(Tensor.zeros(rank == 0 ? 2 : 3).requiresGrad_(true)), ReduceOp.AVG)));
+        List<String> results = onRanks(2, rank -> group -> {
+            for (Case c : cases) {
+                try (TensorScope s = TensorScope.open()) {
+                    var e = assertThrows(dev.lora4j.TorchException.class, () -> c.call().apply(rank).accept(group), c.name());
+                    assertTrue(e.getMessage().contains("ranks differ in their " + c.differs()), c.name() + ": " + e.getMessage());
+                    assertTrue(e.getMessage().contains("this rank (" + rank + ")"), e.getMessage());
+                    if (c.differs().equals("dtypes"))
+                        assertTrue(e.getMessage().contains(rank == 0 ? "float32[4]" : "float64[2]"), e.getMessage());
+                    // Still in step: a matching collective works.
+                    Tensor t = Tensor.full(DType.FLOAT32, rank + 1, 3);
+                    group.allReduce(ReduceOp.SUM, t);
+                    assertArrayEquals(new float[] {3, 3, 3}, t.toFloatArray(), c.name());
+                }
+            }
+            return "ok";
+        });
+        assertEquals(List.of("ok", "ok"), results);
+    }
+
     @Test
     void badArgumentsAreJavaExceptionsNamingTheArgument() {
         assertThrows(IllegalArgumentException.class, () -> ProcessGroup.init("127.0.0.1", 0, 1, 0, TIMEOUT));
