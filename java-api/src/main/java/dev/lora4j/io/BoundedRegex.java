@@ -23,6 +23,9 @@ final class BoundedRegex {
     /** Character reads one load may spend on all its matches (a few seconds of matching at worst). */
     static final long DEFAULT_BUDGET = 10_000_000L;
 
+    /** How {@link #compile} opens a suffix pattern. */
+    private static final String SUFFIX_START = "(.*\\.)?(";
+
     private final String where;
     private long budget;
 
@@ -35,9 +38,19 @@ final class BoundedRegex {
     Pattern compile(String field, String key) throws IOException {
         if (key.length() > MAX_KEY) throw new IOException(where + ": " + field + " key of " + key.length() + " characters (at most " + MAX_KEY + ")");
         try {
-            return Pattern.compile("(.*\\.)?(" + key + ")");
+            return Pattern.compile(SUFFIX_START + key + ")");
         } catch (PatternSyntaxException e) {
             throw new IOException(where + ": " + field + " key '" + key + "' is not a valid regular expression: " + e.getDescription());
+        }
+    }
+
+    /** Compiles {@code key} as a regular expression over the whole text (PEFT's {@code re.fullmatch} of a string target_modules). */
+    Pattern compileWhole(String field, String key) throws IOException {
+        if (key.length() > MAX_KEY) throw new IOException(where + ": " + field + " of " + key.length() + " characters (at most " + MAX_KEY + ")");
+        try {
+            return Pattern.compile(key);
+        } catch (PatternSyntaxException e) {
+            throw new IOException(where + ": " + field + " '" + key + "' is not a valid regular expression: " + e.getDescription());
         }
     }
 
@@ -47,7 +60,8 @@ final class BoundedRegex {
         try {
             return p.matcher(in).matches();
         } catch (BudgetExceeded | StackOverflowError e) {
-            throw new IOException(where + ": " + field + " key '" + p.pattern().substring(7, p.pattern().length() - 1)
+            String key = p.pattern().startsWith(SUFFIX_START) ? p.pattern().substring(SUFFIX_START.length(), p.pattern().length() - 1) : p.pattern();
+            throw new IOException(where + ": " + field + " key '" + key
                     + "' takes too long to match module '" + text + "' (catastrophic backtracking?): refused");
         } finally {
             budget -= in.reads;

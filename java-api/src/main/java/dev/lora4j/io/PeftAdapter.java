@@ -251,7 +251,10 @@ public final class PeftAdapter {
      * @throws IllegalArgumentException when the model has an adapter of that name already
      * @throws IOException for a missing or malformed folder, config or weights file, an
      *     unsupported or ill-typed setting, a key naming no suitable module (or one inside a
-     *     LoRA layer), a shape that does not fit or a factor that is not finite
+     *     LoRA layer, or one the config's {@code target_modules} / {@code exclude_modules} does
+     *     not select, as PEFT would not load it), a LoRA factor under a {@code modules_to_save}
+     *     module, a file without any LoRA factor, a shape that does not fit or a factor that is
+     *     not finite
      */
     public static LoadReport load(Module model, Path dir, String adapterName, boolean isTrainable) throws IOException {
         Objects.requireNonNull(model, "model");
@@ -323,10 +326,15 @@ public final class PeftAdapter {
             Map<Module, String> seen = new java.util.IdentityHashMap<>();
             for (var e : byModule.entrySet()) {
                 Plan p = plan(model, weightsFile, e.getKey(), e.getValue(), parsed, regex);
+                requireSelected(weightsFile, e.getKey(), parsed, regex);
                 if (shared != null && shared.rank() > 0) p = cut(weightsFile, p, shared.rank(), cuts);
                 String other = seen.put(p.module, p.path);
                 if (other != null) throw new IOException(weightsFile + ": modules '" + other + "' and '" + p.path + "' are the same layer");
                 plans.add(p);
+            }
+            if (plans.isEmpty()) {
+                throw new IOException(weightsFile + ": holds no LoRA factor (no key ending in .lora_A.weight, .lora_B.weight,"
+                        + " .lora_embedding_A or .lora_embedding_B): there is no adapter to load");
             }
             List<String> wrapped = apply(model, adapterName, plans, wholeModules, before.isEmpty(), isTrainable, parsed.config());
             LoadReport report = new LoadReport(wrapped, parsed.unknownFields(), parsed.ignoredFields(), parsed.config());
@@ -337,6 +345,35 @@ public final class PeftAdapter {
             cuts.forEach(Tensor::close);
             if (detached != null) detached.values().forEach(Tensor::close);
         }
+    }
+
+    /**
+     * Refuses factors of a module the config does not select: PEFT creates LoRA layers for the
+     * modules {@code target_modules} selects and {@code exclude_modules} does not, and never loads
+     * factors into others, so such a file would load into lora4j what it does not into PEFT.
+     */
+    private static void requireSelected(Path file, String path, PeftConfigJson.Parsed parsed, BoundedRegex regex) throws IOException {
+        PeftConfigJson.Selection t = parsed.targets();
+        if (!t.isEmpty() && !t.names().equals(List.of("all-linear")) && !t.selects(regex, path)) {
+            throw new IOException(file + ": module '" + path + "' has LoRA factors, but the config's target_modules " + t
+                    + " does not select it (PEFT would not load them)");
+        }
+        PeftConfigJson.Selection x = parsed.excluded();
+        if (!x.isEmpty() && x.selects(regex, path)) {
+            throw new IOException(file + ": module '" + path + "' has LoRA factors, but the config's exclude_modules " + x
+                    + " excludes it (PEFT would not load them)");
+        }
+    }
+
+    /** Whether {@code path} (a key after PEFT's prefix) names a LoRA factor or DoRA magnitude. */
+    static boolean isLoraFactor(String path) {
+        return KEY_SUFFIXES.stream().anyMatch(path::endsWith);
+    }
+
+    /** A LoRA factor found under a {@code modules_to_save} module: refused, a module is saved whole or adapted. */
+    static IOException factorInSavedModule(Path file, String key, String module) {
+        return new IOException(file + ": '" + key + "' is a LoRA factor inside the modules_to_save module '" + module
+                + "': a module is either saved whole or adapted, not both");
     }
 
     /** {@code p} with its factors cut to their first {@code rank} ranks; the views go to {@code cuts}, which the caller frees. */
@@ -371,6 +408,7 @@ public final class PeftAdapter {
             String rest = k.substring(PREFIX.length());
             String saved = savedPaths.stream().filter(p -> rest.startsWith(p + ".")).findFirst().orElse(null);
             if (saved == null) continue;
+            if (isLoraFactor(rest)) throw factorInSavedModule(file, k, saved);
             Tensor target = model.module(saved).namedParameters().get(rest.substring(saved.length() + 1));
             Tensor value = e.getValue();
             if (target == null || !Arrays.equals(target.shape(), value.shape())) {

@@ -48,7 +48,31 @@ final class PeftConfigJson {
 
     /** What a config file says: the adapter's defaults, its per-module patterns, and the fields reported. */
     record Parsed(LoraConfig config, Map<Pattern, Integer> rankPattern, Map<Pattern, Double> alphaPattern,
-                  List<String> modulesToSave, List<String> unknownFields, List<String> ignoredFields) {}
+                  List<String> modulesToSave, List<String> unknownFields, List<String> ignoredFields,
+                  Selection targets, Selection excluded) {}
+
+    /**
+     * PEFT's module selection by {@code target_modules} or {@code exclude_modules}
+     * ({@code check_target_module_exists}): a list of names selects a module whose path is a
+     * name or ends with "." + a name; a string is a regular expression that must match the whole
+     * path ({@code re.fullmatch}); null or empty selects by no name. For {@code target_modules},
+     * "all-linear" is kept as a name (PEFT expands it to the model's linear layers).
+     */
+    record Selection(String field, List<String> names, Pattern regex) {
+        boolean isEmpty() {
+            return names.isEmpty() && regex == null;
+        }
+
+        boolean selects(BoundedRegex bounded, String path) throws IOException {
+            if (regex != null) return bounded.matches(field, regex, path);
+            return names.stream().anyMatch(n -> path.equals(n) || path.endsWith("." + n));
+        }
+
+        @Override
+        public String toString() {
+            return regex != null ? "\"" + regex.pattern() + "\"" : names.toString();
+        }
+    }
 
     static Parsed parse(String where, byte[] bytes, BoundedRegex regex) throws IOException {
         JsonNode cfg;
@@ -92,8 +116,8 @@ final class PeftConfigJson {
         LoraConfig.Init init = init(where, initNode);
         int pissaNiter = pissaNiter(where, initNode);
         boolean dora = bool(where, cfg, "use_dora");
-        List<String> targets = names(where, "target_modules", cfg.get("target_modules"));
-        List<String> excluded = names(where, "exclude_modules", cfg.get("exclude_modules"));
+        Selection targets = selection(where, "target_modules", cfg.get("target_modules"), regex);
+        Selection excluded = selection(where, "exclude_modules", cfg.get("exclude_modules"), regex);
         List<String> modulesToSave = names(where, "modules_to_save", cfg.get("modules_to_save"));
         Map<Pattern, Integer> rankPattern = new LinkedHashMap<>();
         for (var e : object(where, "rank_pattern", cfg.get("rank_pattern")).entrySet()) {
@@ -105,11 +129,12 @@ final class PeftConfigJson {
         }
         LoraConfig config;
         try {
-            config = new LoraConfig(r, alpha, dropout, fanInFanOut, rslora, init, targets, null, excluded, b, dora, pissaNiter);
+            config = new LoraConfig(r, alpha, dropout, fanInFanOut, rslora, init, targets.names(),
+                    targets.regex() == null ? null : targets.regex().pattern(), excluded.names(), b, dora, pissaNiter);
         } catch (IllegalArgumentException e) {
             throw new IOException(where + ": " + e.getMessage(), e);
         }
-        return new Parsed(config, rankPattern, alphaPattern, modulesToSave, List.copyOf(unknown), List.copyOf(ignored));
+        return new Parsed(config, rankPattern, alphaPattern, modulesToSave, List.copyOf(unknown), List.copyOf(ignored), targets, excluded);
     }
 
     private static int rank(String where, String field, JsonNode v, int def) throws IOException {
@@ -172,6 +197,13 @@ final class PeftConfigJson {
             throw new IOException(where + ": init_lora_weights " + v + " must be \"pissa_niter_<n>\" with an integer n >= 1");
         }
         return Integer.parseInt(m.group(1));
+    }
+
+    private static Selection selection(String where, String field, JsonNode v, BoundedRegex regex) throws IOException {
+        if (v != null && v.isTextual() && !v.textValue().equals("all-linear")) {
+            return new Selection(field, List.of(), regex.compileWhole(field, v.textValue()));
+        }
+        return new Selection(field, List.copyOf(names(where, field, v)), null);
     }
 
     private static List<String> names(String where, String field, JsonNode v) throws IOException {

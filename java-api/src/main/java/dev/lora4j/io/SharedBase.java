@@ -32,7 +32,8 @@ final class SharedBase {
      * Takes the {@code modules_to_save} tensors out of {@code tensors} into {@code out} (copies,
      * keyed by the path after PEFT's prefix), each checked to hold finite floating-point values.
      * A key belongs to a name when its path is that name or has it as a segment
-     * ({@code classifier.weight}, {@code bert.classifier.bias} for {@code "classifier"}).
+     * ({@code classifier.weight}, {@code bert.classifier.bias} for {@code "classifier"}); a LoRA
+     * factor under such a name is refused (a module is saved whole or adapted, not both).
      *
      * @return no tensors to write into the model: an empty map
      */
@@ -43,7 +44,9 @@ final class SharedBase {
             String k = e.getKey();
             if (!k.startsWith(PeftAdapter.PREFIX)) continue; // refused by byModule
             String rest = k.substring(PeftAdapter.PREFIX.length());
-            if (modulesToSave.stream().noneMatch(n -> rest.startsWith(n + ".") || rest.contains("." + n + "."))) continue;
+            String saved = modulesToSave.stream().filter(n -> rest.startsWith(n + ".") || rest.contains("." + n + ".")).findFirst().orElse(null);
+            if (saved == null) continue;
+            if (PeftAdapter.isLoraFactor(rest)) throw PeftAdapter.factorInSavedModule(file, k, saved);
             Tensor v = e.getValue();
             if (!v.dtype().isFloatingPoint()) throw new IOException(file + ": '" + k + "' holds " + v.dtype() + ", not floating-point values");
             if (!v.allFinite()) throw new IOException(file + ": '" + k + "' holds NaN or infinite values");

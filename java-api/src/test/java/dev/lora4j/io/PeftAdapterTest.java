@@ -236,4 +236,76 @@ class PeftAdapterTest {
                     .getMessage().contains("adapter_config.json"));
         }
     }
+
+    /**
+     * A folder's keys must be what its own config selects, as PEFT injects layers by
+     * {@code target_modules} / {@code exclude_modules} (a list: the name or a ".name" suffix; a
+     * string: a regular expression over the whole path) and never loads factors of other modules.
+     */
+    @Test
+    void factorsOfModulesTheConfigDoesNotSelectAreRefused() throws IOException {
+        Path folder = handmadeFolder("");
+        Path cfg = folder.resolve("adapter_config.json");
+        String good = Files.readString(cfg);
+        String all = "\"target_modules\": [\"fc1\", \"fc2\", \"emb\", \"conv\"]";
+        try (Net net = new Net()) {
+            Files.writeString(cfg, good.replace(all, "\"target_modules\": [\"fc1\", \"emb\", \"conv\"]"));
+            String m = assertThrows(IOException.class, () -> PeftAdapter.load(net, folder)).getMessage();
+            assertTrue(m.contains("'fc2'") && m.contains("target_modules"), m);
+            Files.writeString(cfg, good.replace(all, all + ", \"exclude_modules\": [\"fc2\"]"));
+            m = assertThrows(IOException.class, () -> PeftAdapter.load(net, folder)).getMessage();
+            assertTrue(m.contains("'fc2'") && m.contains("exclude_modules"), m);
+            Files.writeString(cfg, good.replace(all, "\"target_modules\": \"fc[0-9]|emb\""));  // a regex: conv is not selected
+            m = assertThrows(IOException.class, () -> PeftAdapter.load(net, folder)).getMessage();
+            assertTrue(m.contains("'conv'") && m.contains("target_modules"), m);
+            Files.writeString(cfg, good.replace(all, "\"target_modules\": \"(fc[0-9]|emb|conv)\", \"exclude_modules\": \"e.b\""));
+            m = assertThrows(IOException.class, () -> PeftAdapter.load(net, folder)).getMessage();
+            assertTrue(m.contains("'emb'") && m.contains("exclude_modules"), m);
+            assertTrue(net.children().values().stream().noneMatch(x -> x instanceof LoraLayer), "nothing was wrapped");
+            // What the config selects loads: a regex over the whole path, and no target_modules at all.
+            Files.writeString(cfg, good.replace(all, "\"target_modules\": \"(fc[0-9]|emb|conv)\""));
+            assertEquals(List.of("fc1", "fc2", "emb", "conv"), PeftAdapter.load(net, folder).wrapped());
+        }
+        try (Net net = new Net()) {
+            Files.writeString(cfg, good.replace(all, "\"target_modules\": null"));
+            assertEquals(4, PeftAdapter.load(net, folder).wrapped().size());
+        }
+    }
+
+    /** A folder without a single LoRA factor is no adapter (PEFT refuses target_modules that match nothing). */
+    @Test
+    void aFolderWithoutFactorsIsRefused() throws IOException {
+        Path folder = handmadeFolder("");
+        writeHandmade(folder.resolve("adapter_model.safetensors"), Map.of(), Map.of());
+        try (Net net = new Net()) {
+            String m = assertThrows(IOException.class, () -> PeftAdapter.load(net, folder)).getMessage();
+            assertTrue(m.contains("no LoRA factor"), m);
+            m = assertThrows(IOException.class, () -> PeftAdapter.loadShared(net, folder, "t", 0)).getMessage();
+            assertTrue(m.contains("no LoRA factor"), m);
+            assertEquals(List.of(), Lora.adapterNames(net));
+        }
+    }
+
+    /**
+     * {@code modules_to_save} names modules whose parameters are saved whole; a LoRA factor is
+     * never one of those. A name that selects a module holding LoRA factors ("fc1", or a parent of
+     * it) used to take the factors as whole-module tensors on a shared load (the adapter then
+     * wrapped nothing, and its factors were silently dropped): refused on both loads.
+     */
+    @Test
+    void modulesToSaveNeverTakesLoraFactors() throws IOException {
+        Path folder = handmadeFolder("");
+        Path cfg = folder.resolve("adapter_config.json");
+        String good = Files.readString(cfg);
+        for (String saved : List.of("fc1", "emb")) {
+            Files.writeString(cfg, good.replace("\"modules_to_save\": null", "\"modules_to_save\": [\"" + saved + "\"]"));
+            try (Net net = new Net()) {
+                String m = assertThrows(IOException.class, () -> PeftAdapter.loadShared(net, folder, "t", 0)).getMessage();
+                assertTrue(m.contains("modules_to_save") && m.contains("LoRA factor"), m);
+                m = assertThrows(IOException.class, () -> PeftAdapter.load(net, folder)).getMessage();
+                assertTrue(m.contains("modules_to_save") && m.contains("LoRA factor"), m);
+                assertEquals(List.of(), Lora.adapterNames(net));
+            }
+        }
+    }
 }
