@@ -26,8 +26,9 @@ import java.util.Map;
  * The served model: a frozen base ({@code Sequential} of linear layers and activations, eval
  * mode) with named adapters that requests pick per row.
  *
- * <p>LoRA adapters are lora4j named adapters of the model itself ({@link PeftAdapter#load(Module,
- * Path, String)}, {@link Lora#deleteAdapter}); a batch is served by {@link Lora#forward(Module,
+ * <p>LoRA adapters are lora4j named adapters of the model itself ({@link PeftAdapter#loadShared},
+ * {@link Lora#deleteAdapter}): every adapter shares the base, so a folder that would change it
+ * ({@code modules_to_save}, a PiSSA or OLoRA init) is refused; a batch is served by {@link Lora#forward(Module,
  * Tensor, String...)}, every row with its own adapter or {@link AdapterBank#BASE}, the linear
  * layers in one fused native call. DyLoRA adapters each have a model of their own sharing the
  * base weights and are served by {@link DyLora#forward(Module, Tensor, int)} at the requested
@@ -119,15 +120,17 @@ final class AdapterModel implements AutoCloseable {
         if (adapters.containsKey(name)) throw ApiError.conflict("adapter '" + name + "' is already loaded: delete it first");
         if (adapters.size() >= limit) throw ApiError.conflict("the service holds its limit of " + limit + " adapters: delete one first");
         String shown = folder.getFileName() == null ? "." : AdapterFolders.clip(folder.getFileName().toString());
-        NamedAdapter a = isDyLoraFolder(copy, shown) ? loadDyLora(name, folder, copy, shown) : loadLora(name, folder, copy, shown);
+        JsonNode cfg = config(copy, shown);
+        refuseWholeModules(cfg, shown);
+        NamedAdapter a = cfg.path(DyLoraFolders.MARKER).asBoolean(false) ? loadDyLora(name, folder, copy, shown) : loadLora(name, folder, copy, shown);
         Map<String, NamedAdapter> next = new LinkedHashMap<>(adapters);
         next.put(name, a);
         adapters = java.util.Collections.unmodifiableMap(next);
         return a;
     }
 
-    /** Whether the config marks a DyLoRA folder; a config that is not a JSON object is refused without quoting it. */
-    private static boolean isDyLoraFolder(Path copy, String shown) {
+    /** The folder's config; one that is not a JSON object is refused without quoting it. */
+    private static JsonNode config(Path copy, String shown) {
         JsonNode cfg;
         try {
             cfg = Exchanges.JSON.readTree(copy.resolve(PeftAdapter.CONFIG).toFile());
@@ -135,7 +138,31 @@ final class AdapterModel implements AutoCloseable {
             cfg = null;
         }
         if (cfg == null || !cfg.isObject()) throw ApiError.unprocessable("adapter folder '" + shown + "': " + PeftAdapter.CONFIG + " is not a JSON object");
-        return cfg.path(DyLoraFolders.MARKER).asBoolean(false);
+        return cfg;
+    }
+
+    /**
+     * Every adapter shares the served base, so PEFT's {@code modules_to_save} (layers replaced
+     * whole) cannot be served: refused before anything loads. (The other base-changing settings,
+     * PiSSA and OLoRA inits, are refused by {@link PeftAdapter#loadShared}.)
+     */
+    private static void refuseWholeModules(JsonNode cfg, String shown) {
+        JsonNode m = cfg.get("modules_to_save");
+        if (m != null && !m.isNull() && !(m.isArray() && m.isEmpty())) {
+            throw ApiError.unprocessable("adapter folder '" + shown + "': modules_to_save " + AdapterFolders.clip(m.toString())
+                    + " would replace layers of the base that every adapter of this service shares: only LoRA factors are served");
+        }
+    }
+
+    /** Loads into a model whose base other adapters share: factors only, refused whole when anything would change the base. */
+    private static PeftAdapter.LoadReport loadShared(Module into, Path copy, String name, String shown) throws IOException {
+        try (PeftAdapter.SharedLoad r = PeftAdapter.loadShared(into, copy, name, 0)) {
+            if (!r.modulesToSave().isEmpty()) { // refused above; kept so that no path writes them into the base
+                Lora.deleteAdapter(into, name);
+                throw new IOException("modules_to_save tensors " + r.modulesToSave().keySet() + " cannot be served");
+            }
+            return r.report();
+        }
     }
 
     /** The library's reason, with the private copy's path replaced by the folder's name. */
@@ -149,7 +176,7 @@ final class AdapterModel implements AutoCloseable {
         try {
             // One change: forwards see the model before the load or after it, its new layers already in eval mode.
             report = AdapterLock.changing(model, () -> {
-                PeftAdapter.LoadReport r = PeftAdapter.load(model, copy, name);
+                PeftAdapter.LoadReport r = loadShared(model, copy, name, shown);
                 model.eval(); // new LoRA layers start in training mode (dropout)
                 return r;
             });
@@ -176,7 +203,7 @@ final class AdapterModel implements AutoCloseable {
                 Module base = m instanceof LoraLayer l ? l.baseLayer() : m;
                 own.add(base instanceof Linear lin ? new SharedLinear(lin) : activationLike(base));
             }
-            PeftAdapter.LoadReport report = PeftAdapter.load(own, copy);
+            PeftAdapter.LoadReport report = loadShared(own, copy, LoraLayer.DEFAULT_ADAPTER, shown); // own's SharedLinears alias the base
             List<String> layers = new ArrayList<>();
             int rank = Integer.MAX_VALUE;
             try (var ng = Torch.noGrad(); TensorScope s = TensorScope.open()) {
