@@ -261,12 +261,14 @@ public final class AdapterPool implements AutoCloseable {
     /**
      * Deletes adapters the pool no longer holds from the model and frees their tensors, outside
      * the pool's lock. One that cannot be deleted (merged into the base by someone else) stays in
-     * the model, counted, under its key unless a newer version took it.
+     * the model, counted, under its key unless a newer version took it; one no longer in the model
+     * (deleted by someone else) just has its data freed.
      */
     private void delete(List<Entry> victims) {
         for (Entry e : victims) {
             try {
-                Lora.deleteAdapter(model, e.adapterName);
+                // One deleted behind the pool's back has nothing left to delete: only its data to free.
+                if (Lora.adapterNames(model).contains(e.adapterName)) Lora.deleteAdapter(model, e.adapterName);
                 e.data.close();
             } catch (RuntimeException ex) {
                 synchronized (this) {

@@ -192,6 +192,25 @@ class AdapterPoolTest {
         assertConsistent(pool);
     }
 
+    /**
+     * An adapter deleted from the model behind the pool's back has nothing left to delete: the
+     * pool drops it and frees its data instead of keeping it (and its bytes) forever, and the
+     * next acquire loads the folder afresh.
+     */
+    @Test
+    void anAdapterDeletedBehindThePoolsBackLeavesThePoolOnItsNextUnload() throws IOException {
+        AdapterPool pool = pool(2);
+        use(pool, "t0");
+        Lora.deleteAdapter(model, pool.adapterNames().get(0));
+        assertEquals(1, pool.invalidate("t0"));
+        assertEquals(List.of(), pool.residentNames());
+        assertEquals(0, pool.stats().bytes());
+        try (AdapterPool.Lease l = pool.acquire("t0"); Tensor x = Tensor.randn(1, 4); Tensor y = Lora.forward(model, x, l.name())) {
+            assertEquals(3, y.size(1));
+        }
+        assertConsistent(pool);
+    }
+
     @Test
     void namesThatAreNotPlainFoldersAreRefused() {
         AdapterPool pool = pool(2);
