@@ -7,6 +7,7 @@ import dev.lora4j.Torch;
 import dev.lora4j.examples.text.MeanPoolingClassifier;
 import dev.lora4j.examples.text.MiniLmCheckpoint;
 import dev.lora4j.hftools.BertTokenizer;
+import dev.lora4j.io.PeftAdapter;
 import dev.lora4j.lora.AdapterLock;
 import dev.lora4j.lora.AdapterPool;
 import dev.lora4j.lora.Lora;
@@ -120,13 +121,29 @@ final class TenantClassifier implements AutoCloseable {
         }
     }
 
+    /**
+     * Refuses a tenant folder whose files are symbolic links: a tenant is read from inside the
+     * tenants root only, and an error about a linked file could echo a file from elsewhere. (A
+     * link swapped in between this check and the pool's read is still followed; the error then
+     * reports the link, not the read.)
+     */
+    private void requireNoLinks(String tenant) {
+        for (String f : new String[] {PeftAdapter.CONFIG, PeftAdapter.WEIGHTS}) {
+            if (Files.isSymbolicLink(root.resolve(tenant).resolve(f))) {
+                throw ApiError.unprocessable("tenant '" + tenant + "': " + f + " is a symbolic link; tenant files must be regular files in the tenant's folder");
+            }
+        }
+    }
+
     /** A lease on {@code tenant} at {@code rank} (0: as saved); 404 without a folder, 422 when it cannot be served. */
     private AdapterPool.Lease lease(String tenant, int rank) {
         requireFolder(tenant);
+        requireNoLinks(tenant);
         try {
             return pool.acquire(tenant, rank);
         } catch (IOException e) {
             requireFolder(tenant); // removed meanwhile
+            requireNoLinks(tenant); // linked meanwhile: say so, not what the read met
             String m = String.valueOf(e.getMessage()).replace(root.toString(), "<tenants>");
             throw ApiError.unprocessable("tenant '" + tenant + "' cannot be served: " + (m.length() <= 300 ? m : m.substring(0, 297) + "..."));
         } catch (IllegalStateException e) {
@@ -151,6 +168,12 @@ final class TenantClassifier implements AutoCloseable {
         for (JsonNode n : ls) {
             if (!n.isTextual()) throw ApiError.unprocessable("tenant '" + t + "': " + TenantFolders.LABELS + " must hold strings");
             labels.add(n.asText());
+        }
+        for (String k : l.modulesToSave().keySet()) {
+            if (!k.equals("classifier.weight") && !k.equals("classifier.bias")) {
+                throw ApiError.unprocessable("tenant '" + t + "': modules_to_save tensor '" + AdapterFolders.clip(k)
+                        + "' is not part of the classifier head; a tenant may replace only classifier.weight and classifier.bias");
+            }
         }
         Tensor w = l.modulesToSave().get("classifier.weight");
         Tensor b = l.modulesToSave().get("classifier.bias");

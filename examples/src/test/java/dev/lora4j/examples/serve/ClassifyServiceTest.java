@@ -208,6 +208,47 @@ class ClassifyServiceTest {
         assertEquals(200, classify(java.util.Map.of("text", "still serving", "tenant", "tenant-000")).status());
     }
 
+    /**
+     * A tenant is LoRA factors plus its own classifier head, read from inside the tenants root:
+     * other modules_to_save (which the service would silently ignore), LoRA factors under a
+     * modules_to_save name (which used to become a tenant that wraps nothing and can never be
+     * served or deleted), and files that are symbolic links (possibly out of the root, whose
+     * content an error must not echo) are refused; tenant-000 keeps serving.
+     */
+    @Test
+    void tenantsThatAreNotFactorsAndAHeadOrThatHoldLinksAreRefused(@TempDir Path outside) throws Exception {
+        Path t0 = root.resolve("tenant-000");
+        var cfg = (com.fasterxml.jackson.databind.node.ObjectNode) JSON.readTree(t0.resolve(PeftAdapter.CONFIG).toFile());
+        try (TensorScope s = TensorScope.open(); var w = dev.lora4j.io.Safetensors.read(t0.resolve(PeftAdapter.WEIGHTS))) {
+            var extra = cfg.deepCopy();
+            extra.putArray("modules_to_save").add("classifier").add("LayerNorm");
+            var tensors = new java.util.LinkedHashMap<>(w.tensors());
+            tensors.put("base_model.model.bert.embeddings.LayerNorm.weight", Tensor.zeros(384));
+            PeftAdapter.write(root.resolve("extra-module"), JSON.writeValueAsBytes(extra), tensors);
+            var self = cfg.deepCopy();
+            self.putArray("modules_to_save").add("classifier").add("self");
+            PeftAdapter.write(root.resolve("self-saved"), JSON.writeValueAsBytes(self), w.tensors());
+        }
+        assertRefused(422, "bert.embeddings.LayerNorm.weight", classify(java.util.Map.of("text", "a", "tenant", "extra-module")));
+        assertRefused(422, "LoRA factor", classify(java.util.Map.of("text", "a", "tenant", "self-saved")));
+        assertRefused(422, "LoRA factor", call("POST", "/tenants/self-saved/reload", null));
+
+        String secret = "sk_live_SUPERSECRET_4711";
+        Files.writeString(outside.resolve("secret.json"), secret + "\n");
+        Path linkedConfig = Files.createDirectories(root.resolve("linked-config"));
+        Files.createSymbolicLink(linkedConfig.resolve(PeftAdapter.CONFIG), outside.resolve("secret.json"));
+        Files.copy(t0.resolve(PeftAdapter.WEIGHTS), linkedConfig.resolve(PeftAdapter.WEIGHTS));
+        Path linkedWeights = Files.createDirectories(root.resolve("linked-weights"));
+        Files.copy(t0.resolve(PeftAdapter.CONFIG), linkedWeights.resolve(PeftAdapter.CONFIG));
+        Files.createSymbolicLink(linkedWeights.resolve(PeftAdapter.WEIGHTS), t0.resolve(PeftAdapter.WEIGHTS));
+        for (String t : List.of("linked-config", "linked-weights")) {
+            Reply r = classify(java.util.Map.of("text", "a", "tenant", t));
+            assertRefused(422, "symbolic link", r);
+            assertFalse(r.body().toString().contains(secret), r.body().toString());
+        }
+        assertEquals(200, classify(java.util.Map.of("text", "still serving", "tenant", "tenant-000")).status());
+    }
+
     static void assertRefused(int status, String fragment, Reply r) {
         assertEquals(status, r.status(), r.body().toString());
         assertEquals(status, r.body().get("status").asInt());
