@@ -27,7 +27,7 @@ import java.util.Set;
  * @param layerNormEps {@code layer_norm_eps}
  * @param padTokenId {@code pad_token_id}
  * @param architectures {@code architectures} (may be empty)
- * @param numLabels labels of a classification head ({@code num_labels}, or the size of {@code id2label}; 2 by default)
+ * @param numLabels labels of a classification head (the size of {@code id2label}, else {@code num_labels}; 2 by default)
  * @param classifierDropout {@code classifier_dropout}, or null for {@code hidden_dropout_prob}
  */
 public record BertConfig(int vocabSize, int hiddenSize, int numHiddenLayers, int numAttentionHeads, int intermediateSize,
@@ -49,6 +49,7 @@ public record BertConfig(int vocabSize, int hiddenSize, int numHiddenLayers, int
             "gradient_checkpointing", "use_cache", "initializer_range", "bos_token_id", "eos_token_id", "problem_type",
             "output_past", "tie_word_embeddings", "chunk_size_feed_forward", "output_hidden_states", "output_attentions",
             "return_dict", "finetuning_task", "tokenizer_class", "prefix", "task_specific_params");
+    private static final ObjectMapper JSON = new ObjectMapper().enable(com.fasterxml.jackson.core.JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
 
     public BertConfig {
         positive("vocab_size", vocabSize);
@@ -110,17 +111,29 @@ public record BertConfig(int vocabSize, int hiddenSize, int numHiddenLayers, int
     }
 
     /**
-     * Parses a {@code config.json}. Missing optional fields take HF's defaults.
+     * Parses a {@code config.json}. Missing optional fields take HF's defaults. Every field must
+     * have the JSON type HF's {@code BertConfig} uses it as: sizes and ids are JSON integers that
+     * fit an {@code int} (not {@code 2.7}, {@code 1e12} or {@code "3"}), probabilities and
+     * {@code layer_norm_eps} numbers, {@code is_decoder} and {@code add_cross_attention}
+     * booleans, {@code architectures} a list of strings, {@code id2label} an object from integer
+     * strings to strings. {@code null} is taken only where HF takes {@code None} to mean the
+     * default: {@code classifier_dropout} (the hidden dropout), {@code architectures},
+     * {@code id2label}, {@code label2id}, {@code is_decoder}, {@code add_cross_attention}. As in
+     * HF, the labels are {@code id2label}'s when it is given, else {@code num_labels} (2 by
+     * default); both given with different counts is refused (HF would warn and take
+     * {@code id2label}'s).
      *
-     * @throws IllegalArgumentException naming every unknown field, an unsupported
-     *     architecture, model type or setting
+     * @throws IllegalArgumentException naming every unknown field, a field given twice, a field
+     *     of the wrong type or range, an unsupported architecture, model type or setting
      */
     public static BertConfig fromJson(String json) {
         JsonNode n;
         try {
-            n = new ObjectMapper().readTree(json);
-        } catch (java.io.IOException e) {
-            throw new IllegalArgumentException("config.json is not valid JSON: " + e.getMessage(), e);
+            n = JSON.readTree(json);
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            // Jackson names the repeated field ("Duplicate field 'vocab_size'") and the position.
+            throw new IllegalArgumentException("config.json is not valid JSON: " + e.getOriginalMessage()
+                    + (e.getLocation() == null ? "" : " at line " + e.getLocation().getLineNr() + ", column " + e.getLocation().getColumnNr()), e);
         }
         if (n == null || !n.isObject()) throw new IllegalArgumentException("config.json must hold a JSON object");
         List<String> unknown = new ArrayList<>();
@@ -132,39 +145,86 @@ public record BertConfig(int vocabSize, int hiddenSize, int numHiddenLayers, int
         if (!type.equals("bert")) throw new IllegalArgumentException("model_type '" + type + "' is not supported (only 'bert')");
         String pos = text(n, "position_embedding_type", "absolute");
         if (!pos.equals("absolute")) throw new IllegalArgumentException("position_embedding_type '" + pos + "' is not supported (only 'absolute')");
-        if (n.path("is_decoder").asBoolean(false) || n.path("add_cross_attention").asBoolean(false)) {
+        if (bool(n, "is_decoder") || bool(n, "add_cross_attention")) {
             throw new IllegalArgumentException("is_decoder / add_cross_attention: only BERT encoders are supported");
         }
         List<String> arch = new ArrayList<>();
-        n.path("architectures").forEach(a -> arch.add(a.asText()));
-        int labels = n.has("num_labels") ? n.get("num_labels").asInt() : n.has("id2label") ? n.get("id2label").size() : 2;
+        JsonNode archNode = n.get("architectures");
+        if (archNode != null && !archNode.isNull()) {
+            if (!archNode.isArray()) throw new IllegalArgumentException("architectures must be a list of strings, got " + archNode);
+            for (JsonNode a : archNode) {
+                if (!a.isTextual()) throw new IllegalArgumentException("architectures must be a list of strings, got " + archNode);
+                arch.add(a.asText());
+            }
+        }
+        JsonNode label2id = n.get("label2id");
+        if (label2id != null && !label2id.isNull() && !label2id.isObject()) {
+            throw new IllegalArgumentException("label2id must be an object, got " + label2id);
+        }
+        int labels = numLabels(n);
         JsonNode cd = n.get("classifier_dropout");
+        Double classifierDropout = cd == null || cd.isNull() ? null : number(n, "classifier_dropout", Double.NaN);
         return new BertConfig(integer(n, "vocab_size", 30522), integer(n, "hidden_size", 768), integer(n, "num_hidden_layers", 12),
                 integer(n, "num_attention_heads", 12), integer(n, "intermediate_size", 3072), text(n, "hidden_act", "gelu"),
                 number(n, "hidden_dropout_prob", 0.1), number(n, "attention_probs_dropout_prob", 0.1),
                 integer(n, "max_position_embeddings", 512), integer(n, "type_vocab_size", 2), number(n, "layer_norm_eps", 1e-12),
-                integer(n, "pad_token_id", 0), arch, labels, cd == null || cd.isNull() ? null : cd.asDouble());
+                integer(n, "pad_token_id", 0), arch, labels, classifierDropout);
+    }
+
+    /** HF's rule: the size of {@code id2label} when it is given, else {@code num_labels}, else 2. */
+    private static int numLabels(JsonNode n) {
+        JsonNode id2label = n.get("id2label");
+        if (id2label == null || id2label.isNull()) return integer(n, "num_labels", 2);
+        if (!id2label.isObject()) throw new IllegalArgumentException("id2label must be an object from label ids to names, got " + id2label);
+        Set<Integer> ids = new java.util.HashSet<>();
+        for (var e : (Iterable<java.util.Map.Entry<String, JsonNode>>) id2label::fields) {
+            int id;
+            try {
+                id = Integer.parseInt(e.getKey()); // HF: int(key)
+            } catch (NumberFormatException x) {
+                throw new IllegalArgumentException("id2label key '" + e.getKey() + "' is not an integer");
+            }
+            if (!ids.add(id)) throw new IllegalArgumentException("id2label gives label id " + id + " twice");
+            if (!e.getValue().isTextual()) throw new IllegalArgumentException("id2label['" + e.getKey() + "'] must be a string, got " + e.getValue());
+        }
+        if (n.has("num_labels")) {
+            int declared = integer(n, "num_labels", 2);
+            if (declared != ids.size()) {
+                throw new IllegalArgumentException("num_labels " + declared + " disagrees with the " + ids.size() + " labels of id2label");
+            }
+        }
+        return ids.size();
     }
 
     private static String text(JsonNode n, String f, String dflt) {
         JsonNode v = n.get(f);
-        if (v == null || v.isNull()) return dflt;
+        if (v == null) return dflt;
         if (!v.isTextual()) throw new IllegalArgumentException(f + " must be a string, got " + v);
         return v.asText();
     }
 
+    /** An optional boolean; null means false, as HF's {@code None} does where it is tested. */
+    private static boolean bool(JsonNode n, String f) {
+        JsonNode v = n.get(f);
+        if (v == null || v.isNull()) return false;
+        if (!v.isBoolean()) throw new IllegalArgumentException(f + " must be true or false, got " + v);
+        return v.booleanValue();
+    }
+
     private static int integer(JsonNode n, String f, int dflt) {
         JsonNode v = n.get(f);
-        if (v == null || v.isNull()) return dflt;
-        if (!v.isIntegralNumber() || !v.canConvertToInt()) throw new IllegalArgumentException(f + " must be an integer, got " + v);
-        return v.asInt();
+        if (v == null) return dflt;
+        if (!v.isIntegralNumber() || !v.canConvertToInt()) {
+            throw new IllegalArgumentException(f + " must be an integer from " + Integer.MIN_VALUE + " to " + Integer.MAX_VALUE + ", got " + v);
+        }
+        return v.intValue();
     }
 
     private static double number(JsonNode n, String f, double dflt) {
         JsonNode v = n.get(f);
-        if (v == null || v.isNull()) return dflt;
+        if (v == null) return dflt;
         if (!v.isNumber()) throw new IllegalArgumentException(f + " must be a number, got " + v);
-        return v.asDouble();
+        return v.doubleValue();
     }
 
     /** This config as HF's {@code config.json} (fields with HF's names and JSON types). */
