@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -22,7 +23,8 @@ import java.util.Set;
  * more elements than the checkpoint's tensors. Keys are matched exactly: a missing weight, or an unexpected one
  * other than HF's ignorable {@code embeddings.position_ids} buffer (and, for a bare encoder, the
  * heads of {@code BertFor...} checkpoints: {@code cls.*}, {@code classifier.*}), is an error
- * naming it. A config or keys that do not fit are refused with an
+ * naming it; so are two keys for one parameter ({@code bert.embeddings...} and
+ * {@code embeddings...}). A config or keys that do not fit are refused with an
  * {@link IllegalArgumentException}, files that cannot be read ({@link HfCheckpoint#read}) with an
  * {@link IOException}. The models come in eval mode. Stateless, thread-safe.
  */
@@ -46,6 +48,7 @@ public final class BertLoader {
             BertConfig config = config(dir, checkpoint);
             Map<String, Tensor> weights = checkpoint.weights();
             Map<String, Tensor> encoder = new LinkedHashMap<>();
+            Map<String, String> from = new HashMap<>(); // encoder key -> checkpoint key
             boolean prefixed = weights.keySet().stream().anyMatch(k -> k.startsWith("bert."));
             for (var e : weights.entrySet()) {
                 String k = e.getKey();
@@ -53,6 +56,11 @@ public final class BertLoader {
                 if (prefixed && k.startsWith("bert.")) target = k.substring(5);
                 else if (prefixed && (k.startsWith("cls.") || k.startsWith("classifier."))) continue;
                 else target = k;
+                String other = from.putIfAbsent(target, k);
+                if (other != null) {
+                    throw new IllegalArgumentException(dir + ": the checkpoint's keys '" + other + "' and '" + k
+                            + "' both give the encoder's " + target + "; keep one of them");
+                }
                 encoder.put(target, e.getValue());
             }
             boolean pooler = encoder.containsKey("pooler.dense.weight");

@@ -23,7 +23,8 @@ import org.junit.jupiter.params.provider.CsvSource;
  * BertLoader checks config.json against the checkpoint before it builds anything: a config
  * whose sizes the checkpoint does not have is refused naming the field and the checkpoint's
  * value, however large the config's sizes (the sizes used here would need far more memory than
- * the machine has, so building first fails or takes the machine down).
+ * the machine has, so building first fails or takes the machine down); and two checkpoint keys
+ * that name one parameter are refused.
  */
 @ExtendWith(ScopePerTest.class)
 class BertLoaderTest {
@@ -128,6 +129,23 @@ class BertLoaderTest {
             writeCheckpoint(dir, m, Map.of(), "num_labels", "2.7");
         }
         refusedNaming(() -> BertLoader.bertModel(dir), dir.resolve("config.json").toString(), "num_labels");
+    }
+
+    @Test
+    void twoKeysForOneParameterAreRefusedNamingBoth() throws Exception {
+        try (var m = new BertForSequenceClassification(TINY)) {
+            Tensor other = Tensor.zeros(50, 16);
+            writeCheckpoint(dir, m, Map.of("embeddings.word_embeddings.weight", other));
+        }
+        refusedNaming(() -> BertLoader.bertModel(dir), "bert.embeddings.word_embeddings.weight", "'embeddings.word_embeddings.weight'");
+        // The same two keys in the other file order.
+        try (var m = new BertForSequenceClassification(TINY)) {
+            Map<String, Tensor> state = new LinkedHashMap<>();
+            state.put("embeddings.word_embeddings.weight", Tensor.zeros(50, 16));
+            m.stateDict().forEach((k, t) -> state.put(k, t.contiguous()));
+            Safetensors.write(dir.resolve("model.safetensors"), state);
+        }
+        refusedNaming(() -> BertLoader.bertModel(dir), "bert.embeddings.word_embeddings.weight", "'embeddings.word_embeddings.weight'");
     }
 
     @Test
