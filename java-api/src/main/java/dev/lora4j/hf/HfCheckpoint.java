@@ -1,13 +1,19 @@
 package dev.lora4j.hf;
 
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.lora4j.Tensor;
 import dev.lora4j.io.PairedFiles;
 import dev.lora4j.io.Safetensors;
 import java.io.IOException;
+import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -21,8 +27,11 @@ import java.util.Set;
  * A Hugging Face checkpoint folder: {@code config.json} and the weights, either one
  * {@code model.safetensors} or shards listed by {@code model.safetensors.index.json}
  * ({@code weight_map}: tensor name → shard file). The folder is untrusted: shard names must be
- * plain file names inside it (no separators, no links out), every tensor must come from the
- * shard the index names, and reading is all-or-nothing (a failure closes what was read).
+ * plain file names inside it (no separators, no {@code ..} or other name starting with a dot, no
+ * control characters, no links out), every tensor must come from the shard the index names, the
+ * JSON files must be UTF-8, at most {@value #MAX_JSON_BYTES} bytes and give no key twice, and
+ * reading is all-or-nothing (a failure closes what was read). Every refusal is an
+ * {@link IOException} naming the file.
  * A single-file checkpoint is written and read as a pair ({@link PairedFiles}): a load running
  * beside a save gets the config and the weights of one save, never a half-written file.
  * Stateless, thread-safe.
@@ -32,6 +41,16 @@ public final class HfCheckpoint {
     public static final String CONFIG = "config.json";
     public static final String WEIGHTS = "model.safetensors";
     public static final String INDEX = "model.safetensors.index.json";
+
+    /**
+     * Largest {@code config.json} or {@code model.safetensors.index.json} read, so that a folder
+     * cannot make the reader take a file of any size into the heap. A config is a few kilobytes;
+     * an index has one entry of some 100 bytes per tensor, so 16 MiB holds about 150,000 tensors,
+     * well past the largest published checkpoints. The same bound as {@link PairedFiles}' for the
+     * config of a single-file checkpoint.
+     */
+    static final long MAX_JSON_BYTES = 16L << 20;
+    private static final ObjectMapper JSON = new ObjectMapper().enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
 
     private HfCheckpoint() {}
 
@@ -55,7 +74,12 @@ public final class HfCheckpoint {
             regular(dir, WEIGHTS);
             regular(dir, CONFIG);
             PairedFiles.Snapshot pair = PairedFiles.read(dir, CONFIG, WEIGHTS);
-            return new Contents(new String(pair.config(), StandardCharsets.UTF_8), pair.weights().tensors());
+            try {
+                return new Contents(utf8(pair.config(), dir.resolve(CONFIG)), pair.weights().tensors());
+            } catch (IOException e) {
+                pair.close();
+                throw e;
+            }
         }
         String config = readConfig(dir);
         return new Contents(config, readWeights(dir));
@@ -70,9 +94,28 @@ public final class HfCheckpoint {
         PairedFiles.write(dir, CONFIG, config.getBytes(StandardCharsets.UTF_8), WEIGHTS, weights);
     }
 
-    /** The text of {@code config.json}. */
+    /** The text of {@code config.json} (UTF-8, at most {@value #MAX_JSON_BYTES} bytes). */
     public static String readConfig(Path dir) throws IOException {
-        return Files.readString(regular(dir, CONFIG));
+        return readText(regular(dir, CONFIG));
+    }
+
+    /** The file's text, refused when it is larger than {@link #MAX_JSON_BYTES} or not UTF-8; read without following a link. */
+    private static String readText(Path file) throws IOException {
+        byte[] bytes;
+        try (InputStream in = Files.newInputStream(file, LinkOption.NOFOLLOW_LINKS)) {
+            bytes = in.readNBytes((int) MAX_JSON_BYTES + 1);
+        }
+        if (bytes.length > MAX_JSON_BYTES) throw new IOException(file + " is larger than " + MAX_JSON_BYTES + " bytes");
+        return utf8(bytes, file);
+    }
+
+    /** Strict UTF-8: a lenient decoding would turn bad bytes into U+FFFD and make different names equal. */
+    private static String utf8(byte[] bytes, Path file) throws IOException {
+        try {
+            return StandardCharsets.UTF_8.newDecoder().decode(ByteBuffer.wrap(bytes)).toString();
+        } catch (CharacterCodingException e) {
+            throw new IOException(file + " is not valid UTF-8 text", e);
+        }
     }
 
     /**
@@ -88,15 +131,26 @@ public final class HfCheckpoint {
         if (!Files.exists(index, LinkOption.NOFOLLOW_LINKS)) {
             throw new IOException(dir + " has neither " + WEIGHTS + " nor " + INDEX);
         }
-        JsonNode map = new ObjectMapper().readTree(Files.readString(regular(dir, INDEX))).path("weight_map");
-        if (!map.isObject() || map.isEmpty()) throw new IOException(index + ": no weight_map");
+        Path indexFile = regular(dir, INDEX);
+        JsonNode root;
+        try {
+            root = JSON.readTree(readText(indexFile));
+        } catch (JsonProcessingException e) {
+            var at = e.getLocation();
+            throw new IOException(indexFile + ": bad JSON: " + e.getOriginalMessage()
+                    + (at == null ? "" : " at line " + at.getLineNr() + ", column " + at.getColumnNr()), e);
+        }
+        JsonNode map = root == null ? null : root.get("weight_map");
+        if (map == null || !map.isObject() || map.isEmpty()) throw new IOException(indexFile + ": no weight_map");
         Map<String, String> where = new LinkedHashMap<>();
         Set<String> shards = new LinkedHashSet<>();
-        for (var it = map.fields(); it.hasNext(); ) {
-            var e = it.next();
-            String shard = e.getValue().asText();
-            if (!e.getValue().isTextual() || shard.isEmpty() || shard.contains("/") || shard.contains("\\") || shard.startsWith(".")) {
-                throw new IOException(index + ": shard name '" + shard + "' of '" + e.getKey() + "' is not a plain file name");
+        for (var e : map.properties()) {
+            JsonNode v = e.getValue();
+            if (!v.isTextual()) throw new IOException(indexFile + ": the shard of '" + printable(e.getKey()) + "' is not a file name but " + v);
+            String shard = v.asText();
+            if (!plainFileName(shard)) {
+                throw new IOException(indexFile + ": shard name '" + printable(shard) + "' of '" + printable(e.getKey())
+                        + "' is not a plain file name in the checkpoint folder");
             }
             where.put(e.getKey(), shard);
             shards.add(shard);
@@ -114,7 +168,7 @@ public final class HfCheckpoint {
                     part.values().forEach(t -> {
                         if (!out.containsValue(t)) t.close();
                     });
-                    throw new IOException(shard + " holds tensors the index does not place there: " + stray);
+                    throw new IOException(dir.resolve(shard) + " holds tensors the index does not place there: " + stray);
                 }
             }
             List<String> absent = where.keySet().stream().filter(k -> !out.containsKey(k)).toList();
@@ -126,9 +180,39 @@ public final class HfCheckpoint {
         }
     }
 
+    /**
+     * A name that stays in the folder and that every file system takes: not empty, no separator,
+     * not {@code .}, {@code ..} or another name starting with a dot, no NUL or other control
+     * character.
+     */
+    private static boolean plainFileName(String name) {
+        if (name.isEmpty() || name.startsWith(".") || name.contains("/") || name.contains("\\")) return false;
+        for (int i = 0; i < name.length(); i++) {
+            char ch = name.charAt(i);
+            if (ch < 0x20 || ch == 0x7f) return false;
+        }
+        return true;
+    }
+
+    /** A name from the file for a message, control characters escaped. */
+    private static String printable(String name) {
+        StringBuilder b = new StringBuilder();
+        for (int i = 0; i < name.length(); i++) {
+            char ch = name.charAt(i);
+            if (ch < 0x20 || ch == 0x7f) b.append(String.format("\\u%04x", (int) ch));
+            else b.append(ch);
+        }
+        return b.toString();
+    }
+
     /** dir/name, which must be a regular file that is not a link. */
     private static Path regular(Path dir, String name) throws IOException {
-        Path p = dir.resolve(name);
+        Path p;
+        try {
+            p = dir.resolve(name);
+        } catch (InvalidPathException e) {
+            throw new IOException(dir + ": '" + printable(name) + "' is not a file name here: " + e.getReason(), e);
+        }
         if (!Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS)) throw new IOException(p + " is missing or not a regular file");
         return p;
     }
