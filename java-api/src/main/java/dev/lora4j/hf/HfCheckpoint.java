@@ -29,7 +29,7 @@ import java.util.Set;
  * ({@code weight_map}: tensor name → shard file). The folder is untrusted: shard names must be
  * plain file names inside it (no separators, no {@code ..} or other name starting with a dot, no
  * control characters, no links out), every tensor must come from the shard the index names, the
- * JSON files must be UTF-8, at most {@value #MAX_JSON_BYTES} bytes and give no key twice, and
+ * JSON files must be UTF-8, at most 16 MiB and give no key twice, and
  * reading is all-or-nothing (a failure closes what was read). Every refusal is an
  * {@link IOException} naming the file.
  * A single-file checkpoint is written and read as a pair ({@link PairedFiles}): a load running
@@ -94,7 +94,7 @@ public final class HfCheckpoint {
         PairedFiles.write(dir, CONFIG, config.getBytes(StandardCharsets.UTF_8), WEIGHTS, weights);
     }
 
-    /** The text of {@code config.json} (UTF-8, at most {@value #MAX_JSON_BYTES} bytes). */
+    /** The text of {@code config.json} (UTF-8, at most 16 MiB). */
     public static String readConfig(Path dir) throws IOException {
         return readText(regular(dir, CONFIG));
     }

@@ -10,9 +10,9 @@ import java.util.Set;
 /**
  * The settings of a BERT-family encoder with Hugging Face's {@code config.json} field names
  * ({@code BertConfig}). {@link #fromJson} refuses what lora4j cannot build faithfully: another
- * {@code model_type}, an unknown architecture, a field it does not know, a decoder, relative
- * position embeddings, an unsupported {@code hidden_act}: the message names them. Immutable and
- * thread-safe.
+ * {@code model_type}, an unknown architecture, a field it does not know, a field given twice or
+ * of the wrong JSON type or range, a decoder, relative position embeddings, an unsupported
+ * {@code hidden_act}: the message names them. Immutable and thread-safe.
  *
  * @param vocabSize {@code vocab_size}
  * @param hiddenSize {@code hidden_size}
