@@ -126,13 +126,17 @@ final class SafetyNet {
         }
 
         /**
-         * Closes and frees at once when no call uses the handle (the common case of a close):
-         * one compare-and-set; false when closed already or in use.
+         * Claims the handle for freeing when no call uses it (the common case of a close): one
+         * compare-and-set to the final state, after which every pin throws; false when closed
+         * already or in use. The caller frees it with {@link #freeClaimed()}.
          */
-        boolean closeIdle() {
-            if (!STATE.compareAndSet(this, 0, FREED)) return false;
+        boolean claimIdle() {
+            return STATE.compareAndSet(this, 0, FREED);
+        }
+
+        /** Frees the handle after a successful {@link #claimIdle()}; exactly once. */
+        void freeClaimed() {
             free();
-            return true;
         }
 
         /** Closes without views to invalidate (the safety net's path); false if closed already. */

@@ -141,11 +141,18 @@ public final class Tensor implements AutoCloseable {
      * as that call returns; either way this tensor is closed from now on. Idempotent. Views
      * from {@link #data()} become invalid first: if one is in use at this moment (by a
      * native call it was passed to), this throws {@link IllegalStateException} and the tensor
-     * stays open, so that closing it can be tried again.
+     * stays open, so that closing it can be tried again (a close that overlaps the very
+     * {@code data()} call that made the view waits for that native call instead).
      */
     @Override
     public void close() {
-        if (viewArena == null && ref.closeIdle()) {
+        if (viewArena == null && ref.claimIdle()) {
+            // Read again after the claim: a data() that ran whole between the first read and the
+            // claim has published its arena (before its unpin, which the claim saw), and its
+            // views must die before the memory. No new view can appear now: every pin throws.
+            Arena views = viewArena;
+            if (views != null) closeViewsWhenIdle(views);
+            ref.freeClaimed();
             ref.closed();
             return;
         }
@@ -161,6 +168,23 @@ public final class Tensor implements AutoCloseable {
         }
         ref.release();
         ref.closed();
+    }
+
+    /**
+     * Closes the views of a tensor already claimed for freeing, waiting while a native call on
+     * another thread still uses one (only after a close raced a {@link #data()} call: the tensor
+     * cannot be reopened then, so the close waits instead of throwing).
+     */
+    private static void closeViewsWhenIdle(Arena views) {
+        for (int spins = 0; ; spins++) {
+            try {
+                closeViews(views);
+                return;
+            } catch (IllegalStateException inUse) {
+                if (spins < 100) Thread.onSpinWait();
+                else java.util.concurrent.locks.LockSupport.parkNanos(100_000);
+            }
+        }
     }
 
     private static void closeViews(Arena views) {

@@ -149,4 +149,57 @@ class TensorLifecycleTest {
             assertArrayEquals(new float[] {2, 2, 2}, t.toFloatArray());
         }
     }
+
+    /**
+     * A {@code data()} call that runs whole inside a {@code close()} on another thread (between
+     * its check for views and its claim of the handle) used to return a live view of memory the
+     * close then freed. Stress: a closer, a reader and a spinner on two cores, for 4 seconds or
+     * 40 windows hit; every view of a closed tensor must be dead once the close has returned.
+     */
+    @Test
+    void aCloseRacingDataNeverLeavesALiveViewOfFreedMemory() throws Exception {
+        record Round(Tensor tensor, long number) {}
+        var current = new java.util.concurrent.atomic.AtomicReference<Round>();
+        var closedUpTo = new java.util.concurrent.atomic.AtomicLong(-1);
+        var stop = new java.util.concurrent.atomic.AtomicBoolean();
+        var closedAfterView = new java.util.concurrent.atomic.AtomicLong();
+        var liveViews = new java.util.concurrent.atomic.AtomicLong();
+        Thread reader = new Thread(() -> {
+            while (!stop.get()) {
+                Round r = current.get();
+                if (r == null) continue;
+                MemorySegment v;
+                try {
+                    v = r.tensor().data();
+                } catch (IllegalStateException closed) {
+                    continue;
+                }
+                while (closedUpTo.get() < r.number() && !stop.get()) Thread.onSpinWait(); // its close() has returned
+                if (closedUpTo.get() < r.number()) continue;
+                if (v.scope().isAlive()) liveViews.incrementAndGet();
+                closedAfterView.incrementAndGet();
+            }
+        });
+        Thread spinner = new Thread(() -> {
+            long x = 0;
+            while (!stop.get()) x++;
+        });
+        reader.start();
+        spinner.start();
+        long end = System.nanoTime() + 4_000_000_000L;
+        try {
+            for (long i = 0; System.nanoTime() < end && liveViews.get() == 0; i++) {
+                Tensor t = Tensor.zeros(16);
+                current.set(new Round(t, i));
+                for (int s = 0; s < (i & 63); s++) Thread.onSpinWait();
+                t.close();
+                closedUpTo.set(i);
+            }
+        } finally {
+            stop.set(true);
+            reader.join();
+            spinner.join();
+        }
+        assertEquals(0, liveViews.get(), "views of freed memory, of " + closedAfterView.get() + " closes that followed a data()");
+    }
 }
