@@ -30,7 +30,9 @@ import java.util.Objects;
  * Reads and writes the safetensors format (Hugging Face): an 8-byte little-endian header
  * length N, N bytes of JSON mapping each tensor name to {@code dtype}, {@code shape} and
  * {@code data_offsets} [begin, end) into the byte buffer that follows (plus an optional
- * {@code __metadata__} map of strings), then the little-endian tensor data.
+ * {@code __metadata__} map of strings), then the little-endian tensor data. The JSON object may
+ * be followed by JSON whitespace (the spaces that pad the header to alignment), by nothing else,
+ * as in Hugging Face's reader.
  *
  * <p>Reading goes through the file channel (never a memory mapping, whose truncation by
  * another process, for example {@code cp} of a new file over the old one, would kill the JVM
@@ -49,7 +51,8 @@ import java.util.Objects;
  */
 public final class Safetensors {
 
-    private static final ObjectMapper JSON = new ObjectMapper().enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
+    /** Duplicate names refused (a name read as either of two tensors), and text after the header's object (as Hugging Face's reader). */
+    private static final ObjectMapper JSON = UntrustedJson.mapper().enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
     private static final long MAX_HEADER = 100L << 20;
     private static final int READ_ATTEMPTS = 3;
 
@@ -170,12 +173,11 @@ public final class Safetensors {
     private static Header parse(String where, String text, long dataSize) throws IOException {
         JsonNode root;
         try {
-            root = JSON.readTree(text.stripTrailing());
+            // Only JSON whitespace may follow the object: the spaces that pad the header among it.
+            root = JSON.readTree(text);
         } catch (JsonProcessingException e) {
-            // The position only: Jackson's message would quote the file's bytes.
-            var at = e.getLocation();
-            String kind = String.valueOf(e.getOriginalMessage()).startsWith("Duplicate field") ? " (Duplicate tensor name)" : "";
-            throw new IOException(where + ": bad JSON header" + kind + (at == null ? "" : " at line " + at.getLineNr() + ", column " + at.getColumnNr()));
+            // The position and kind only: Jackson's message would quote the file's bytes.
+            throw new IOException(where + ": bad JSON header: " + UntrustedJson.describe(e).replaceFirst("^duplicate name", "Duplicate tensor name"));
         }
         if (root == null || !root.isObject()) throw new IOException(where + ": the header is not a JSON object");
         List<Entry> entries = new ArrayList<>();

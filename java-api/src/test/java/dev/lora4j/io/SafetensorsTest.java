@@ -113,6 +113,26 @@ class SafetensorsTest {
     }
 
     /**
+     * Text after the header's JSON object is refused, as Hugging Face's reader (serde_json's
+     * from_str) refuses it, and the message quotes none of it; JSON whitespace after the object,
+     * the spaces that pad a header to alignment among it, stays accepted.
+     */
+    @Test
+    void textAfterTheHeadersJsonObjectIsRefusedButPaddingIsNot() throws IOException {
+        String ok = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+        for (String tail : new String[] {" {\"u\":\"sk_live_SECRET\"}", "sk_live_SECRET", "  ]", "}", " 1", "\u000b", "\u2003", "\u00a0", " \u0000"}) {
+            IOException e = assertThrows(IOException.class, () -> Safetensors.read(file(ok + tail, floats(1, 2))), tail);
+            assertTrue(e.getMessage().contains("bad JSON header"), e.getMessage());
+            assertFalse(e.getMessage().contains("sk_live"), e.getMessage());
+        }
+        for (String tail : new String[] {"", "    ", "       ", " \n\t\r "}) {
+            try (Safetensors.Contents c = Safetensors.read(file(ok + tail, floats(1, 2)))) {
+                assertArrayEquals(new float[] {1, 2}, c.tensors().get("a").toFloatArray());
+            }
+        }
+    }
+
+    /**
      * A header that is not UTF-8 is refused, as the specification and Hugging Face's reader
      * require (decoded leniently, two different byte names would both read as "a\uFFFD").
      */
