@@ -50,7 +50,7 @@ public final class HfCheckpoint {
      * config of a single-file checkpoint.
      */
     static final long MAX_JSON_BYTES = 16L << 20;
-    private static final ObjectMapper JSON = new ObjectMapper().enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
+    private static final ObjectMapper JSON = dev.lora4j.internal.UntrustedJson.mapper().enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
 
     private HfCheckpoint() {}
 
@@ -135,10 +135,8 @@ public final class HfCheckpoint {
         JsonNode root;
         try {
             root = JSON.readTree(readText(indexFile));
-        } catch (JsonProcessingException e) {
-            var at = e.getLocation();
-            throw new IOException(indexFile + ": bad JSON: " + e.getOriginalMessage()
-                    + (at == null ? "" : " at line " + at.getLineNr() + ", column " + at.getColumnNr()), e);
+        } catch (JsonProcessingException e) { // told by kind and position, never quoted (the file may be a secret)
+            throw new IOException(indexFile + ": bad JSON: " + dev.lora4j.internal.UntrustedJson.describe(e));
         }
         JsonNode map = root == null ? null : root.get("weight_map");
         if (map == null || !map.isObject() || map.isEmpty()) throw new IOException(indexFile + ": no weight_map");

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.lora4j.internal.UntrustedJson;
 import dev.lora4j.lora.LoraConfig;
 import java.io.IOException;
 import java.util.ArrayList;
@@ -20,11 +21,13 @@ import java.util.regex.Pattern;
  * every field lora4j honours must hold the JSON type PEFT writes (numbers, booleans, strings,
  * lists, objects) and a value PEFT accepts; anything else is refused by the field's name, never
  * coerced ({@code "r": 4.9}, {@code "lora_alpha": "sixteen"}, {@code "use_rslora": "True"}).
- * Stateless, thread-safe.
+ * The file is one JSON object with nothing after it but whitespace; a file that is not is refused
+ * by the kind and the position of the error, without quoting it. Stateless, thread-safe.
  */
 final class PeftConfigJson {
 
-    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+    /** Refuses text after the object, as Python's json.load does; writes indented, as PEFT does. */
+    private static final ObjectMapper JSON = UntrustedJson.mapper().enable(SerializationFeature.INDENT_OUTPUT);
 
     /** Fields lora4j reads and honours. */
     private static final Set<String> HONOURED = Set.of("peft_type", "r", "lora_alpha", "lora_dropout", "fan_in_fan_out",
@@ -75,12 +78,8 @@ final class PeftConfigJson {
     }
 
     static Parsed parse(String where, byte[] bytes, BoundedRegex regex) throws IOException {
-        JsonNode cfg;
-        try {
-            cfg = JSON.readTree(bytes);
-        } catch (IOException e) {
-            throw new IOException(where + ": bad JSON: " + e.getMessage(), e);
-        }
+        // A bad file is told by the kind and position of the error, never quoted (it may be a link to a secret).
+        JsonNode cfg = UntrustedJson.read(JSON, bytes, where);
         if (cfg == null || !cfg.isObject()) throw new IOException(where + " is not a JSON object");
         String type = string(where, cfg, "peft_type", "LORA");
         if (!type.equals("LORA")) throw new IOException(where + ": peft_type " + type + " is not LORA");

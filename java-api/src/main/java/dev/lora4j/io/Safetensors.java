@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.lora4j.DType;
 import dev.lora4j.Tensor;
 import dev.lora4j.TensorScope;
+import dev.lora4j.internal.UntrustedJson;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;

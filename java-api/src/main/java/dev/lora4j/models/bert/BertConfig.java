@@ -49,7 +49,7 @@ public record BertConfig(int vocabSize, int hiddenSize, int numHiddenLayers, int
             "gradient_checkpointing", "use_cache", "initializer_range", "bos_token_id", "eos_token_id", "problem_type",
             "output_past", "tie_word_embeddings", "chunk_size_feed_forward", "output_hidden_states", "output_attentions",
             "return_dict", "finetuning_task", "tokenizer_class", "prefix", "task_specific_params");
-    private static final ObjectMapper JSON = new ObjectMapper().enable(com.fasterxml.jackson.core.JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
+    private static final ObjectMapper JSON = dev.lora4j.internal.UntrustedJson.mapper().enable(com.fasterxml.jackson.core.JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
 
     public BertConfig {
         positive("vocab_size", vocabSize);
@@ -131,9 +131,8 @@ public record BertConfig(int vocabSize, int hiddenSize, int numHiddenLayers, int
         try {
             n = JSON.readTree(json);
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-            // Jackson names the repeated field ("Duplicate field 'vocab_size'") and the position.
-            throw new IllegalArgumentException("config.json is not valid JSON: " + e.getOriginalMessage()
-                    + (e.getLocation() == null ? "" : " at line " + e.getLocation().getLineNr() + ", column " + e.getLocation().getColumnNr()), e);
+            // Told by kind and position, never quoted: the file may be a link to a secret.
+            throw new IllegalArgumentException("config.json is not valid JSON: " + dev.lora4j.internal.UntrustedJson.describe(e));
         }
         if (n == null || !n.isObject()) throw new IllegalArgumentException("config.json must hold a JSON object");
         List<String> unknown = new ArrayList<>();

@@ -89,4 +89,15 @@ class BertConfigJsonTest {
                 () -> BertConfig.fromJson("{" + BASE + ", \"vocab_size\": 16000000}"));
         assertTrue(e.getMessage().contains("vocab_size"), e.getMessage());
     }
+
+    /** A config.json that is no JSON is refused by kind and position: it may be a link to a secret, never quoted. */
+    @Test
+    void badJsonIsRefusedWithoutQuotingTheFile() {
+        for (String text : new String[] {"sk_live_SECRET_4711", "{\"vocab_size\": sk_live_SECRET_4711}", "{" + BASE + "} sk_live_SECRET_4711"}) {
+            var e = assertThrows(IllegalArgumentException.class, () -> BertConfig.fromJson(text), text);
+            assertTrue(e.getMessage().contains("line 1, column"), e.getMessage());
+            assertFalse(e.getMessage().contains("SECRET"), e.getMessage());
+            assertNull(e.getCause(), "no chained Jackson exception quoting it");
+        }
+    }
 }
