@@ -215,10 +215,8 @@ public abstract class DyLoraLayer extends LoraLayer {
         Tensor base = baseLayer().forward(input);
         if (!isAdapterEnabled()) return base;
         dev.lora4j.DType out = base.dtype();
-        try (Tensor lora = loraForward(input, b)) {
-            Tensor sum = base.add(lora);
-            base.close();
-            return restoreType(sum, out);
+        try (base; Tensor lora = loraForward(input, b)) { // base closed however this ends
+            return restoreType(base.add(lora), out);
         }
     }
 

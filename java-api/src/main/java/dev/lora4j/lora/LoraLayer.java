@@ -514,12 +514,17 @@ public abstract class LoraLayer extends Module {
         Tensor base = baseLayer().forward(input);
         if (!enabled || configs.isEmpty()) return base;
         DType out = base.dtype();
-        if (rows != null) return restoreType(addOrKeep(base, mixedDelta(input, rows)), out);
-        for (String name : active) {
-            if (!merged.isEmpty() && merged.contains(name)) continue;
-            base = addAdapter(base, input, name);
+        try {
+            if (rows != null) return restoreType(addOrKeep(base, mixedDelta(input, rows)), out);
+            for (String name : active) {
+                if (!merged.isEmpty() && merged.contains(name)) continue;
+                base = addAdapter(base, input, name);
+            }
+            return restoreType(base, out);
+        } catch (RuntimeException | Error e) {
+            base.close(); // refused after the base ran (a mixed batch that does not fit, ...): nothing stays behind
+            throw e;
         }
-        return restoreType(base, out);
     }
 
     /**

@@ -147,4 +147,42 @@ class MixedBatchModelTest {
             }
         }
     }
+
+    /**
+     * A mixed batch refused after the base layer ran (a merged layer; a model that reshapes its
+     * input so the layer sees another number of rows) frees that base output: it used to stay
+     * unowned until the safety net collected it (1,000 failed calls left 2 MB behind).
+     */
+    @Test
+    void aRefusedMixedBatchLeaksNothing() {
+        try (LoraLinear merged = new LoraLinear(new Linear(64, 64), LoraConfig.of(4)); Tensor x = Tensor.randn(8, 64)) {
+            merged.eval();
+            merged.merge();
+            long before = Torch.unownedTensorBytes();
+            for (int i = 0; i < 50; i++) {
+                assertThrows(IllegalStateException.class, () -> Lora.forward(merged, x, "default", "default", "default", "default",
+                        "default", "default", "default", "default"));
+            }
+            assertEquals(before, Torch.unownedTensorBytes(), "bytes left unowned by the refused calls");
+            merged.unmerge();
+            Module flat = new Module() {
+                {
+                    registerModule("l", merged);
+                }
+
+                @Override
+                public Tensor forward(Tensor in) {
+                    try (Tensor f = in.reshape(-1, 64)) {
+                        return merged.forward(f);
+                    }
+                }
+            };
+            try (Tensor x3 = Tensor.randn(2, 4, 64)) {
+                for (int i = 0; i < 50; i++) {
+                    assertThrows(IllegalArgumentException.class, () -> Lora.forward(flat, x3, "default", AdapterBank.BASE));
+                }
+            }
+            assertEquals(before, Torch.unownedTensorBytes(), "bytes left unowned by the refused calls");
+        }
+    }
 }
