@@ -10,7 +10,9 @@ import java.lang.foreign.ValueLayout;
  * {@code with torch.no_grad():}. Open it with {@link Torch#noGrad()} in a try-with-resources.
  *
  * <p>Grad mode is thread-local in LibTorch: the scope must be closed on the thread that opened
- * it (closing elsewhere throws {@link IllegalStateException}). Closing twice is a no-op.
+ * it (closing elsewhere throws {@link IllegalStateException}). Closing twice is a no-op. On a
+ * virtual thread the scope holds for that thread wherever it runs: LibTorch keeps the mode per
+ * OS thread, and lora4j applies the virtual thread's mode to its carrier on each call.
  *
  * <h2>Misuse</h2>
  * Scopes nest. Closing one while scopes opened inside it are still open closes those too,

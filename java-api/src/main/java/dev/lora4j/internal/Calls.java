@@ -199,6 +199,7 @@ public final class Calls {
     }
 
     public static void inPlace(String op, Tensor a, InPlace f) {
+        PerThread.get(); // a virtual thread's grad mode on its carrier (autograd records in-place ops)
         MemorySegment ha = pin(a, "self");
         try {
             Status.check(f.call(ha), op);
@@ -208,6 +209,7 @@ public final class Calls {
     }
 
     public static void inPlace(String op, Tensor a, Tensor b, InPlace2 f) {
+        PerThread.get(); // as above
         MemorySegment ha = pin(a, "self");
         try {
             MemorySegment hb = pin(b, "other");

@@ -30,7 +30,19 @@ public final class Critical {
     private static final MethodHandle IS_CONTIGUOUS =
             critical(LibLora4j.lt_tensor_is_contiguous$address(), LibLora4j.lt_tensor_is_contiguous$descriptor());
 
+    private static final MethodHandle SET_GRAD_ENABLED =
+            critical(LibLora4j.lt_grad_set_enabled$address(), LibLora4j.lt_grad_set_enabled$descriptor());
+
     private Critical() {}
+
+    /** lt_grad_set_enabled: sets the calling OS thread's grad mode; the previous one goes to {@code previous} (4 bytes). */
+    public static void setGradEnabled(boolean enabled, MemorySegment previous) {
+        try {
+            int unused = (int) SET_GRAD_ENABLED.invokeExact(enabled ? 1 : 0, previous);
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
 
     private static MethodHandle critical(MemorySegment address, FunctionDescriptor descriptor) {
         return Linker.nativeLinker().downcallHandle(address, descriptor, Linker.Option.critical(false));

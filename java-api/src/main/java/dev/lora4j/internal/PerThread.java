@@ -8,6 +8,12 @@ import java.lang.foreign.ValueLayout;
  * Per-thread native scratch memory for out-pointers and small argument arrays, so that a
  * call into the shim allocates nothing. Also holds the thread's innermost tensor scope.
  *
+ * <p>Grad mode belongs to the Java thread: LibTorch keeps it per OS thread, and a virtual thread
+ * may run on another carrier after every blocking call, so on a virtual thread {@link #get()}
+ * first sets the carrier's grad mode to this thread's (off inside a no-grad scope, else on);
+ * every path into the shim that records or depends on autograd passes through it. A downcall
+ * cannot unmount its virtual thread, so the mode holds for the call.
+ *
  * <p>Confined to its thread by construction ({@link #get()}); never share an instance.
  * The memory is freed when the thread and its state become unreachable.
  */
@@ -30,9 +36,13 @@ public final class PerThread {
 
     /** Owns the memory below; kept reachable (and so allocated) as long as this object is. */
     private final MemorySegment memory;
+    /** Whether the owner is a virtual thread (see the class comment). */
+    private final boolean virtual = Thread.currentThread().isVirtual();
+    /** Where setting a carrier's grad mode writes the previous one (4 bytes, never read). */
+    private final MemorySegment gradScratch;
 
     private PerThread() {
-        memory = Arena.ofAuto().allocate(16 + 3L * ARRAY_BYTES, 8);
+        memory = Arena.ofAuto().allocate(24 + 3L * ARRAY_BYTES, 8);
         // Views in the global scope: a downcall that receives a segment of an automatic (shared)
         // arena acquires and releases that arena around the call (two atomic updates, ~20 ns on
         // every shim call); a global-scope view of the same memory costs nothing. The memory
@@ -40,12 +50,15 @@ public final class PerThread {
         MemorySegment all = MemorySegment.ofAddress(memory.address()).reinterpret(memory.byteSize());
         out0 = all.asSlice(0, 8);
         out1 = all.asSlice(8, 8);
-        arrays = all.asSlice(16);
+        gradScratch = all.asSlice(16, 8);
+        arrays = all.asSlice(24);
     }
 
-    /** The calling thread's state. */
+    /** The calling thread's state; on a virtual thread, its grad mode applied to the carrier first. */
     public static PerThread get() {
-        return CURRENT.get();
+        PerThread t = CURRENT.get();
+        if (t.virtual) Critical.setGradEnabled(t.gradScope == null, t.gradScratch);
+        return t;
     }
 
     /** Native room for {@code count} longs: slot {@code slot} (0..2), or fresh memory if larger. */
