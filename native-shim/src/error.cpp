@@ -1,4 +1,5 @@
 // Exception translation and the thread-local error message.
+#include <cmath>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -102,10 +103,30 @@ at::IntArrayRef dims(const int64_t* p, int64_t n, const char* name) {
 }
 
 at::Scalar scalar_for(const at::Tensor& t, double v) {
-    if (at::isIntegralType(t.scalar_type(), /*includeBool=*/false) &&
-        v == static_cast<double>(static_cast<int64_t>(v)))
+    // A whole number in int64's range stays an integer (no rounding through double); anything
+    // else is a double operand (type promotion makes the result floating-point, as in PyTorch).
+    if (at::isIntegralType(t.scalar_type(), /*includeBool=*/false) && v >= -0x1p63 && v < 0x1p63 && v == std::trunc(v))
         return at::Scalar(static_cast<int64_t>(v));
     return at::Scalar(v);
+}
+
+at::Scalar stored_value(at::ScalarType type, double v) {
+    if (!at::isIntegralType(type, /*includeBool=*/false)) return at::Scalar(v);
+    // The dtype's range as [lo, hi), exact powers of two. LibTorch's own check compares with
+    // (double)INT64_MAX, which rounds up to 2^63, and lets 2^63 through into a conversion that
+    // wraps to -2^63: a value outside is refused here for every integer dtype alike.
+    double lo = 0, hi = 0x1p8;  // kByte
+    switch (type) {
+        case at::kLong: lo = -0x1p63; hi = 0x1p63; break;
+        case at::kInt: lo = -0x1p31; hi = 0x1p31; break;
+        case at::kShort: lo = -0x1p15; hi = 0x1p15; break;
+        case at::kChar: lo = -0x1p7; hi = 0x1p7; break;
+        default: break;
+    }
+    if (!(v >= lo && v < hi))  // NaN included
+        throw std::invalid_argument("value " + std::to_string(v) + " cannot be converted to " +
+                                    std::string(c10::toString(type)) + " without overflow");
+    return v == std::trunc(v) ? at::Scalar(static_cast<int64_t>(v)) : at::Scalar(v);
 }
 
 }  // namespace lt

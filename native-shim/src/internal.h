@@ -80,8 +80,12 @@ inline void put(lt_tensor** out, at::Tensor t) { *out = release(std::move(t)); }
 at::ScalarType scalar_type(int32_t dtype);
 int32_t dtype_code(at::ScalarType type);
 at::IntArrayRef dims(const int64_t* p, int64_t n, const char* name);
-// A Scalar that keeps integral tensors integral when the value is a whole number.
+// A Scalar operand for an op on t that keeps integral tensors integral when the value is a
+// whole number in int64's range (else a double: the result is promoted, as in PyTorch).
 at::Scalar scalar_for(const at::Tensor& t, double v);
+// A value to store in a tensor of dtype type (fill_, full): for an integer dtype a value outside
+// its range, or NaN, throws std::invalid_argument instead of wrapping.
+at::Scalar stored_value(at::ScalarType type, double v);
 
 }  // namespace lt
 

@@ -128,7 +128,7 @@ lt_status lt_copy_(lt_tensor* dst, const lt_tensor* src) { LT_BODY(T(dst, "dst")
 lt_status lt_zero_(lt_tensor* a) { LT_BODY(T(a, "a")->zero_()); }
 
 lt_status lt_fill_(lt_tensor* a, double value) {
-    LT_BODY(const lt::Borrowed x_ = T(a, "a"); const at::Tensor& x = *x_; x.fill_(lt::scalar_for(x, value)));
+    LT_BODY(const lt::Borrowed x_ = T(a, "a"); const at::Tensor& x = *x_; x.fill_(lt::stored_value(x.scalar_type(), value)));
 }
 
 lt_status lt_sum(const lt_tensor* a, lt_tensor** out) { LT_BODY(lt::put(lt::need(out, "out"), T(a, "a")->sum())); }

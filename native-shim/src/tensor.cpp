@@ -50,7 +50,7 @@ lt_status lt_ones(const int64_t* shape, int64_t ndim, int32_t dtype, lt_tensor**
 
 lt_status lt_full(const int64_t* shape, int64_t ndim, double value, int32_t dtype, lt_tensor** out) {
     LT_BODY(lt::put(lt::need(out, "out"),
-                    at::full(lt::dims(shape, ndim, "shape"), value, options(dtype))));
+                    at::full(lt::dims(shape, ndim, "shape"), lt::stored_value(lt::scalar_type(dtype), value), options(dtype))));
 }
 
 lt_status lt_arange(double start, double end, double step, int32_t dtype, lt_tensor** out) {

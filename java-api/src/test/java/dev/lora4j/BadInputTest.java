@@ -99,6 +99,39 @@ class BadInputTest {
                 .contains("tensors[1]"));
     }
 
+    /**
+     * A value an integer tensor cannot hold is refused, never wrapped: 2^63 is one past int64's
+     * largest value, and LibTorch's own check lets it through (it compares with (double)
+     * INT64_MAX, which rounds to 2^63) into a conversion that gave -2^63.
+     */
+    @Test
+    void valuesOutsideAnIntegerDtypeAreRefused() {
+        double twoTo63 = 9.223372036854775807E18; // == 2^63 as a double
+        try (Tensor t = Tensor.zeros(DType.INT64, 2)) {
+            for (double v : new double[] {twoTo63, -1.5 * twoTo63, 1e300}) {
+                assertThrows(TorchException.class, () -> t.fill_(v), "fill_ " + v);
+                assertThrows(TorchException.class, () -> Tensor.full(DType.INT64, v, 2), "full " + v);
+            }
+            assertArrayEquals(new long[] {0, 0}, t.toLongArray(), "nothing was written");
+            t.fill_(-twoTo63); // -2^63 is int64's smallest value: exact
+            assertArrayEquals(new long[] {Long.MIN_VALUE, Long.MIN_VALUE}, t.toLongArray());
+            t.fill_(9.223372036854774784E18); // the largest double below 2^63
+            assertArrayEquals(new long[] {9223372036854774784L, 9223372036854774784L}, t.toLongArray());
+        }
+        try (TensorScope s = TensorScope.open()) { // operands are not stored values: promoted or kept integral, as before
+            Tensor big = Tensor.zeros(DType.INT64, 1).add(1e300);
+            assertTrue(big.dtype().isFloatingPoint() && Double.isInfinite(big.toDoubleArray()[0]), big.dtype().toString());
+            Tensor u8 = Tensor.full(DType.UINT8, 5, 1).add(-1.0);
+            assertEquals(DType.UINT8, u8.dtype());
+            assertEquals(4, u8.toLongArray()[0]);
+        }
+        try (Tensor t = Tensor.zeros(DType.INT32, 1)) {
+            assertThrows(TorchException.class, () -> t.fill_(2147483648.0));
+            t.fill_(-2147483648.0);
+            assertEquals(Integer.MIN_VALUE, t.toIntArray()[0]);
+        }
+    }
+
     @Test
     void negativeDimensions() {
         assertTrue(message(IllegalArgumentException.class, () -> Tensor.zeros(2, -1)).contains("negative"));
