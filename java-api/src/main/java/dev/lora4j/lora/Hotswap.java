@@ -3,6 +3,7 @@ package dev.lora4j.lora;
 import dev.lora4j.Tensor;
 import dev.lora4j.TensorScope;
 import dev.lora4j.Torch;
+import dev.lora4j.TorchException;
 import dev.lora4j.nn.Module;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -19,7 +20,10 @@ import java.util.Objects;
  * first columns; the rest zeros), which gives exactly its ΔW with its own scale. Pad the model's
  * adapters once to the largest rank to come with {@link #prepare}. Layers that hold the adapter
  * but get no new weights have A and B zeroed (and a DoRA magnitude reset to ‖W‖), so they add
- * nothing, as in PEFT. Everything is checked before anything changes.
+ * nothing, as in PEFT. A swap is all-or-nothing across the model's layers: everything is checked,
+ * and every update read into temporaries (with a copy of the old values), before the first layer
+ * changes, so a swap that fails leaves every layer as it was, and an update may be (a view of) one
+ * of the model's own factors. It takes about three times the adapter's size in temporary memory.
  *
  * <p>Thread-safety: each call is one adapter change ({@link AdapterLock}): it waits for running
  * forwards of the model, and forwards see the adapter before the swap or after it, never a mix.
@@ -31,14 +35,17 @@ public final class Hotswap {
 
     /**
      * The new weights for one layer: A (r, …) and B (…, r) in the layer's factor layout, the
-     * DoRA magnitude (null for plain LoRA) and the scale s (α/r or α/√r from the new config).
-     * The tensors are read, not kept.
+     * DoRA magnitude (null for plain LoRA) and the scale s (α/r or α/√r from the new config;
+     * finite and &gt; 0, as α). The tensors are read, not kept, and must stay open until the swap
+     * returns.
      */
     public record Update(Tensor a, Tensor b, Tensor magnitude, double scaling) {
         public Update {
             Objects.requireNonNull(a, "a");
             Objects.requireNonNull(b, "b");
-            if (!Double.isFinite(scaling)) throw new IllegalArgumentException("scaling must be finite, got " + scaling);
+            if (!(scaling > 0) || Double.isInfinite(scaling)) {
+                throw new IllegalArgumentException("scaling must be finite and > 0 (as lora_alpha), got " + scaling);
+            }
         }
     }
 
@@ -86,10 +93,14 @@ public final class Hotswap {
      * Overwrites adapter {@code adapterName} of the model's LoRA layers with {@code updates}
      * (by module path, as {@link Lora#loraLayers} names them).
      *
+     * On any exception nothing has changed.
+     *
      * @throws IllegalArgumentException when a path is no LoRA layer holding the adapter, a
      *     shape does not fit (a larger rank than the layer's: use {@link #prepare} first), a
-     *     magnitude is given for a plain adapter or missing for a DoRA one, or the adapter is unknown
-     * @throws IllegalStateException when the adapter is merged in a layer
+     *     magnitude is given for a plain adapter or missing for a DoRA one, a scale gives an α the
+     *     layer's config cannot take (it overflows), an update cannot be copied into the adapter's
+     *     type, or the adapter is unknown (messages start with the layer's path)
+     * @throws IllegalStateException when the adapter is merged in a layer, or an update's tensor is closed
      */
     public static void swap(Module model, String adapterName, Map<String, Update> updates) {
         Objects.requireNonNull(model, "model");
@@ -126,28 +137,89 @@ public final class Hotswap {
             }
         }
         try (var ng = Torch.noGrad(); TensorScope s = TensorScope.open()) {
-            for (var e : holding.entrySet()) {
-                LoraLayer l = e.getValue();
-                Update u = updates.get(e.getKey());
-                Tensor a = l.loraA(adapterName);
-                Tensor b = l.loraB(adapterName);
-                a.zero_();
-                b.zero_();
-                DoraLinearLayer dora = l instanceof LoraLinear ll ? ll.dora(adapterName) : null;
-                LoraConfig c = l.config(adapterName);
-                if (u == null) {
-                    if (dora != null) {
-                        Tensor w = l.baseLayer().parameter("weight");
-                        Tensor wOutIn = c.fanInFanOut() ? w.t() : w;
-                        dora.weight().copy_(wOutIn.mul(wOutIn).sum(1).sqrt());
-                    }
-                    continue;
+            // Read every update into temporaries and keep the old values before the first write,
+            // so a failure anywhere (an update closed after check(), one that cannot be copied, a
+            // scale the config cannot take) changes nothing, and an update may alias the model's
+            // own factors (even another layer's).
+            List<Staged> staged = new ArrayList<>(holding.size());
+            for (var e : holding.entrySet()) staged.add(stage(e.getKey(), e.getValue(), adapterName, updates.get(e.getKey())));
+            int started = 0;
+            try {
+                for (Staged st : staged) {
+                    started++;
+                    st.write(st.a, st.b, st.magnitude, st.config);
                 }
-                a.narrow(0, 0, u.a().size(0)).copy_(u.a());
-                b.narrow(1, 0, u.b().size(1)).copy_(u.b());
-                if (dora != null) dora.weight().copy_(u.magnitude());
-                l.replaceConfig(adapterName, withScale(c, c.r(), u.scaling()));
+            } catch (RuntimeException | Error failure) {
+                for (int i = 0; i < started; i++) {
+                    Staged st = staged.get(i);
+                    try {
+                        st.write(st.oldA, st.oldB, st.oldMagnitude, st.oldConfig);
+                    } catch (RuntimeException | Error restore) {
+                        failure.addSuppressed(restore);
+                    }
+                }
+                throw failure;
             }
+        }
+    }
+
+    /**
+     * One layer's swap, read and ready: the new values (temporaries of the factors' own shapes and
+     * types) and the old ones, to write back when a later layer fails.
+     */
+    private record Staged(LoraLayer layer, String name, DoraLinearLayer dora, Tensor a, Tensor b, Tensor magnitude, LoraConfig config,
+                          Tensor oldA, Tensor oldB, Tensor oldMagnitude, LoraConfig oldConfig) {
+
+        /** Writes these values into the layer's factors, magnitude (DoRA) and config. Under no-grad. */
+        void write(Tensor newA, Tensor newB, Tensor newMagnitude, LoraConfig newConfig) {
+            layer.loraA(name).copy_(newA);
+            layer.loraB(name).copy_(newB);
+            if (dora != null) dora.weight().copy_(newMagnitude);
+            layer.replaceConfig(name, newConfig);
+        }
+    }
+
+    /** Reads update {@code u} (null: zeros) for layer {@code l} into temporaries. Changes nothing. Under no-grad, in a scope. */
+    private static Staged stage(String path, LoraLayer l, String name, Update u) {
+        Tensor a = l.loraA(name);
+        Tensor b = l.loraB(name);
+        DoraLinearLayer dora = l instanceof LoraLinear ll ? ll.dora(name) : null;
+        LoraConfig c = l.config(name);
+        Tensor newA = a.clone().zero_();
+        Tensor newB = b.clone().zero_();
+        Tensor newMagnitude = null;
+        LoraConfig config = c;
+        if (u == null) {
+            if (dora != null) {
+                Tensor w = l.baseLayer().parameter("weight");
+                Tensor wOutIn = c.fanInFanOut() ? w.t() : w;
+                newMagnitude = dora.weight().clone();
+                newMagnitude.copy_(wOutIn.mul(wOutIn).sum(1).sqrt());
+            }
+        } else {
+            read(path, "A", newA.narrow(0, 0, u.a().size(0)), u.a());
+            read(path, "B", newB.narrow(1, 0, u.b().size(1)), u.b());
+            if (dora != null) {
+                newMagnitude = dora.weight().clone();
+                read(path, "magnitude", newMagnitude, u.magnitude());
+            }
+            try {
+                config = withScale(c, c.r(), u.scaling());
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(path + ": scaling " + u.scaling() + " does not fit the adapter's config: " + e.getMessage(), e);
+            }
+        }
+        return new Staged(l, name, dora, newA, newB, newMagnitude, config, a.clone(), b.clone(), dora != null ? dora.weight().clone() : null, c);
+    }
+
+    /** Copies the update's tensor {@code what} into {@code into}, naming the layer when it cannot be read. */
+    private static void read(String path, String what, Tensor into, Tensor from) {
+        try {
+            into.copy_(from);
+        } catch (IllegalStateException e) {
+            throw new IllegalStateException(path + ": the update's " + what + " cannot be read: " + e.getMessage(), e);
+        } catch (TorchException e) {
+            throw new IllegalArgumentException(path + ": the update's " + what + " cannot be copied into the adapter's: " + e.getMessage(), e);
         }
     }
 
@@ -155,6 +227,9 @@ public final class Hotswap {
         if (l instanceof MergedLoraLinear || !(l instanceof LoraLinear || l instanceof LoraEmbedding || l instanceof LoraConv)) {
             throw new IllegalArgumentException(path + ": " + l.getClass().getSimpleName() + " cannot be hot-swapped");
         }
+        open(path, "A", u.a());
+        open(path, "B", u.b());
+        if (u.magnitude() != null) open(path, "magnitude", u.magnitude());
         long[] a = l.loraA(name).shape();
         long[] b = l.loraB(name).shape();
         long[] na = u.a().shape();
@@ -177,6 +252,10 @@ public final class Hotswap {
             throw new IllegalArgumentException(path + ": magnitude " + Arrays.toString(u.magnitude().shape()) + " does not fit "
                     + Arrays.toString(dora.weight().shape()));
         }
+    }
+
+    private static void open(String path, String what, Tensor t) {
+        if (t.isClosed()) throw new IllegalStateException(path + ": the update's " + what + " is closed");
     }
 
     /** {@code c} with rank {@code r} and the α that gives scale {@code scale} at that rank. */

@@ -212,4 +212,145 @@ class HotswapTest {
             assertTrue(out(m, x).allclose(fresh(two, x), 1e-6, 1e-6), "the swap landed whole");
         }
     }
+
+    /** Every factor (and DoRA magnitude) of the model, copied, with the scales: what a refused swap must leave. */
+    private static List<Object> snapshot(Sequential m) {
+        List<Object> all = new java.util.ArrayList<>();
+        try (var ng = Torch.noGrad()) {
+            for (LoraLayer l : Lora.loraLayers(m).values()) {
+                all.add(l.loraA().detach().clone());
+                all.add(l.loraB().detach().clone());
+                if (l instanceof LoraLinear ll && ll.dora("default") != null) all.add(ll.dora("default").weight().detach().clone());
+                all.add(l.scaling());
+            }
+        }
+        return all;
+    }
+
+    private static void assertUnchanged(List<Object> before, Sequential m, String what) {
+        List<Object> now = snapshot(m);
+        assertEquals(before.size(), now.size());
+        for (int i = 0; i < before.size(); i++) {
+            if (before.get(i) instanceof Tensor t) {
+                assertTrue(t.equal((Tensor) now.get(i)), what + ": tensor " + i + " of the snapshot changed (|before| "
+                        + t.abs().sum().item() + ", |after| " + ((Tensor) now.get(i)).abs().sum().item() + ")");
+            } else {
+                assertEquals(before.get(i), now.get(i), what + ": scale " + i + " changed");
+            }
+        }
+    }
+
+    /** A tensor whose shape is cached (so a shape check passes) but that is closed. */
+    private static Tensor closedAfterShape(long... shape) {
+        Tensor t = Tensor.randn(shape);
+        assertArrayEquals(shape, t.shape());
+        t.close();
+        return t;
+    }
+
+    /**
+     * A swap is all-or-nothing across layers: an update that passes the shape checks but cannot be
+     * read (closed after its shape was cached) leaves every layer as it was, whether it is the first
+     * layer's or a later one's (the first layer used to be zeroed, earlier layers swapped).
+     */
+    @Test
+    void aSwapThatFailsMidwayChangesNothing() throws IOException {
+        Path one = adapter("one", LoraConfig.of(3, 6), 1);
+        try (Sequential m = base(); TensorScope s = TensorScope.open()) {
+            Tensor x = Tensor.randn(4, 6);
+            PeftAdapter.load(m, one);
+            Tensor before = out(m, x);
+            List<Object> snap = snapshot(m);
+            assertTrue(((LoraLayer) m.get(0)).loraA().abs().sum().item() > 1, "a non-zero adapter to lose");
+
+            IllegalStateException first = assertThrows(IllegalStateException.class, () -> Hotswap.swap(m, "default",
+                    Map.of("0", new Hotswap.Update(closedAfterShape(3, 6), Tensor.randn(5, 3), null, 1))));
+            assertUnchanged(snap, m, "a closed A in the first layer");
+            assertTrue(first.getMessage().startsWith("0: ") && first.getMessage().contains("closed"), first.getMessage());
+
+            Map<String, Hotswap.Update> later = new java.util.LinkedHashMap<>();
+            later.put("0", new Hotswap.Update(Tensor.randn(3, 6), Tensor.randn(5, 3), null, 0.5));
+            later.put("1", new Hotswap.Update(Tensor.randn(3, 5), closedAfterShape(4, 3), null, 0.5));
+            IllegalStateException second = assertThrows(IllegalStateException.class, () -> Hotswap.swap(m, "default", later));
+            assertUnchanged(snap, m, "a closed B in a later layer");
+            assertTrue(second.getMessage().startsWith("1: ") && second.getMessage().contains("closed"), second.getMessage());
+            assertTrue(out(m, x).equal(before), "the model computes what it did");
+            // The model still swaps afterwards.
+            later.put("1", new Hotswap.Update(Tensor.randn(3, 5), Tensor.randn(4, 3), null, 0.5));
+            Hotswap.swap(m, "default", later);
+            assertTrue(((LoraLayer) m.get(1)).loraB().equal(later.get("1").b()));
+            assertEquals(0.5, ((LoraLayer) m.get(0)).scaling(), 1e-12);
+        }
+    }
+
+    /** The same for DoRA: a closed magnitude in a later layer leaves factors and magnitudes of all layers. */
+    @Test
+    void aDoraSwapThatFailsMidwayChangesNothing() throws IOException {
+        Path one = adapter("d1", LoraConfig.of(2, 4).withUseDora(true), 8);
+        try (Sequential m = base(); TensorScope s = TensorScope.open()) {
+            PeftAdapter.load(m, one);
+            List<Object> snap = snapshot(m);
+            Map<String, Hotswap.Update> updates = new java.util.LinkedHashMap<>();
+            updates.put("0", new Hotswap.Update(Tensor.randn(2, 6), Tensor.randn(5, 2), Tensor.rand(5), 2));
+            updates.put("1", new Hotswap.Update(Tensor.randn(2, 5), Tensor.randn(4, 2), closedAfterShape(4), 2));
+            assertThrows(IllegalStateException.class, () -> Hotswap.swap(m, "default", updates));
+            assertUnchanged(snap, m, "a closed magnitude in a later layer");
+        }
+    }
+
+    /**
+     * A scale the layer's config cannot take (0, negative, or one whose α = s·r overflows) is
+     * refused before anything changes (it used to throw from the config after the factors were written).
+     */
+    @Test
+    void aScaleTheConfigCannotTakeChangesNothing() throws IOException {
+        Path one = adapter("one", LoraConfig.of(3, 6), 1);
+        try (Sequential m = base(); TensorScope s = TensorScope.open()) {
+            PeftAdapter.load(m, one);
+            List<Object> snap = snapshot(m);
+            Map<String, Hotswap.Update> updates = new java.util.LinkedHashMap<>();
+            updates.put("0", new Hotswap.Update(Tensor.randn(3, 6), Tensor.randn(5, 3), null, 1));
+            updates.put("1", new Hotswap.Update(Tensor.randn(3, 5), Tensor.randn(4, 3), null, Double.MAX_VALUE));
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Hotswap.swap(m, "default", updates));
+            assertUnchanged(snap, m, "an overflowing scale in a later layer");
+            assertTrue(e.getMessage().startsWith("1: "), e.getMessage());
+            for (double bad : new double[] {0, -1, -0.0}) {
+                IllegalArgumentException refused = assertThrows(IllegalArgumentException.class,
+                        () -> new Hotswap.Update(Tensor.randn(3, 6), Tensor.randn(5, 3), null, bad), "scaling " + bad);
+                assertTrue(refused.getMessage().contains("scaling"), refused.getMessage());
+            }
+        }
+    }
+
+    /**
+     * Updates are read before anything is written, so an update may be (a view of) a factor of the
+     * model itself: swapping the adapter for itself changes nothing, and a layer may take another
+     * layer's old values (both used to read factors the swap had already zeroed).
+     */
+    @Test
+    void updatesThatAliasTheModelsFactorsAreReadBeforeTheWrite() throws IOException {
+        Path one = adapter("one", LoraConfig.of(3, 6), 1);
+        try (Sequential m = base(); TensorScope s = TensorScope.open()) {
+            Tensor x = Tensor.randn(4, 6);
+            PeftAdapter.load(m, one);
+            LoraLayer l0 = (LoraLayer) m.get(0);
+            LoraLayer l1 = (LoraLayer) m.get(1);
+            Tensor before = out(m, x);
+            List<Object> snap = snapshot(m);
+            Map<String, Hotswap.Update> same = new java.util.LinkedHashMap<>();
+            same.put("0", new Hotswap.Update(l0.loraA(), l0.loraB(), null, l0.scaling()));
+            same.put("1", new Hotswap.Update(l1.loraA(), l1.loraB(), null, l1.scaling()));
+            Hotswap.swap(m, "default", same);
+            assertUnchanged(snap, m, "swapped for itself");
+            assertTrue(out(m, x).equal(before));
+
+            Tensor oldB0 = l0.loraB().detach().clone();
+            Map<String, Hotswap.Update> crossed = new java.util.LinkedHashMap<>();
+            crossed.put("0", new Hotswap.Update(l0.loraA(), l0.loraB().mul(2), null, l0.scaling()));
+            crossed.put("1", new Hotswap.Update(l0.loraB().t(), l1.loraB(), null, l1.scaling())); // (3, 5) from B0 (5, 3)
+            Hotswap.swap(m, "default", crossed);
+            assertTrue(l1.loraA().equal(oldB0.t()), "layer 1 took layer 0's B as it was before the swap");
+            assertTrue(l0.loraB().equal(oldB0.mul(2)));
+        }
+    }
 }
