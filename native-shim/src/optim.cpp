@@ -9,6 +9,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "grad_lock.h"
@@ -38,6 +41,47 @@ namespace {
 
 constexpr int64_t kGrain = 32768;  // elements per task, as ATen's pointwise kernels
 
+// The bytes [begin, end) of its storage that a tensor's elements span (every element of a dense
+// tensor is in it; a strided one may skip some). Empty for a tensor without elements.
+std::pair<int64_t, int64_t> extent(const at::Tensor& t) {
+    const int64_t item = static_cast<int64_t>(t.element_size());
+    const int64_t begin = t.storage_offset() * item;
+    if (t.numel() == 0) return {begin, begin};
+    int64_t last = 0;
+    for (int64_t d = 0; d < t.dim(); ++d) last += (t.size(d) - 1) * std::abs(t.stride(d));
+    return {begin, begin + (last + 1) * item};
+}
+
+// Refuses two parameters that are one tensor (listed twice, or another handle on it: alias())
+// or that share memory (a detach() or overlapping view of another): a step would update that
+// memory once per listing, each time with its own state. Parameters over disjoint parts of one
+// buffer are separate; for a strided one the bytes its elements span count as its memory, so
+// interleaved strided views of one buffer are refused too.
+void distinct(const std::vector<at::Tensor>& v) {
+    std::unordered_map<const void*, size_t> by_impl;
+    std::unordered_map<const void*, std::vector<size_t>> by_storage;
+    for (size_t j = 0; j < v.size(); ++j) {
+        const at::Tensor& q = v[j];
+        const auto seen = by_impl.emplace(q.unsafeGetTensorImpl(), j);
+        if (!seen.second)
+            throw std::invalid_argument("params[" + std::to_string(seen.first->second) + "] and params[" +
+                                        std::to_string(j) + "] are the same tensor (listed twice, or an alias of "
+                                        "it): an optimizer takes each parameter once");
+        if (!q.has_storage()) continue;
+        const void* key = q.storage().unsafeGetStorageImpl();
+        auto& same = by_storage[key];
+        const auto qe = extent(q);
+        for (size_t i : same) {
+            const auto pe = extent(v[i]);
+            if (pe.first < qe.second && qe.first < pe.second)
+                throw std::invalid_argument("params[" + std::to_string(i) + "] and params[" + std::to_string(j) +
+                                            "] share memory (views or detach()es of the same data): a step "
+                                            "would update it once for each");
+        }
+        same.push_back(j);
+    }
+}
+
 std::vector<at::Tensor> params(const lt_tensor* const* ps, int64_t count) {
     if (count < 1) throw std::invalid_argument("an optimizer needs at least one parameter");
     lt::need(ps, "params");
@@ -50,6 +94,7 @@ std::vector<at::Tensor> params(const lt_tensor* const* ps, int64_t count) {
                                         "] is not a leaf tensor that requires grad");
         v.push_back(std::move(p));
     }
+    distinct(v);
     return v;
 }
 

@@ -6,10 +6,12 @@ import dev.lora4j.internal.Calls;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import java.util.function.Function;
 
 /**
@@ -200,13 +202,21 @@ public abstract class Module implements AutoCloseable {
         return out;
     }
 
+    /**
+     * Every parameter of the tree, each once, in {@link #namedParameters()}'s order: a module used
+     * at two places of the tree (shared weights) gives its parameters once, as PyTorch's
+     * {@code parameters()}, while {@link #namedParameters()} names them at every place (as a state dict).
+     */
     public final List<Tensor> parameters() {
-        return new ArrayList<>(namedParameters().values());
+        Set<Tensor> once = Collections.newSetFromMap(new IdentityHashMap<>());
+        List<Tensor> out = new ArrayList<>();
+        for (Tensor t : namedParameters().values()) if (once.add(t)) out.add(t);
+        return out;
     }
 
-    /** Parameters that currently require gradients (what an optimizer should get). */
+    /** Parameters that currently require gradients (what an optimizer should get), each once as in {@link #parameters()}. */
     public final List<Tensor> trainableParameters() {
-        return namedParameters().values().stream().filter(Tensor::requiresGrad).toList();
+        return parameters().stream().filter(Tensor::requiresGrad).toList();
     }
 
     public final Map<String, Tensor> namedBuffers() {
@@ -216,14 +226,14 @@ public abstract class Module implements AutoCloseable {
         return out;
     }
 
-    /** Total number of parameter elements. */
+    /** Total number of parameter elements (a shared parameter counted once, as {@link #parameters()}). */
     public final long parameterCount() {
-        return namedParameters().values().stream().mapToLong(Tensor::numel).sum();
+        return parameters().stream().mapToLong(Tensor::numel).sum();
     }
 
-    /** Number of parameter elements that require gradients. */
+    /** Number of parameter elements that require gradients (a shared parameter counted once). */
     public final long trainableParameterCount() {
-        return namedParameters().values().stream().filter(Tensor::requiresGrad).mapToLong(Tensor::numel).sum();
+        return trainableParameters().stream().mapToLong(Tensor::numel).sum();
     }
 
     // ------------------------------------------------------------------ modes

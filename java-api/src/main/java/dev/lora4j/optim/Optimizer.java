@@ -3,6 +3,7 @@ package dev.lora4j.optim;
 import static dev.lora4j.bindings.LibLora4j.*;
 
 import dev.lora4j.Tensor;
+import dev.lora4j.TorchException;
 import dev.lora4j.internal.Calls;
 import dev.lora4j.internal.PerThread;
 import dev.lora4j.internal.Status;
@@ -16,6 +17,17 @@ import java.util.Objects;
 /**
  * An optimizer backed by LibTorch's {@code torch::optim} implementation, over an explicit
  * list of parameters (leaf tensors that require gradients), as {@code torch.optim.*}.
+ *
+ * <h2>Parameters</h2>
+ * Each parameter is given once: a tensor listed twice, or listed with an {@link Tensor#alias()}
+ * of it, is refused, as are two parameters that share memory (one a {@link Tensor#detach()} or
+ * an overlapping view of the other): a step would update that memory once per listing, each time
+ * with its own state (PyTorch refuses a tensor in two parameter groups for the same reason; tied
+ * weights are one parameter). Parameters over disjoint parts of one buffer are separate; for a
+ * non-contiguous one, all the memory its elements span counts, so interleaved strided views of
+ * one buffer are refused too. The same parameter in two optimizers is allowed, as in PyTorch:
+ * each steps it. {@link dev.lora4j.nn.Module#trainableParameters()} gives a module used twice
+ * in a model once.
  *
  * <h2>Ownership</h2>
  * The optimizer keeps its own references to the parameters and its state (momentum buffers,
@@ -90,6 +102,10 @@ public abstract sealed class Optimizer implements AutoCloseable permits SGD, Ada
         PerThread t = PerThread.get();
         try {
             Status.check(factory.create(t.pointers(handles), handles.length, t.out0), name);
+        } catch (TorchException e) {
+            // The shim's own argument checks (a parameter given twice, two sharing memory).
+            if (e.kind() == TorchException.Kind.VALUE) throw new IllegalArgumentException(name + ": " + e.nativeMessage(), e);
+            throw e;
         } finally {
             Calls.unpinAll(operands);
         }
