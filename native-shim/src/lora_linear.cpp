@@ -39,8 +39,8 @@ at::Tensor add_delta(const at::Tensor& y, const at::Tensor& x, const at::Tensor&
     check_factors(x, a, bm);
     require(y.dim() == x.dim() && y.size(-1) == bm.size(0), "lora: y must be (..., out) with x's leading shape");
     if (x.dim() == 2) return at::addmm(y, at::mm(x, a.t()), bm.t(), /*beta=*/1, /*alpha=*/scale);
-    const at::Tensor x2 = x.reshape({-1, x.size(-1)});
-    const at::Tensor y2 = y.reshape({-1, y.size(-1)});
+    const at::Tensor x2 = lt::small::rows(x);
+    const at::Tensor y2 = lt::small::rows(y);
     require(x2.size(0) == y2.size(0), "lora: x and y disagree on their leading shape");
     return at::addmm(y2, at::mm(x2, a.t()), bm.t(), 1, scale).view(y.sizes());
 }
@@ -62,7 +62,7 @@ struct LoraLinearBackward : torch::autograd::Node {
         if (!grads[0].defined()) return out;
         const bool need_x = task_should_compute_output(0), need_a = task_should_compute_output(1),
                    need_bm = task_should_compute_output(2), need_bias = task_should_compute_output(3);
-        const at::Tensor g = grads[0].reshape({-1, grads[0].size(-1)});
+        const at::Tensor g = lt::small::rows(grads[0]);
         const at::Tensor A = a.unpack(), B = bm.unpack();
         at::Tensor gb;
         if (need_x || need_a) gb = at::mm(g, B).mul_(scale);
@@ -98,7 +98,7 @@ at::Tensor lora_linear_node(const at::Tensor& x, const at::Tensor& w, const at::
     check_factors(x, a, bm);
     require(w.dim() == 2 && w.size(1) == x.size(-1) && w.size(0) == bm.size(0),
             "lora: w must be (out, in) with bm's out and x's in");
-    const at::Tensor x2 = x.dim() == 2 ? x : x.reshape({-1, x.size(-1)});
+    const at::Tensor x2 = lt::small::rows(x);
     at::Tensor y, xa;
     {
         c10::AutoGradMode no_grad(false);
@@ -147,7 +147,7 @@ lt_status lt_lora_linear(const lt_tensor* x, const lt_tensor* w, const lt_tensor
             // as the frozen-base node.
             check_factors(*X, *A, *B);
             require(W->dim() == 2 && W->size(1) == X->size(-1), "lora: w must be (out, in) with x's in");
-            const at::Tensor x2 = X->dim() == 2 ? *X : X->reshape({-1, X->size(-1)});
+            const at::Tensor x2 = lt::small::rows(*X);
             at::Tensor y;
             {
                 c10::AutoGradMode no_grad(false);

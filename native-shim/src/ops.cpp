@@ -4,6 +4,7 @@
 #include <c10/core/GradMode.h>
 
 #include "internal.h"
+#include "small_linear.h"
 #include "split_gemm.h"
 
 using lt::T;
@@ -24,7 +25,7 @@ std::vector<at::Tensor> tensor_list(const lt_tensor* const* ts, int64_t count) {
 at::Tensor product(const at::Tensor& a, const at::Tensor& b, bool mm) {
     const bool graph = c10::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad());
     if (!graph && b.dim() == 2 && (a.dim() == 2 || (!mm && a.dim() > 2))) {
-        const at::Tensor a2 = a.dim() == 2 ? a : a.reshape({-1, a.size(-1)});
+        const at::Tensor a2 = lt::small::rows(a);
         if (lt::split::worth(a2, b)) {
             at::Tensor y = lt::split::mm(a2, b);
             if (a.dim() == 2) return y;

@@ -84,7 +84,7 @@ struct LinearBackward : torch::autograd::Node {
     variable_list apply(variable_list&& grads) override {
         variable_list out(3);
         if (!grads[0].defined()) return out;
-        const at::Tensor g = grads[0].reshape({-1, grads[0].size(-1)});
+        const at::Tensor g = rows(grads[0]);
         if (task_should_compute_output(0)) {
             out[0] = grad_input(g, w.unpack()).view(x_sizes);
         }
@@ -108,7 +108,7 @@ struct LinearBackward : torch::autograd::Node {
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias) {
     if (x.dim() < 1 || w.dim() != 2 || x.size(-1) != w.size(1) || !bias_fits(bias, w)) return at::linear(x, w, bias);
-    const at::Tensor x2 = x.dim() == 2 ? x : x.reshape({-1, x.size(-1)});
+    const at::Tensor x2 = rows(x);
     if (!fits(x2, w) && !lt::split::worth(x2, w.t())) return at::linear(x, w, bias);
     std::vector<int64_t> sizes(x.sizes().begin(), x.sizes().end());
     sizes.back() = w.size(0);

@@ -7,6 +7,16 @@
 
 namespace lt::small {
 
+// t (..., n) as a matrix (rows, n), rows the product of the leading dimensions: a view where
+// reshape gives one. Not reshape({-1, n}), which cannot infer the row count when n = 0 (a tensor
+// of no elements) and throws.
+inline at::Tensor rows(const at::Tensor& t) {
+    if (t.dim() == 2) return t;
+    int64_t m = 1;
+    for (int64_t i = 0; i + 1 < t.dim(); i++) m *= t.size(i);
+    return t.reshape({m, t.dim() == 0 ? 1 : t.size(-1)});
+}
+
 // Whether rows (M, K)·w(N, K)ᵀ and rows (M, N)·w run in small_gemm's kernels: float32 on the
 // CPU, at most kMaxRows rows, w contiguous, kernels available on this CPU.
 bool fits(const at::Tensor& rows, const at::Tensor& w);

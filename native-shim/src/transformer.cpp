@@ -167,13 +167,19 @@ at::Tensor attention_loop(const at::Tensor& q, const at::Tensor& k, const at::Te
     full.push_back(L);
     full.push_back(S);
     sl.m = mask.defined() ? mask.expand(full) : at::Tensor();  // a view: nothing copied
-    sl.scale = 1.0 / std::sqrt(static_cast<double>(d));
+    // With d = 0 the product q·kᵀ is empty, so 0: the scores are the mask alone, as in PyTorch 2.x
+    // (1/√0 = inf would make them 0·inf = NaN).
+    sl.scale = d > 0 ? 1.0 / std::sqrt(static_cast<double>(d)) : 0.0;
     std::vector<int64_t> shape(sl.lead);
     shape.push_back(L);
     shape.push_back(dv);
-    const at::Tensor q3 = q.reshape({-1, L, d}).contiguous();
-    const at::Tensor k3 = k.reshape({-1, S, d}).contiguous();
-    const at::Tensor v3 = v.reshape({-1, S, dv}).contiguous();
+    // n slices, the product of the leading dimensions: reshape({-1, L, d}) cannot infer it for a
+    // tensor of no elements (L, S, d or dv 0) and throws.
+    int64_t n = 1;
+    for (int64_t x : sl.lead) n *= x;
+    const at::Tensor q3 = q.reshape({n, L, d}).contiguous();
+    const at::Tensor k3 = k.reshape({n, S, d}).contiguous();
+    const at::Tensor v3 = v.reshape({n, S, dv}).contiguous();
     if (grad) return SliceAttention::apply(q3, k3, v3, std::move(sl)).view(shape);
     sl.q3 = q3;
     sl.k3 = k3;
