@@ -232,7 +232,9 @@ public class LoraLinear extends LoraLayer {
      * A plain {@link Linear} base (not parametrized, not transposed) with a plain LoRA adapter
      * (no DoRA, no dropout in training) of the input's dtype runs as one native call
      * ({@link LoraOps#linear}): with a frozen base in grad mode that is one autograd node which
-     * saves only what the adapter's gradients need and never computes one for the base.
+     * saves only what the adapter's gradients need and never computes one for the base. An
+     * input the base refuses takes the unfused path, so it is refused as a plain {@link Linear}
+     * refuses it (an IllegalArgumentException naming its shape).
      */
     @Override
     protected Tensor fusedForward(Tensor input, String name) {
@@ -246,6 +248,9 @@ public class LoraLinear extends LoraLayer {
         Tensor b = ((Linear) loraB.get(name)).weight();
         DType dtype = input.dtype();
         if (a.dtype() != dtype || w.dtype() != dtype || b.dtype() != dtype) return null;
+        // An input the base refuses (a scalar, the wrong in_features) goes to the base, whose
+        // Functional.linear names its shape: the fused call would only throw the shim's message.
+        if (input.dim() == 0 || input.size(-1) != w.size(1)) return null;
         return LoraOps.linear(input, w, base.bias(), a, b, scaling(name));
     }
 
