@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <exception>
 #include <map>
 #include <string>
 #include <vector>
@@ -226,10 +227,12 @@ void unflatten(const at::Tensor& flat, std::vector<at::Tensor>& ts, const std::v
 // in a few words (kind, option, count, dtypes, shapes), and one all-reduce (MAX) of the words and
 // their negations gives every rank each word's maximum and minimum: the ranks agree iff they are
 // equal. That all-reduce has the same size on every rank, so it cannot mismatch itself, and every
-// rank learns the verdict: on a mismatch all of them fail together, still in step.
+// rank learns the verdict: on a mismatch all of them fail together, still in step. A rank whose
+// own side of the call is bad (an argument its preparation refuses) takes part all the same,
+// saying so in the first word, so the others fail at once too instead of at the timeout.
 
 enum Kind : int64_t { kAllReduce = 1, kBroadcast = 2, kBarrier = 3 };
-enum Word { kKindWord, kOptionWord, kCountWord, kDtypesWord, kShapesWord, kWords };
+enum Word { kRefusedWord, kKindWord, kOptionWord, kCountWord, kDtypesWord, kShapesWord, kWords };
 
 struct Fingerprint {
     int64_t words[kWords] = {};
@@ -289,10 +292,11 @@ Fingerprint fingerprint(Kind kind, int64_t option, const std::vector<at::Tensor>
     return fp;
 }
 
-// Compares this rank's fingerprint with every other rank's (one all-reduce of 2·kWords int64):
-// returns when all agree, else throws std::invalid_argument on every rank, naming the first
-// word that differs. With one rank there is nothing to compare. A failure to communicate breaks
-// the group as any collective's does.
+// Compares this rank's fingerprint with every other rank's (one all-reduce of 2·kWords int64).
+// Returns when all agree, or when this rank refused its call (its own error follows); throws
+// std::invalid_argument on every other rank when a rank refused, and on every rank when the
+// calls differ, naming the first word that differs. With one rank there is nothing to compare.
+// A failure to communicate breaks the group as any collective's does.
 void agree(lt_process_group* pg, const Fingerprint& fp, const char* what, std::chrono::milliseconds timeout) {
     if (pg->size == 1) return;
     std::vector<at::Tensor> words{at::empty({2 * kWords}, at::kLong)};
@@ -307,7 +311,12 @@ void agree(lt_process_group* pg, const Fingerprint& fp, const char* what, std::c
         o.timeout = timeout;
         wait(pg->group->allreduce(words, o), timeout);
     });
-    static const char* const aspects[kWords] = {"collectives", "", "numbers of tensors", "dtypes", "shapes"};
+    if (w[kRefusedWord] != 0) {
+        if (fp.words[kRefusedWord] != 0) return;
+        throw std::invalid_argument("rank " + std::to_string(w[kRefusedWord] - 1) + " refused its side of this " + what +
+                                    " (its own error says why); the group stays usable");
+    }
+    static const char* const aspects[kWords] = {"", "collectives", "", "numbers of tensors", "dtypes", "shapes"};
     for (int i = 0; i < kWords; ++i) {
         if (w[i] == -w[kWords + i]) continue;  // max == min
         const char* aspect = i != kOptionWord ? aspects[i] : fp.words[kKindWord] == kBroadcast ? "roots" : "reduce ops";
@@ -318,16 +327,43 @@ void agree(lt_process_group* pg, const Fingerprint& fp, const char* what, std::c
     }
 }
 
-// Sums (or averages) every tensor of ts across the group, one flat buffer per bucket.
-void all_reduce(lt_process_group* pg, std::vector<at::Tensor>& ts, int32_t op, std::chrono::milliseconds timeout) {
+// A collective in three steps: this rank's preparation (its checks; the tensors it contributes),
+// the fingerprint check, then the communication. A preparation that throws still takes part in
+// the check as a refusal, so that no rank waits for this one until the timeout; the group stays
+// in step and usable.
+template <class Prepare, class Run>
+void checked_collective(lt_process_group* pg, const char* what, std::chrono::milliseconds timeout, Kind kind,
+                        int64_t option, Prepare&& prepare, Run&& run) {
+    check_usable(pg);
+    std::vector<at::Tensor> ts;
+    std::exception_ptr refused;
+    try {
+        ts = prepare();
+    } catch (...) {
+        refused = std::current_exception();
+        ts.clear();
+    }
+    Fingerprint fp = fingerprint(kind, option, ts);
+    if (refused) fp.words[kRefusedWord] = pg->rank + 1;
+    agree(pg, fp, what, timeout);
+    if (refused) std::rethrow_exception(refused);
+    run(ts);
+}
+
+// The checks of a reduction that depend on this rank's arguments alone.
+void check_reduction(const std::vector<at::Tensor>& ts, int32_t op) {
     if (op != LT_REDUCE_SUM && op != LT_REDUCE_AVG)
         throw std::invalid_argument("unknown reduce op " + std::to_string(op));
-    agree(pg, fingerprint(kAllReduce, op, ts), "all_reduce", timeout);
     if (op == LT_REDUCE_AVG)
         for (const auto& t : ts)
             if (!at::isFloatingType(t.scalar_type()))
                 throw std::invalid_argument("an average needs floating-point tensors, got " +
                                             std::string(c10::toString(t.scalar_type())));
+}
+
+// Sums (or averages) every tensor of ts across the group, one flat buffer per bucket; the ranks
+// have agreed on the call.
+void reduce_buckets(lt_process_group* pg, std::vector<at::Tensor>& ts, int32_t op, std::chrono::milliseconds timeout) {
     for (const auto& b : buckets(ts)) {
         std::vector<at::Tensor> flat{flatten(ts, b)};
         collective(pg, "all_reduce", [&] {
@@ -433,66 +469,92 @@ int32_t lt_process_group_size(const lt_process_group* pg) { return pg == nullptr
 lt_status lt_process_group_all_reduce(lt_process_group* pg, const lt_tensor* const* ts, int64_t count,
                                       int32_t op, int64_t timeout_ms) {
     LT_DIST_BODY({
-        check_usable(pg);
-        auto v = tensors(ts, count, "tensors");
-        all_reduce(pg, v, op, timeout_of(pg, timeout_ms));
+        const auto timeout = timeout_of(lt::need(pg, "pg"), timeout_ms);
+        checked_collective(
+            pg, "all_reduce", timeout, kAllReduce, op,
+            [&] {
+                auto v = tensors(ts, count, "tensors");
+                check_reduction(v, op);
+                return v;
+            },
+            [&](std::vector<at::Tensor>& v) { reduce_buckets(pg, v, op, timeout); });
     });
 }
 
 lt_status lt_process_group_all_reduce_grads(lt_process_group* pg, const lt_tensor* const* params,
                                             int64_t count, int32_t op, int64_t timeout_ms) {
     LT_DIST_BODY({
-        check_usable(pg);
-        auto ps = tensors(params, count, "params");
-        std::vector<at::Tensor> grads;
-        grads.reserve(ps.size());
-        {
-            lt::GradLock lock(ps);  // the gradients taken whole, even beside a backward on another thread
-            for (size_t i = 0; i < ps.size(); ++i) {
-                at::Tensor& p = ps[i];
-                if (!p.requires_grad())
-                    throw std::invalid_argument("params[" + std::to_string(i) + "] does not require grad");
-                // A parameter this rank did not use contributes zeros; every rank then holds the
-                // same averaged gradient, so optimizers stay in step.
-                if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
-                if (p.grad().layout() != at::kStrided)
-                    throw std::invalid_argument("params[" + std::to_string(i) + "] has a sparse gradient");
-                grads.push_back(p.grad());
-            }
-        }
-        all_reduce(pg, grads, op, timeout_of(pg, timeout_ms));
+        const auto timeout = timeout_of(lt::need(pg, "pg"), timeout_ms);
+        std::vector<at::Tensor> ps;
+        std::vector<bool> zeros;  // the parameters without a gradient: given the reduced zeros afterwards
+        checked_collective(
+            pg, "all_reduce", timeout, kAllReduce, op,
+            [&] {
+                ps = tensors(params, count, "params");
+                std::vector<at::Tensor> grads;
+                grads.reserve(ps.size());
+                lt::GradLock lock(ps);  // the gradients taken whole, even beside a backward on another thread
+                for (size_t i = 0; i < ps.size(); ++i) {
+                    const at::Tensor& p = ps[i];
+                    if (!p.requires_grad())
+                        throw std::invalid_argument("params[" + std::to_string(i) + "] does not require grad");
+                    // A parameter this rank did not use contributes zeros; every rank then holds the
+                    // same averaged gradient, so optimizers stay in step.
+                    zeros.push_back(!p.grad().defined());
+                    if (zeros.back()) {
+                        grads.push_back(at::zeros_like(p));
+                        continue;
+                    }
+                    if (p.grad().layout() != at::kStrided)
+                        throw std::invalid_argument("params[" + std::to_string(i) + "] has a sparse gradient");
+                    grads.push_back(p.grad());
+                }
+                check_reduction(grads, op);
+                return grads;
+            },
+            [&](std::vector<at::Tensor>& grads) {
+                reduce_buckets(pg, grads, op, timeout);
+                lt::GradLock lock(ps);
+                for (size_t i = 0; i < ps.size(); ++i)
+                    if (zeros[i]) ps[i].mutable_grad() = grads[i];
+            });
     });
 }
 
 lt_status lt_process_group_broadcast(lt_process_group* pg, const lt_tensor* const* ts, int64_t count,
                                      int32_t root, int64_t timeout_ms) {
     LT_DIST_BODY({
-        check_usable(pg);
-        if (root < 0 || root >= pg->size)
-            throw std::invalid_argument("root must be in 0.." + std::to_string(pg->size - 1) + ", got " +
-                                        std::to_string(root));
-        auto v = tensors(ts, count, "tensors");
-        const auto timeout = timeout_of(pg, timeout_ms);
-        agree(pg, fingerprint(kBroadcast, root, v), "broadcast", timeout);
-        for (const auto& b : buckets(v)) {
-            std::vector<at::Tensor> flat{flatten(v, b)};
-            collective(pg, "broadcast", [&] {
-                c10d::BroadcastOptions o;
-                o.rootRank = root;
-                o.timeout = timeout;
-                wait(pg->group->broadcast(flat, o), timeout);
+        const auto timeout = timeout_of(lt::need(pg, "pg"), timeout_ms);
+        checked_collective(
+            pg, "broadcast", timeout, kBroadcast, root,
+            [&] {
+                if (root < 0 || root >= pg->size)
+                    throw std::invalid_argument("root must be in 0.." + std::to_string(pg->size - 1) + ", got " +
+                                                std::to_string(root));
+                return tensors(ts, count, "tensors");
+            },
+            [&](std::vector<at::Tensor>& v) {
+                for (const auto& b : buckets(v)) {
+                    std::vector<at::Tensor> flat{flatten(v, b)};
+                    collective(pg, "broadcast", [&] {
+                        c10d::BroadcastOptions o;
+                        o.rootRank = root;
+                        o.timeout = timeout;
+                        wait(pg->group->broadcast(flat, o), timeout);
+                    });
+                    if (pg->rank != root) unflatten(flat[0], v, b);
+                }
             });
-            if (pg->rank != root) unflatten(flat[0], v, b);
-        }
     });
 }
 
 lt_status lt_process_group_barrier(lt_process_group* pg, int64_t timeout_ms) {
     LT_DIST_BODY({
         const auto timeout = timeout_of(lt::need(pg, "pg"), timeout_ms);
-        check_usable(pg);
         // The fingerprint's all-reduce is the barrier: it completes once every rank has called.
-        agree(pg, fingerprint(kBarrier, 0, {}), "barrier", timeout);
+        checked_collective(
+            pg, "barrier", timeout, kBarrier, 0, [] { return std::vector<at::Tensor>{}; },
+            [](std::vector<at::Tensor>&) {});
     });
 }
 

@@ -53,10 +53,11 @@ public final class DistributedDataParallel {
         this.module = Objects.requireNonNull(module, "module");
         this.group = Objects.requireNonNull(group, "group");
         Map<String, Tensor> params = module.namedParameters();
-        this.trainable = List.copyOf(params.values().stream().filter(Tensor::requiresGrad).toList());
+        // Each tensor once (a module used at two places shares its parameters), as PyTorch's DDP.
+        this.trainable = List.copyOf(module.trainableParameters());
         if (trainable.isEmpty()) throw new IllegalArgumentException("module has no trainable parameters");
         verifySameParameters(params);
-        List<Tensor> state = new ArrayList<>(params.values());
+        List<Tensor> state = new ArrayList<>(module.parameters());
         state.addAll(module.namedBuffers().values());
         group.broadcast(state, 0);
     }

@@ -154,10 +154,13 @@ public final class ProcessGroup implements AutoCloseable {
      * tensors (dense, CPU) are flattened into one buffer per dtype and reduced in one Gloo call.
      */
     public void allReduce(List<Tensor> tensors, ReduceOp op) {
-        Objects.requireNonNull(op, "op");
-        List<Tensor> ts = checked(tensors, "tensors");
         synchronized (this) {
-            check(DistributedCalls.allReduce(group(), ts, op == ReduceOp.AVG, timeout.toMillis()), "allReduce");
+            MemorySegment g = group();
+            List<Tensor> ts = orRefuse(g, () -> {
+                Objects.requireNonNull(op, "op");
+                return checked(tensors, "tensors");
+            });
+            check(DistributedCalls.allReduce(g, ts, op == ReduceOp.AVG, timeout.toMillis()), "allReduce");
         }
     }
 
@@ -172,20 +175,26 @@ public final class ProcessGroup implements AutoCloseable {
      * that every rank ends with the same gradients.
      */
     public void allReduceGradients(List<Tensor> params, ReduceOp op) {
-        Objects.requireNonNull(op, "op");
-        List<Tensor> ps = checked(params, "params");
         synchronized (this) {
-            check(DistributedCalls.allReduceGrads(group(), ps, op == ReduceOp.AVG, timeout.toMillis()), "allReduceGradients");
+            MemorySegment g = group();
+            List<Tensor> ps = orRefuse(g, () -> {
+                Objects.requireNonNull(op, "op");
+                return checked(params, "params");
+            });
+            check(DistributedCalls.allReduceGrads(g, ps, op == ReduceOp.AVG, timeout.toMillis()), "allReduceGradients");
         }
     }
 
     /** Copies rank {@code src}'s tensors into the other ranks' tensors in place, as {@code torch.distributed.broadcast}. */
     public void broadcast(List<Tensor> tensors, int src) {
-        if (src < 0 || src >= worldSize)
-            throw new IllegalArgumentException("src must be in 0.." + (worldSize - 1) + ", got " + src);
-        List<Tensor> ts = checked(tensors, "tensors");
         synchronized (this) {
-            check(DistributedCalls.broadcast(group(), ts, src, timeout.toMillis()), "broadcast");
+            MemorySegment g = group();
+            List<Tensor> ts = orRefuse(g, () -> {
+                if (src < 0 || src >= worldSize)
+                    throw new IllegalArgumentException("src must be in 0.." + (worldSize - 1) + ", got " + src);
+                return checked(tensors, "tensors");
+            });
+            check(DistributedCalls.broadcast(g, ts, src, timeout.toMillis()), "broadcast");
         }
     }
 
@@ -234,6 +243,20 @@ public final class ProcessGroup implements AutoCloseable {
             throw new DistributedException(kind, operation, rank, worldSize, timeout, DistributedCalls.lastError());
         }
         Status.check(status, operation);
+    }
+
+    /**
+     * {@code args.get()}, or, when this rank's own arguments are refused, the refusal taken to the
+     * other ranks first ({@link DistributedCalls#refuse}) so that they fail at once, not at the
+     * timeout. Called with the monitor held.
+     */
+    private <T> T orRefuse(MemorySegment g, java.util.function.Supplier<T> args) {
+        try {
+            return args.get();
+        } catch (RuntimeException e) {
+            DistributedCalls.refuse(g, timeout.toMillis());
+            throw e;
+        }
     }
 
     // A copy of the list, with a NullPointerException naming a missing list or element.

@@ -47,21 +47,31 @@ public final class DistributedCalls {
 
     /** Status of reducing {@code tensors} in place ({@code average}: the mean, else the sum). */
     public static int allReduce(MemorySegment group, List<Tensor> tensors, boolean average, long timeoutMillis) {
-        return withHandles(tensors, (p, n) -> lt_process_group_all_reduce(group, p, n, op(average), timeoutMillis));
+        return withHandles(group, timeoutMillis, tensors, (p, n) -> lt_process_group_all_reduce(group, p, n, op(average), timeoutMillis));
     }
 
     /** Status of reducing the gradients of {@code params} in place. */
     public static int allReduceGrads(MemorySegment group, List<Tensor> params, boolean average, long timeoutMillis) {
-        return withHandles(params, (p, n) -> lt_process_group_all_reduce_grads(group, p, n, op(average), timeoutMillis));
+        return withHandles(group, timeoutMillis, params, (p, n) -> lt_process_group_all_reduce_grads(group, p, n, op(average), timeoutMillis));
     }
 
     /** Status of broadcasting {@code tensors} from rank {@code root}. */
     public static int broadcast(MemorySegment group, List<Tensor> tensors, int root, long timeoutMillis) {
-        return withHandles(tensors, (p, n) -> lt_process_group_broadcast(group, p, n, root, timeoutMillis));
+        return withHandles(group, timeoutMillis, tensors, (p, n) -> lt_process_group_broadcast(group, p, n, root, timeoutMillis));
     }
 
     public static int barrier(MemorySegment group, long timeoutMillis) {
         return lt_process_group_barrier(group, timeoutMillis);
+    }
+
+    /**
+     * Takes part in the ranks' check of the next collective as a refusal, for a rank whose own
+     * arguments were refused in Java (a null, a closed tensor): the other ranks then fail at once
+     * instead of at the timeout, and the group stays in step. The shim's answer (a refusal of
+     * its own) is ignored: the caller throws its own exception.
+     */
+    public static void refuse(MemorySegment group, long timeoutMillis) {
+        int ignored = lt_process_group_all_reduce(group, MemorySegment.NULL, 0, -1, timeoutMillis);
     }
 
     /** The calling thread's message of the last failed shim call. */
@@ -78,10 +88,17 @@ public final class DistributedCalls {
         int call(MemorySegment pointers, long count);
     }
 
-    // The tensors stay pinned (alive, and not freed by a close on another thread) for the whole downcall.
-    private static int withHandles(List<Tensor> tensors, ListCall call) {
+    // The tensors stay pinned (alive, and not freed by a close on another thread) for the whole
+    // downcall; one that cannot be pinned (closed) makes this rank refuse the collective.
+    private static int withHandles(MemorySegment group, long timeoutMillis, List<Tensor> tensors, ListCall call) {
         Tensor[] ts = tensors.toArray(Tensor[]::new);
-        MemorySegment[] handles = Calls.pinAll(ts, "tensors");
+        MemorySegment[] handles;
+        try {
+            handles = Calls.pinAll(ts, "tensors");
+        } catch (RuntimeException e) {
+            refuse(group, timeoutMillis);
+            throw e;
+        }
         try {
             return call.call(PerThread.get().pointers(handles), handles.length);
         } finally {

@@ -27,6 +27,24 @@ class ProcessGroupTest {
 
     static final Duration TIMEOUT = Duration.ofSeconds(60);
 
+    /** A module used at two places shares its parameters: DDP hands each to the optimizer once (as PyTorch). */
+    @Test
+    @Timeout(60)
+    void dataParallelListsASharedModulesParametersOnce() {
+        try (ProcessGroup g = ProcessGroup.init("127.0.0.1", RankProcess.freePort(), 1, 0, TIMEOUT);
+                TensorScope s = TensorScope.open()) {
+            Linear shared = new Linear(3, 3);
+            try (var model = new dev.lora4j.nn.Sequential(shared, dev.lora4j.nn.Activation.relu(), shared)) {
+                DistributedDataParallel ddp = new DistributedDataParallel(model, g);
+                assertEquals(2, ddp.trainableParameters().size());
+                try (var opt = new dev.lora4j.optim.AdamW(ddp.trainableParameters(), 1e-2)) {
+                    ddp.backward(model.forward(Tensor.ones(2, 3)).sum());
+                    opt.step();
+                }
+            }
+        }
+    }
+
     @Test
     @Timeout(60)
     void aGroupOfOneReducesToItselfAndDataParallelTrainingEqualsPlainTraining() {
@@ -124,6 +142,56 @@ class ProcessGroupTest {
             return "ok";
         });
         assertEquals(List.of("ok", "ok"), results);
+    }
+
+    /**
+     * A rank whose own side of a collective is refused (in Java: a null, a closed tensor, a bad
+     * root; in the shim: a parameter without grad, an average of integers) still takes part in
+     * the ranks' check as a refusal: the other ranks fail at once with a message naming it instead
+     * of waiting for the timeout (60 s here), and the group stays in step. A refused gradient
+     * reduction leaves this rank's missing gradients missing.
+     */
+    @Test
+    @Timeout(120)
+    void aRankThatRefusesItsSideMakesTheOthersFailAtOnce() throws Exception {
+        record Case(String name, Class<? extends Throwable> refusal, IntFunction<java.util.function.Consumer<ProcessGroup>> call) {}
+        List<Case> cases = List.of(
+                new Case("closed tensor", IllegalStateException.class, rank -> g -> {
+                    Tensor t = Tensor.ones(2);
+                    if (rank == 1) t.close();
+                    g.allReduce(ReduceOp.SUM, t);
+                }),
+                new Case("null list", NullPointerException.class, rank -> g -> g.allReduce(rank == 1 ? null : List.of(Tensor.ones(2)), ReduceOp.SUM)),
+                new Case("bad root", IllegalArgumentException.class, rank -> g -> g.broadcast(List.of(Tensor.ones(2)), rank == 1 ? 7 : 0)),
+                new Case("no grad", dev.lora4j.TorchException.class, rank -> g -> g.allReduceGradients(
+                        List.of(Tensor.zeros(2).requiresGrad_(rank == 0)), ReduceOp.SUM)),
+                new Case("average of integers", dev.lora4j.TorchException.class, rank -> g -> g.allReduce(ReduceOp.AVG,
+                        rank == 1 ? Tensor.ones(DType.INT64, 2) : Tensor.ones(2))));
+        long start = System.nanoTime();
+        List<String> results = onRanks(2, rank -> group -> {
+            for (Case c : cases) {
+                try (TensorScope s = TensorScope.open()) {
+                    Throwable e = assertThrows(Throwable.class, () -> c.call().apply(rank).accept(group), c.name());
+                    if (rank == 1) {
+                        assertInstanceOf(c.refusal(), e, c.name());
+                    } else {
+                        assertInstanceOf(dev.lora4j.TorchException.class, e, c.name());
+                        assertTrue(e.getMessage().contains("rank 1 refused its side"), c.name() + ": " + e.getMessage());
+                    }
+                    Tensor t = Tensor.full(DType.FLOAT32, rank + 1, 3);
+                    group.allReduce(ReduceOp.SUM, t);
+                    assertArrayEquals(new float[] {3, 3, 3}, t.toFloatArray(), c.name());
+                }
+            }
+            try (TensorScope s = TensorScope.open()) {
+                Tensor p = Tensor.zeros(rank == 0 ? 2 : 3).requiresGrad_(true); // refused by the ranks' check: shapes differ
+                assertThrows(dev.lora4j.TorchException.class, () -> group.allReduceGradients(List.of(p), ReduceOp.AVG));
+                assertNull(p.grad(), "a refused reduction gives no zero gradient");
+            }
+            return "ok";
+        });
+        assertEquals(List.of("ok", "ok"), results);
+        assertTrue(System.nanoTime() - start < 30_000_000_000L, "the refusals waited for the timeout");
     }
 
     @Test
