@@ -115,7 +115,7 @@ at::Scalar stored_value(at::ScalarType type, double v) {
     // The dtype's range as [lo, hi), exact powers of two. LibTorch's own check compares with
     // (double)INT64_MAX, which rounds up to 2^63, and lets 2^63 through into a conversion that
     // wraps to -2^63: a value outside is refused here for every integer dtype alike.
-    double lo = 0, hi = 0x1p8;  // kByte
+    double lo = -255, hi = 0x1p8;  // kByte: as c10's overflows<uint8_t>, -255..-1 wrap (-1 is 255)
     switch (type) {
         case at::kLong: lo = -0x1p63; hi = 0x1p63; break;
         case at::kInt: lo = -0x1p31; hi = 0x1p31; break;

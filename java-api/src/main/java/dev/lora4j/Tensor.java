@@ -176,14 +176,23 @@ public final class Tensor implements AutoCloseable {
      * cannot be reopened then, so the close waits instead of throwing).
      */
     private static void closeViewsWhenIdle(Arena views) {
-        for (int spins = 0; ; spins++) {
-            try {
-                closeViews(views);
-                return;
-            } catch (IllegalStateException inUse) {
-                if (spins < 100) Thread.onSpinWait();
-                else java.util.concurrent.locks.LockSupport.parkNanos(100_000);
+        boolean interrupted = Thread.interrupted(); // parkNanos would not park while the flag is set
+        try {
+            for (int spins = 0; ; spins++) {
+                try {
+                    closeViews(views);
+                    return;
+                } catch (IllegalStateException inUse) {
+                    if (spins < 100) {
+                        Thread.onSpinWait();
+                    } else {
+                        java.util.concurrent.locks.LockSupport.parkNanos(100_000);
+                        interrupted |= Thread.interrupted();
+                    }
+                }
             }
+        } finally {
+            if (interrupted) Thread.currentThread().interrupt();
         }
     }
 

@@ -125,6 +125,12 @@ class BadInputTest {
             assertEquals(DType.UINT8, u8.dtype());
             assertEquals(4, u8.toLongArray()[0]);
         }
+        try (Tensor t = Tensor.zeros(DType.UINT8, 1)) { // as PyTorch: -255..-1 wrap, beyond is refused
+            t.fill_(-1);
+            assertEquals(255, t.toLongArray()[0]);
+            assertThrows(TorchException.class, () -> t.fill_(-256));
+            assertThrows(TorchException.class, () -> t.fill_(256));
+        }
         try (Tensor t = Tensor.zeros(DType.INT32, 1)) {
             assertThrows(TorchException.class, () -> t.fill_(2147483648.0));
             t.fill_(-2147483648.0);

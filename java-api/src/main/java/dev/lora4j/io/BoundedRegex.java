@@ -44,13 +44,21 @@ final class BoundedRegex {
         }
     }
 
-    /** Compiles {@code key} as a regular expression over the whole text (PEFT's {@code re.fullmatch} of a string target_modules). */
+    /** Longest whole-path expression accepted (characters): generated alternations over every layer run long. */
+    static final int MAX_WHOLE = 64 * 1024;
+
+    /**
+     * Compiles {@code key} as a regular expression over the whole text (PEFT's {@code re.fullmatch}
+     * of a string target_modules), Python's named groups ({@code (?P<n>...)}, {@code (?P=n)}) in
+     * Java's spelling.
+     */
     Pattern compileWhole(String field, String key) throws IOException {
-        if (key.length() > MAX_KEY) throw new IOException(where + ": " + field + " of " + key.length() + " characters (at most " + MAX_KEY + ")");
+        if (key.length() > MAX_WHOLE) throw new IOException(where + ": " + field + " of " + key.length() + " characters (at most " + MAX_WHOLE + ")");
         try {
-            return Pattern.compile(key);
+            return Pattern.compile(key.replace("(?P<", "(?<").replaceAll("\\(\\?P=(\\w+)\\)", "\\\\k<$1>"));
         } catch (PatternSyntaxException e) {
-            throw new IOException(where + ": " + field + " '" + key + "' is not a valid regular expression: " + e.getDescription());
+            String shown = key.length() <= 200 ? key : key.substring(0, 197) + "...";
+            throw new IOException(where + ": " + field + " '" + shown + "' is not a valid regular expression: " + e.getDescription());
         }
     }
 

@@ -199,7 +199,9 @@ final class PeftConfigJson {
     }
 
     private static Selection selection(String where, String field, JsonNode v, BoundedRegex regex) throws IOException {
-        if (v != null && v.isTextual() && !v.textValue().equals("all-linear")) {
+        if (v != null && v.isTextual()) {
+            // PEFT compares the shorthand case-insensitively; any other string is a regex.
+            if (v.textValue().equalsIgnoreCase("all-linear")) return new Selection(field, List.of("all-linear"), null);
             return new Selection(field, List.of(), regex.compileWhole(field, v.textValue()));
         }
         return new Selection(field, List.copyOf(names(where, field, v)), null);

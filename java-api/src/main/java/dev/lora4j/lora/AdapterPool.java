@@ -267,8 +267,12 @@ public final class AdapterPool implements AutoCloseable {
     private void delete(List<Entry> victims) {
         for (Entry e : victims) {
             try {
-                // One deleted behind the pool's back has nothing left to delete: only its data to free.
-                if (Lora.adapterNames(model).contains(e.adapterName)) Lora.deleteAdapter(model, e.adapterName);
+                // One deleted behind the pool's back has nothing left to delete: only its data to free
+                // (looked up and deleted in one change, so a delete by another thread cannot come between).
+                AdapterLock.changing(model, () -> {
+                    if (Lora.adapterNames(model).contains(e.adapterName)) Lora.deleteAdapter(model, e.adapterName);
+                    return null;
+                });
                 e.data.close();
             } catch (RuntimeException ex) {
                 synchronized (this) {

@@ -266,9 +266,13 @@ class PeftAdapterTest {
             Files.writeString(cfg, good.replace(all, "\"target_modules\": \"(fc[0-9]|emb|conv)\""));
             assertEquals(List.of("fc1", "fc2", "emb", "conv"), PeftAdapter.load(net, folder).wrapped());
         }
-        try (Net net = new Net()) {
-            Files.writeString(cfg, good.replace(all, "\"target_modules\": null"));
-            assertEquals(4, PeftAdapter.load(net, folder).wrapped().size());
+        // As PEFT also: the shorthand in any case, Python's named groups, a long generated alternation.
+        String alternation = "(" + String.join("|", java.util.Collections.nCopies(200, "layer\\\\.[0-9]+\\\\.q_proj")) + "|fc1|fc2|emb|conv)";
+        for (String targets : List.of("null", "\"ALL-LINEAR\"", "\"(?P<m>fc)[12]|emb|conv\"", "\"" + alternation + "\"")) {
+            try (Net net = new Net()) {
+                Files.writeString(cfg, good.replace(all, "\"target_modules\": " + targets));
+                assertEquals(4, PeftAdapter.load(net, folder).wrapped().size(), targets);
+            }
         }
     }
 

@@ -48,6 +48,8 @@ class AdapterPoolSharingTest {
         }
     }
 
+    private final List<AdapterPool> pools = new java.util.ArrayList<>();
+
     @BeforeEach
     void setUp() {
         Torch.manualSeed(151);
@@ -55,8 +57,16 @@ class AdapterPoolSharingTest {
         model.eval();
     }
 
+    /** A pool over the model, closed after the test (it owns its adapters' modules_to_save tensors). */
+    private AdapterPool pool() {
+        AdapterPool p = new AdapterPool(model, root, 1 << 20);
+        pools.add(p);
+        return p;
+    }
+
     @AfterEach
     void close() {
+        pools.forEach(AdapterPool::close);
         model.close();
     }
 
@@ -72,7 +82,7 @@ class AdapterPoolSharingTest {
         save("olora", LoraConfig.of(2, 4).withTargetModules("0", "1").withInit(LoraConfig.Init.OLORA), List.of());
         double[] w0 = weight(0);
         double[] w1 = weight(1);
-        AdapterPool pool = new AdapterPool(model, root, 1 << 20);
+        AdapterPool pool = pool();
         for (String name : new String[] {"pissa", "olora"}) {
             IOException e = assertThrows(IOException.class, () -> pool.acquire(name));
             assertTrue(e.getMessage().contains("init_lora_weights") && e.getMessage().contains("rewrites the base weights"), e.getMessage());
@@ -86,7 +96,7 @@ class AdapterPoolSharingTest {
     @Test
     void doraAdaptersServeWithTheirMagnitudesCountedButCannotBeCut() throws IOException {
         save("dora", LoraConfig.of(2, 4).withTargetModules("0", "1").withUseDora(true), List.of());
-        AdapterPool pool = new AdapterPool(model, root, 1 << 20);
+        AdapterPool pool = pool();
         try (var lease = pool.acquire("dora")) {
             // factors A 2×4 + B 6×2 + A 2×6 + B 3×2 = 38 floats, magnitudes 6 + 3
             assertEquals((38 + 9) * 4L, lease.bytes());
@@ -100,7 +110,7 @@ class AdapterPoolSharingTest {
     void modulesToSaveStayOutOfTheModelAndAreCounted() throws IOException {
         save("head", LoraConfig.of(2, 4).withTargetModules("0"), List.of("1"));
         double[] w1 = weight(1);
-        AdapterPool pool = new AdapterPool(model, root, 1 << 20);
+        AdapterPool pool = pool();
         try (var lease = pool.acquire("head"); Safetensors.Contents file = Safetensors.read(root.resolve("head").resolve(PeftAdapter.WEIGHTS))) {
             assertArrayEquals(w1, weight(1), "the shared layer 1 is not overwritten");
             Map<String, Tensor> own = lease.modulesToSave();
@@ -117,7 +127,7 @@ class AdapterPoolSharingTest {
         LoraConfig c = LoraConfig.of(2, 4).withTargetModules("0", "1");
         save("t", c, List.of());
         save("other", c, List.of());
-        AdapterPool pool = new AdapterPool(model, root, 1 << 20);
+        AdapterPool pool = pool();
         try (TensorScope s = TensorScope.open()) {
             Tensor x = Tensor.randn(3, 4);
             AdapterPool.Lease old = pool.acquire("t");
@@ -154,7 +164,7 @@ class AdapterPoolSharingTest {
     void aRankCutIsTheAdapterTruncatedToThatRank() throws IOException {
         double alpha = 4;
         save("dy", LoraConfig.of(3, alpha).withTargetModules("0", "1"), List.of());
-        AdapterPool pool = new AdapterPool(model, root, 1 << 20);
+        AdapterPool pool = pool();
         try (TensorScope s = TensorScope.open();
              Safetensors.Contents file = Safetensors.read(root.resolve("dy").resolve(PeftAdapter.WEIGHTS))) {
             Tensor x = Tensor.randn(2, 4);
