@@ -25,7 +25,7 @@ import java.util.Set;
  * @param maxPositionEmbeddings {@code max_position_embeddings}
  * @param typeVocabSize {@code type_vocab_size}
  * @param layerNormEps {@code layer_norm_eps}
- * @param padTokenId {@code pad_token_id}
+ * @param padTokenId {@code pad_token_id}, or -1 for none (HF's null: no padding index)
  * @param architectures {@code architectures} (may be empty)
  * @param numLabels labels of a classification head (the size of {@code id2label}, else {@code num_labels}; 2 by default)
  * @param classifierDropout {@code classifier_dropout}, or null for {@code hidden_dropout_prob}
@@ -48,7 +48,11 @@ public record BertConfig(int vocabSize, int hiddenSize, int numHiddenLayers, int
     private static final Set<String> INFORMATIONAL = Set.of("_name_or_path", "transformers_version", "torch_dtype",
             "gradient_checkpointing", "use_cache", "initializer_range", "bos_token_id", "eos_token_id", "problem_type",
             "output_past", "tie_word_embeddings", "chunk_size_feed_forward", "output_hidden_states", "output_attentions",
-            "return_dict", "finetuning_task", "tokenizer_class", "prefix", "task_specific_params");
+            "return_dict", "finetuning_task", "tokenizer_class", "prefix", "task_specific_params",
+            // newer transformers write "dtype"; Google's original BERT configs (bert-base-chinese,
+            // multilingual) carry pooler_* and directionality, which HF's BertModel never reads
+            "dtype", "directionality", "pooler_fc_size", "pooler_num_attention_heads", "pooler_num_fc_layers",
+            "pooler_size_per_head", "pooler_type", "_num_labels", "sep_token_id", "decoder_start_token_id");
     private static final ObjectMapper JSON = dev.lora4j.internal.UntrustedJson.mapper().enable(com.fasterxml.jackson.core.JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
 
     public BertConfig {
@@ -70,7 +74,7 @@ public record BertConfig(int vocabSize, int hiddenSize, int numHiddenLayers, int
         probability("attention_probs_dropout_prob", attentionProbsDropoutProb);
         if (classifierDropout != null) probability("classifier_dropout", classifierDropout);
         if (!(layerNormEps > 0)) throw new IllegalArgumentException("layer_norm_eps must be > 0, got " + layerNormEps);
-        if (padTokenId < 0 || padTokenId >= vocabSize) {
+        if (padTokenId < -1 || padTokenId >= vocabSize) {
             throw new IllegalArgumentException("pad_token_id " + padTokenId + " is outside the vocabulary of " + vocabSize);
         }
         architectures = List.copyOf(architectures);
@@ -167,7 +171,7 @@ public record BertConfig(int vocabSize, int hiddenSize, int numHiddenLayers, int
                 integer(n, "num_attention_heads", 12), integer(n, "intermediate_size", 3072), text(n, "hidden_act", "gelu"),
                 number(n, "hidden_dropout_prob", 0.1), number(n, "attention_probs_dropout_prob", 0.1),
                 integer(n, "max_position_embeddings", 512), integer(n, "type_vocab_size", 2), number(n, "layer_norm_eps", 1e-12),
-                integer(n, "pad_token_id", 0), arch, labels, classifierDropout);
+                n.has("pad_token_id") && n.get("pad_token_id").isNull() ? -1 : integer(n, "pad_token_id", 0), arch, labels, classifierDropout);
     }
 
     /** HF's rule: the size of {@code id2label} when it is given, else {@code num_labels}, else 2. */
@@ -186,12 +190,7 @@ public record BertConfig(int vocabSize, int hiddenSize, int numHiddenLayers, int
             if (!ids.add(id)) throw new IllegalArgumentException("id2label gives label id " + id + " twice");
             if (!e.getValue().isTextual()) throw new IllegalArgumentException("id2label['" + e.getKey() + "'] must be a string, got " + e.getValue());
         }
-        if (n.has("num_labels")) {
-            int declared = integer(n, "num_labels", 2);
-            if (declared != ids.size()) {
-                throw new IllegalArgumentException("num_labels " + declared + " disagrees with the " + ids.size() + " labels of id2label");
-            }
-        }
+        if (n.has("num_labels")) integer(n, "num_labels", 2); // well-typed; as HF, id2label's count wins (HF warns)
         return ids.size();
     }
 
@@ -243,7 +242,8 @@ public record BertConfig(int vocabSize, int hiddenSize, int numHiddenLayers, int
         o.put("num_attention_heads", numAttentionHeads);
         o.put("num_hidden_layers", numHiddenLayers);
         o.put("num_labels", numLabels);
-        o.put("pad_token_id", padTokenId);
+        if (padTokenId < 0) o.putNull("pad_token_id");
+        else o.put("pad_token_id", padTokenId);
         o.put("position_embedding_type", "absolute");
         o.put("type_vocab_size", typeVocabSize);
         o.put("vocab_size", vocabSize);

@@ -21,7 +21,8 @@ public class BertEmbeddings extends Module {
 
     public BertEmbeddings(BertConfig config) {
         this.config = config;
-        registerModule("word_embeddings", new Embedding(config.vocabSize(), config.hiddenSize(), config.padTokenId()));
+        registerModule("word_embeddings", config.padTokenId() < 0 ? new Embedding(config.vocabSize(), config.hiddenSize())
+                : new Embedding(config.vocabSize(), config.hiddenSize(), config.padTokenId()));
         registerModule("position_embeddings", new Embedding(config.maxPositionEmbeddings(), config.hiddenSize()));
         registerModule("token_type_embeddings", new Embedding(config.typeVocabSize(), config.hiddenSize()));
         registerModule("LayerNorm", new LayerNorm(config.hiddenSize(), config.layerNormEps()));

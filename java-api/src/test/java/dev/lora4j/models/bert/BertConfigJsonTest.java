@@ -46,7 +46,6 @@ class BertConfigJsonTest {
             "\"hidden_size\": null                  | hidden_size",
             "\"max_position_embeddings\": null      | max_position_embeddings",
             "\"type_vocab_size\": 2.5               | type_vocab_size",
-            "\"pad_token_id\": null                 | pad_token_id",
             "\"pad_token_id\": \"0\"                | pad_token_id",
             "\"hidden_act\": null                   | hidden_act",
             "\"position_embedding_type\": null      | position_embedding_type",
@@ -60,7 +59,6 @@ class BertConfigJsonTest {
             "\"id2label\": {\"a\": \"x\"}           | id2label",
             "\"id2label\": {\"0\": 5}               | id2label",
             "\"label2id\": [1]                      | label2id",
-            "\"num_labels\": 3, \"id2label\": {\"0\": \"a\", \"1\": \"b\"} | num_labels",
             "\"vocab_size\": 60                     | vocab_size",
     })
     void fieldsOfTheWrongTypeOrRangeAreRefusedByName(String extra, String field) {
@@ -99,5 +97,33 @@ class BertConfigJsonTest {
             assertFalse(e.getMessage().contains("SECRET"), e.getMessage());
             assertNull(e.getCause(), "no chained Jackson exception quoting it");
         }
+    }
+
+    /** As Hugging Face: pad_token_id null is no padding index; a num_labels that disagrees with id2label yields to it. */
+    @Test
+    void nullPaddingAndDisagreeingLabelCountsAreReadAsHuggingFaceReadsThem() {
+        BertConfig c = parse("\"pad_token_id\": null, \"num_labels\": 3, \"id2label\": {\"0\": \"a\", \"1\": \"b\"}");
+        assertEquals(-1, c.padTokenId());
+        assertEquals(2, c.numLabels());
+        assertTrue(c.toJson().contains("\"pad_token_id\" : null") || c.toJson().contains("\"pad_token_id\":null"), c.toJson());
+        assertEquals(-1, BertConfig.fromJson(c.toJson()).padTokenId());
+        try (BertModel m = new BertModel(c, false)) {
+            assertEquals(-1, ((dev.lora4j.nn.Embedding) m.module("embeddings.word_embeddings")).paddingIdx(), "no padding index");
+        }
+    }
+
+    /** bert-base-chinese's config.json as published (Google's pooler_* fields, directionality), with a newer transformers' "dtype". */
+    @Test
+    void publishedConfigsWithFieldsHuggingFaceIgnoresParse() {
+        BertConfig c = BertConfig.fromJson("""
+                {"architectures": ["BertForMaskedLM"], "attention_probs_dropout_prob": 0.1, "directionality": "bidi",
+                 "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "hidden_size": 768, "initializer_range": 0.02,
+                 "intermediate_size": 3072, "layer_norm_eps": 1e-12, "max_position_embeddings": 512, "model_type": "bert",
+                 "num_attention_heads": 12, "num_hidden_layers": 12, "pad_token_id": 0, "pooler_fc_size": 768,
+                 "pooler_num_attention_heads": 12, "pooler_num_fc_layers": 3, "pooler_size_per_head": 128,
+                 "pooler_type": "first_token_transform", "type_vocab_size": 2, "vocab_size": 21128, "dtype": "float32"}
+                """);
+        assertEquals(21128, c.vocabSize());
+        assertEquals(12, c.numHiddenLayers());
     }
 }
