@@ -22,8 +22,12 @@ nnodes=${NNODES:-1}; node_rank=${NODE_RANK:-0}
 . "$(dirname "$0")/setup.sh"
 cd "$LORA4J_ROOT"
 cp_file=examples/target/classpath.txt
-# In the reactor, lora4j's own modules resolve to this checkout's target/classes.
-mvn -B -q -pl examples -am compile dependency:build-classpath -Dmdep.outputFile="$LORA4J_ROOT/$cp_file" >/dev/null
+# In the reactor, lora4j's own modules resolve to this checkout's jars, the native one included
+# (a jar with the LibTorch line's classifier, made at package: compiled classes alone lack the shim).
+classifier=$(sed -n 's/^classifier=//p' build/native/liblora4j.properties)
+mvn -B -q -pl examples -am package dependency:build-classpath -DskipTests -Dmaven.javadoc.skip=true -Dmaven.source.skip=true \
+  -Dlora4j.native.classifier="$classifier" -Dlora4j.native.module="$(echo "$classifier" | tr .- __)" \
+  -Dmdep.outputFile="$LORA4J_ROOT/$cp_file" >/dev/null
 classpath="examples/target/classes:$(cat "$cp_file")"
 
 export MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}

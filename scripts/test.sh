@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of every module on one LibTorch line, then builds and runs the user project
-# (examples/user-project) against the artifacts this build publishes to a private local repository.
+# (examples/user-project) against the artifacts this build publishes to a private local repository,
+# and, on the host's line, two data-parallel ranks through scripts/run-distributed.sh.
 #
 #   scripts/test.sh [--libtorch 1.13|2.6] [maven args]
 #
@@ -24,3 +25,8 @@ ctest --test-dir build --output-on-failure
 mvn -B verify -Dlora4j.native.classifier="$classifier" -Dlora4j.native.module="$(echo "$classifier" | tr .- __)" \
   -Dlora4j.test.foreignShim="$LORA4J_ROOT/build/libtorch2.6/native/liblora4j.so" "$@"
 scripts/user-project.sh
+say "the launcher: two data-parallel ranks of an example (scripts/run-distributed.sh)"
+out=$(LORA4J_SKIP_MAVEN=1 scripts/run-distributed.sh 2 DistributedDyLora --steps 12 --warmup 2 --limit 2000 2>&1) \
+  || { echo "$out" >&2; die "scripts/run-distributed.sh failed"; }
+echo "$out" | grep -q "max deviation 0.00e+00" || { echo "$out" >&2; die "the ranks ended with different adapters"; }
+! echo "$out" | grep -q "the safety net freed" || { echo "$out" >&2; die "the example leaked tensors"; }

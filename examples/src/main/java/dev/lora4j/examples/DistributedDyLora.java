@@ -71,7 +71,10 @@ public final class DistributedDyLora {
                     for (int epoch = 0; step < steps; epoch++) {
                         sampler.setEpoch(epoch);
                         for (Batch b : loader) {
-                            if (step == steps) break;
+                            if (step == steps) {
+                                b.close(); // fetched, not used
+                                break;
+                            }
                             if (step == warmup) {
                                 t0 = System.nanoTime();
                                 commAtWarmup = ddp.communicationNanos();
