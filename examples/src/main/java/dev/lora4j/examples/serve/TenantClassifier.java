@@ -151,8 +151,21 @@ final class TenantClassifier implements AutoCloseable {
         }
     }
 
-    /** The labels, kind, rank and head of a leased version, checked (422 when the folder does not describe a classifier). */
+    /**
+     * The labels, kind, rank and head of a leased version, checked (422 when the folder does not
+     * describe a classifier; the refused version then leaves the pool instead of taking budget
+     * until it is evicted).
+     */
     private Info info(AdapterPool.Lease l) {
+        try {
+            return checkedInfo(l);
+        } catch (ApiError e) {
+            pool.invalidate(l.tenant());
+            throw e;
+        }
+    }
+
+    private Info checkedInfo(AdapterPool.Lease l) {
         String t = l.tenant();
         JsonNode cfg;
         try {

@@ -230,6 +230,8 @@ class ClassifyServiceTest {
             PeftAdapter.write(root.resolve("self-saved"), JSON.writeValueAsBytes(self), w.tensors());
         }
         assertRefused(422, "bert.embeddings.LayerNorm.weight", classify(java.util.Map.of("text", "a", "tenant", "extra-module")));
+        assertFalse(call("GET", "/tenants", null).body().get("resident").toString().contains("extra-module"),
+                "a refused tenant leaves the pool");
         assertRefused(422, "LoRA factor", classify(java.util.Map.of("text", "a", "tenant", "self-saved")));
         assertRefused(422, "LoRA factor", call("POST", "/tenants/self-saved/reload", null));
 
