@@ -9,6 +9,8 @@ import dev.lora4j.nn.Conv;
 import dev.lora4j.nn.Embedding;
 import dev.lora4j.nn.Linear;
 import dev.lora4j.nn.Module;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * Model-level DyLoRA: surgery with DyLoRA layers (r_max = {@code config.r()}), selected as
@@ -70,14 +72,11 @@ public final class DyLora {
     /** Sets rank {@code b} on every DyLoRA layer of {@code model}; returns how many layers. */
     public static int setRank(Module model, int b) {
         return AdapterLock.changing(model, () -> {
-            int n = 0;
-            for (Module m : model.namedModules().values()) {
-                if (m instanceof DyLoraLayer d) {
-                    d.setRank(b);
-                    n++;
-                }
-            }
-            return n;
+            List<DyLoraLayer> layers = new ArrayList<>();
+            for (Module m : model.namedModules().values()) if (m instanceof DyLoraLayer d) layers.add(d);
+            layers.forEach(d -> d.checkRank(b)); // every layer before any changes: one rank for all, or none changed
+            layers.forEach(d -> d.setRank(b));
+            return layers.size();
         });
     }
 }

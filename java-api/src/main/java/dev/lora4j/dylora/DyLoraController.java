@@ -98,6 +98,7 @@ public final class DyLoraController {
 
     /** Sets one rank on every layer (for evaluation, merging or deployment). */
     public void setRank(int b) {
+        layers.forEach(l -> l.checkRank(b)); // every layer before any changes
         layers.forEach(l -> l.setRank(b));
         rank = b;
     }

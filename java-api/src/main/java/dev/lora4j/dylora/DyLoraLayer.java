@@ -79,9 +79,14 @@ public abstract class DyLoraLayer extends LoraLayer {
     }
 
     private void setRankLocked(int b) {
+        checkRank(b);
+        rank = b;
+    }
+
+    /** Throws what {@link #setRank} would throw for {@code b}, changing nothing (so a model's layers can be checked before any changes). */
+    void checkRank(int b) {
         if (b < 1 || b > rMax()) throw new IllegalArgumentException("rank must be in 1.." + rMax() + ", got " + b);
         if (isMerged() && b != rank) throw new IllegalStateException("unmerge before changing the rank of a merged DyLoRA layer");
-        rank = b;
     }
 
     public Mode mode() {

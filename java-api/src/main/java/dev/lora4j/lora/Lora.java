@@ -96,6 +96,10 @@ public final class Lora {
         List<String> excluded = new ArrayList<>();
         List<String> inside = new ArrayList<>();
         boolean hadAdapters = !names(model).isEmpty();
+        if (model instanceof LoraLayer root) { // the model is one LoRA layer: the adapter goes into it, not into its parts
+            root.addAdapter(name, config); // active only if it is the layer's first, as for any LoRA layer
+            return new WrapReport(model, List.of(""), List.of());
+        }
         for (var e : new LinkedHashMap<>(model.namedModules()).entrySet()) {
             String path = e.getKey();
             Module m = e.getValue();
@@ -180,7 +184,10 @@ public final class Lora {
                     || bias == LoraConfig.Bias.LORA_ONLY && loraBiases.contains(name);
             if (p.dtype().isFloatingPoint()) p.requiresGrad_(train);
         });
-        loraLayers(model).values().forEach(LoraLayer::freezeMerged); // merged factors stay frozen until unmerged
+        loraLayers(model).values().forEach(l -> {
+            l.freezeMerged(); // merged factors stay frozen until unmerged
+            l.freezeInactive(); // inactive adapters stay frozen, as PEFT's set_adapter leaves them
+        });
     }
 
     private static List<String> loraLayerBiases(Module model) {
@@ -236,11 +243,31 @@ public final class Lora {
                 if (names.length > 0 && here.length == 0) continue;
                 todo.put(l, here);
             }
+            requireOwnBase(model, todo.keySet());
             if (safe) todo.forEach(LoraLayer::checkMerge); // every layer before any changes
             int n = 0;
             for (var e : todo.entrySet()) if (e.getKey().merge(safe, e.getValue())) n++;
             return n;
         });
+    }
+
+    /**
+     * Refuses to merge into a base layer the model uses at another place too (a module shared by
+     * two paths, wrapped at both or at one): its weight would carry the update at every place,
+     * and two adapters' updates where it is wrapped twice. Unmerged forwards are right either way.
+     */
+    private static void requireOwnBase(Module model, java.util.Collection<LoraLayer> layers) {
+        Map<Module, String> where = new java.util.IdentityHashMap<>();
+        Map<Module, String> bases = new java.util.IdentityHashMap<>();
+        for (LoraLayer l : layers) bases.put(l.baseLayer(), null);
+        for (var e : model.namedModules().entrySet()) {
+            if (!bases.containsKey(e.getValue())) continue;
+            String other = where.put(e.getValue(), e.getKey());
+            if (other != null) {
+                throw new IllegalStateException("cannot merge: the base layer at '" + other + "' is also at '" + e.getKey()
+                        + "' (one module used twice); merging would change it at both places");
+            }
+        }
     }
 
     /** Unmerges every merged LoRA layer; returns how many. */
@@ -512,6 +539,7 @@ public final class Lora {
         return AdapterLock.changing(model, () -> {
             Map<String, LoraLayer> layers = loraLayers(model);
             if (layers.containsKey("")) throw new IllegalArgumentException("the model itself is a LoRA layer: use its mergeAndUnload");
+            requireOwnBase(model, layers.values());
             if (safe) layers.values().forEach(l -> l.checkMerge()); // every layer before any changes
             for (var e : layers.entrySet()) {
                 String path = e.getKey();

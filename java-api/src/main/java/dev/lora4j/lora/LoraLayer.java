@@ -70,6 +70,8 @@ public abstract class LoraLayer extends Module {
     private final List<String> merged = new ArrayList<>();
     /** Whether each merged adapter's factors required gradients before merging (restored by unmerge). */
     private final Map<String, Boolean> trainableBeforeMerge = new java.util.HashMap<>();
+    /** The version counters of each merged adapter's tensors when it was merged: unmerge subtracts the ΔW merged only if they are unchanged. */
+    private final Map<String, long[]> mergedVersions = new java.util.HashMap<>();
     private boolean enabled = true;
     /** The lock this layer's changes and forwards hold: its own until a model takes it over (see {@link AdapterLock}). */
     volatile AdapterLock adapterLock = AdapterLock.forLayer();
@@ -343,6 +345,11 @@ public abstract class LoraLayer extends Module {
                 f.clearGrad();
             }
         }
+    }
+
+    /** Freezes the factors of adapters that are not active (as PEFT's set_adapter leaves them), for {@link Lora#markOnlyLoraAsTrainable}. */
+    final void freezeInactive() {
+        for (String n : configs.keySet()) if (!active.contains(n)) freezeAdapter(n);
     }
 
     /**
@@ -675,6 +682,7 @@ public abstract class LoraLayer extends Module {
             }
             apply(n, 1.0, safe);
             trainableBeforeMerge.put(n, loraA(n).requiresGrad() || loraB(n).requiresGrad());
+            mergedVersions.put(n, versions(n));
             merged.add(n);
             any = true;
         }
@@ -732,14 +740,26 @@ public abstract class LoraLayer extends Module {
             LOG.log(System.Logger.Level.WARNING, "LoRA layer is not merged: unmerge ignored");
             return false;
         }
+        for (String n : merged) { // every adapter before any changes
+            if (!java.util.Arrays.equals(versions(n), mergedVersions.get(n))) {
+                throw new IllegalStateException("adapter '" + n + "' was changed while merged (its factors were written, e.g. by"
+                        + " loadStateDict): unmerging would subtract another ΔW than the one merged and not restore the base weight");
+            }
+        }
         while (!merged.isEmpty()) {
             String n = merged.get(merged.size() - 1);
             apply(n, -1.0, false);
             merged.remove(merged.size() - 1);
+            mergedVersions.remove(n);
             boolean train = Boolean.TRUE.equals(trainableBeforeMerge.remove(n));
             for (Tensor f : adapterParameters(n)) f.requiresGrad_(train);
         }
         return true;
+    }
+
+    /** The version counters of adapter {@code name}'s tensors (every in-place write bumps one). */
+    private long[] versions(String name) {
+        return adapterParameters(name).stream().mapToLong(Tensor::version).toArray();
     }
 
     private void apply(String name, double sign, boolean safe) {

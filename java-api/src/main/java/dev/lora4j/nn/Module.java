@@ -79,8 +79,17 @@ public abstract class Module implements AutoCloseable {
     protected final <M extends Module> M registerModule(String name, M module) {
         checkName(name, children);
         Objects.requireNonNull(module, "module");
+        refuseCycle(module);
         children.put(name, module);
         return module;
+    }
+
+    /** Refuses {@code module} as a child when it is this module or holds it: the tree would have no end. */
+    private void refuseCycle(Module module) {
+        if (module == this || module.namedModules().values().stream().anyMatch(m -> m == this)) {
+            throw new IllegalArgumentException(module.getClass().getSimpleName() + " cannot be a child of "
+                    + getClass().getSimpleName() + ": it is that module or contains it");
+        }
     }
 
     /** Removes parameter {@code name} without closing it and returns it (the caller owns it). */
@@ -97,6 +106,7 @@ public abstract class Module implements AutoCloseable {
     public final Module replaceChild(String name, Module module) {
         Objects.requireNonNull(module, "module");
         Module old = child(name);
+        refuseCycle(module);
         children.put(name, module);
         return old;
     }
@@ -334,6 +344,9 @@ public abstract class Module implements AutoCloseable {
      */
     public final LoadResult loadStateDict(Map<String, Tensor> state, boolean strict) {
         Objects.requireNonNull(state, "state");
+        for (var e : state.entrySet()) {
+            if (e.getValue() == null) throw new NullPointerException("state dict value of '" + e.getKey() + "' is null");
+        }
         Map<String, Tensor> targets = new LinkedHashMap<>(namedParameters());
         targets.putAll(namedBuffers());
         List<String> missing = targets.keySet().stream().filter(k -> !state.containsKey(k)).toList();
