@@ -2,19 +2,31 @@ package dev.lora4j.hftools;
 
 import ai.djl.huggingface.tokenizers.Encoding;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import com.fasterxml.jackson.core.JacksonException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.lora4j.Tensor;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.concurrent.locks.ReadWriteLock;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.function.Supplier;
 
 /**
  * A Hugging Face {@code tokenizer.json} tokenizer (BERT WordPiece with its normaliser:
  * lower-casing, accent stripping; {@code [CLS]}/{@code [SEP]}; truncation; padding to the
  * longest sentence of a batch; attention mask; token types), run by Hugging Face's own Rust
  * {@code tokenizers} through DJL's JNI wrapper, whose jar carries the native library: nothing
- * is downloaded. Thread-safe for encoding; {@link #close()} frees the native tokenizer.
+ * is downloaded.
+ *
+ * <p>The file is untrusted: it must hold a WordPiece model whose unknown token is in its vocabulary
+ * (Hugging Face's Rust code fails on a word it cannot split otherwise, and DJL turns that failure
+ * into a process abort). Thread-safe: encodings run concurrently; {@link #close()} waits for the
+ * ones under way, then frees the native tokenizer, after which every call throws
+ * {@link IllegalStateException}.
  */
 public final class BertTokenizer implements AutoCloseable {
 
@@ -29,6 +41,9 @@ public final class BertTokenizer implements AutoCloseable {
     }
 
     private final HuggingFaceTokenizer tokenizer;
+    /** Encodings hold the read lock, close the write lock: the native tokenizer is never freed under a running encoding. */
+    private final ReadWriteLock lock = new ReentrantReadWriteLock();
+    private boolean closed;
 
     private BertTokenizer(HuggingFaceTokenizer tokenizer) {
         this.tokenizer = tokenizer;
@@ -38,25 +53,70 @@ public final class BertTokenizer implements AutoCloseable {
     public static BertTokenizer fromFile(Path tokenizerJson, int maxLength) throws IOException {
         Objects.requireNonNull(tokenizerJson, "tokenizerJson");
         if (maxLength < 2) throw new IllegalArgumentException("maxLength must be >= 2, got " + maxLength);
+        checkModel(tokenizerJson);
+        // DJL caps maxLength at modelMaxLength, 512 unless told: tell it.
+        String max = Integer.toString(maxLength);
         return new BertTokenizer(HuggingFaceTokenizer.newInstance(tokenizerJson,
-                Map.of("padding", "longest", "truncation", "true", "maxLength", Integer.toString(maxLength))));
+                Map.of("padding", "longest", "truncation", "true", "maxLength", max, "modelMaxLength", max)));
+    }
+
+    /**
+     * Refuses a file whose model would make the native tokenizer fail on some text: not WordPiece,
+     * or a WordPiece whose unknown token (default {@code [UNK]}, as Hugging Face's) is not in its vocabulary.
+     */
+    private static void checkModel(Path file) throws IOException {
+        JsonNode root;
+        try {
+            root = new ObjectMapper().readTree(file.toFile());
+        } catch (JacksonException e) {
+            throw new IOException(file + ": not a tokenizer.json: " + e.getOriginalMessage(), e);
+        }
+        JsonNode model = root == null ? null : root.get("model");
+        if (model == null || !model.isObject()) throw new IOException(file + ": no \"model\" object");
+        JsonNode type = model.get("type");
+        if (type == null || !type.isTextual() || !type.asText().equals("WordPiece")) {
+            throw new IOException(file + ": model type is " + (type == null ? "missing" : type) + ", BertTokenizer needs \"WordPiece\"");
+        }
+        JsonNode vocab = model.get("vocab");
+        if (vocab == null || !vocab.isObject() || vocab.isEmpty()) throw new IOException(file + ": WordPiece model has no vocab");
+        JsonNode unkNode = model.get("unk_token");
+        if (unkNode != null && !unkNode.isTextual()) throw new IOException(file + ": WordPiece unk_token is not a string: " + unkNode);
+        String unk = unkNode == null ? "[UNK]" : unkNode.asText();
+        if (!vocab.has(unk)) {
+            throw new IOException(file + ": WordPiece unk_token '" + unk + "' is not in model.vocab (words it cannot split would fail)");
+        }
+    }
+
+    /** Runs {@code work} unless closed; close waits for it. */
+    private <T> T use(Supplier<T> work) {
+        lock.readLock().lock();
+        try {
+            if (closed) throw new IllegalStateException("BertTokenizer is closed");
+            return work.get();
+        } finally {
+            lock.readLock().unlock();
+        }
     }
 
     /** Token ids of one text with [CLS] and [SEP], no padding. */
     public long[] ids(String text) {
-        return tokenizer.encode(Objects.requireNonNull(text, "text")).getIds();
+        Objects.requireNonNull(text, "text");
+        return use(() -> tokenizer.encode(text).getIds());
     }
 
     /** Tokens of one text, as strings. */
     public String[] tokens(String text) {
-        return tokenizer.encode(Objects.requireNonNull(text, "text")).getTokens();
+        Objects.requireNonNull(text, "text");
+        return use(() -> tokenizer.encode(text).getTokens());
     }
 
     /** A padded batch of texts. */
     public Batch encode(List<String> texts) {
         Objects.requireNonNull(texts, "texts");
         if (texts.isEmpty()) throw new IllegalArgumentException("texts is empty");
-        Encoding[] enc = tokenizer.batchEncode(texts.toArray(String[]::new));
+        String[] array = texts.toArray(String[]::new);
+        for (int i = 0; i < array.length; i++) Objects.requireNonNull(array[i], "texts[" + i + "]");
+        Encoding[] enc = use(() -> tokenizer.batchEncode(array));
         int n = enc.length, len = enc[0].getIds().length;
         long[] ids = new long[n * len], mask = new long[n * len], types = new long[n * len];
         for (int i = 0; i < n; i++) {
@@ -70,6 +130,13 @@ public final class BertTokenizer implements AutoCloseable {
 
     @Override
     public void close() {
-        tokenizer.close();
+        lock.writeLock().lock();
+        try {
+            if (closed) return;
+            closed = true;
+            tokenizer.close();
+        } finally {
+            lock.writeLock().unlock();
+        }
     }
 }
