@@ -30,7 +30,19 @@ import java.util.regex.Pattern;
 public final class OnnxBertImporter {
 
     private static final Pattern MATMUL = Pattern.compile("/((?:embeddings|encoder|pooler)(?:/[A-Za-z0-9_.]+)*)/MatMul");
-    private static final Pattern LAYER = Pattern.compile("encoder\\.layer\\.(\\d+)\\..*");
+    private static final Pattern LAYER = Pattern.compile("encoder\\.layer\\.(\\d+)\\.(.*)");
+    /** The weights of one HF BERT layer, after {@code encoder.layer.N.}. */
+    private static final List<String> LAYER_KEYS = List.of(
+            "attention.self.query.weight", "attention.self.query.bias",
+            "attention.self.key.weight", "attention.self.key.bias",
+            "attention.self.value.weight", "attention.self.value.bias",
+            "attention.output.dense.weight", "attention.output.dense.bias",
+            "attention.output.LayerNorm.weight", "attention.output.LayerNorm.bias",
+            "intermediate.dense.weight", "intermediate.dense.bias",
+            "output.dense.weight", "output.dense.bias",
+            "output.LayerNorm.weight", "output.LayerNorm.bias");
+    /** Most names an error message lists. */
+    private static final int LISTED = 20;
 
     private OnnxBertImporter() {}
 
@@ -64,6 +76,7 @@ public final class OnnxBertImporter {
             String hf = matmulOwner.get(t.name());
             if (hf != null) {
                 if (t.dims().length != 2 || t.dataType() != OnnxGraph.FLOAT) throw new IOException(t.name() + " is not a float matrix");
+                if (t.values() == null) throw new IOException(onnxFile + ": MatMul weight " + t.name() + " (" + hf + ") holds no data");
                 weights.put(hf, transposed(t));
             } else if (t.name().equals("embeddings.position_ids")) {
                 // HF's position buffer (0..max-1): not a weight.
@@ -73,9 +86,10 @@ public final class OnnxBertImporter {
                 unplaced.add(t.name());
             }
         }
-        if (!unplaced.isEmpty()) throw new IOException(onnxFile + ": initializers with no place in a HF BERT: " + unplaced);
+        if (!unplaced.isEmpty()) throw new IOException(onnxFile + ": initializers with no place in a HF BERT: " + clip(unplaced));
 
         BertConfig config = config(g, weights, onnxFile);
+        checkShapes(config, weights, onnxFile);
         Files.createDirectories(outDir);
         try (var scope = TensorScope.open()) {
             Map<String, Tensor> tensors = new LinkedHashMap<>();
@@ -105,11 +119,7 @@ public final class OnnxBertImporter {
         long[] pos = dims(w, "embeddings.position_embeddings.weight");
         long[] types = dims(w, "embeddings.token_type_embeddings.weight");
         long[] inter = dims(w, "encoder.layer.0.intermediate.dense.weight");
-        int layers = 0;
-        for (String k : w.keySet()) {
-            Matcher m = LAYER.matcher(k);
-            if (m.matches()) layers = Math.max(layers, Integer.parseInt(m.group(1)) + 1);
-        }
+        int layers = layers(w, file);
         int hidden = (int) word[1];
         int heads = heads(g, hidden, file);
         double eps = constantInput(g, "/embeddings/LayerNorm/Add", file);
@@ -157,9 +167,80 @@ public final class OnnxBertImporter {
         return g.initializers.get(output);
     }
 
+    /** A matrix's dims, each a positive int. */
     private static long[] dims(Map<String, OnnxGraph.OnnxTensor> w, String name) throws IOException {
         OnnxGraph.OnnxTensor t = w.get(name);
         if (t == null) throw new IOException("the ONNX export has no '" + name + "'");
-        return t.dims();
+        long[] d = t.dims();
+        if (d.length != 2 || d[0] < 1 || d[1] < 1 || d[0] > Integer.MAX_VALUE || d[1] > Integer.MAX_VALUE) {
+            throw new IOException("'" + name + "' has dims " + java.util.Arrays.toString(d) + ", not a matrix");
+        }
+        return d;
+    }
+
+    /**
+     * The number of layers: the layers named must be exactly 0..L-1, each with every weight of a HF
+     * BERT layer and nothing else, before a model of that depth is built.
+     */
+    private static int layers(Map<String, OnnxGraph.OnnxTensor> w, Path file) throws IOException {
+        java.util.TreeMap<Integer, java.util.Set<String>> byLayer = new java.util.TreeMap<>();
+        for (String k : w.keySet()) {
+            Matcher m = LAYER.matcher(k);
+            if (!m.matches()) continue;
+            String digits = m.group(1);
+            int index;
+            if (digits.length() > 9 || (digits.length() > 1 && digits.charAt(0) == '0')) index = -1;
+            else index = Integer.parseInt(digits);
+            if (index < 0 || index >= w.size()) throw new IOException(file + ": '" + k + "' names layer " + digits + ", beyond the layers the file holds");
+            byLayer.computeIfAbsent(index, i -> new java.util.HashSet<>()).add(m.group(2));
+        }
+        int layers = byLayer.isEmpty() ? 0 : byLayer.lastKey() + 1;
+        List<String> missing = new ArrayList<>(), extra = new ArrayList<>();
+        for (int i = 0; i < layers; i++) {
+            java.util.Set<String> have = byLayer.getOrDefault(i, java.util.Set.of());
+            for (String key : LAYER_KEYS) if (!have.contains(key)) missing.add("encoder.layer." + i + "." + key);
+            for (String key : have) if (!LAYER_KEYS.contains(key)) extra.add("encoder.layer." + i + "." + key);
+        }
+        if (!missing.isEmpty() || !extra.isEmpty()) {
+            throw new IOException(file + ": the layers named (" + layers + ": 0.." + (layers - 1) + ") are not complete HF BERT layers"
+                    + (missing.isEmpty() ? "" : "; missing " + clip(missing)) + (extra.isEmpty() ? "" : "; unknown " + clip(extra)));
+        }
+        return layers;
+    }
+
+    /** Every weight's shape against the config, before a model of that size is built. */
+    private static void checkShapes(BertConfig c, Map<String, OnnxGraph.OnnxTensor> w, Path file) throws IOException {
+        long h = c.hiddenSize(), in = c.intermediateSize();
+        Map<String, long[]> expected = new LinkedHashMap<>();
+        expected.put("embeddings.word_embeddings.weight", new long[] {c.vocabSize(), h});
+        expected.put("embeddings.position_embeddings.weight", new long[] {c.maxPositionEmbeddings(), h});
+        expected.put("embeddings.token_type_embeddings.weight", new long[] {c.typeVocabSize(), h});
+        expected.put("embeddings.LayerNorm.weight", new long[] {h});
+        expected.put("embeddings.LayerNorm.bias", new long[] {h});
+        expected.put("pooler.dense.weight", new long[] {h, h});
+        expected.put("pooler.dense.bias", new long[] {h});
+        List<String> wrong = new ArrayList<>();
+        for (var e : w.entrySet()) {
+            String k = e.getKey();
+            long[] want = expected.get(k);
+            Matcher m = LAYER.matcher(k);
+            if (want == null && m.matches()) {
+                String key = m.group(2);
+                want = key.startsWith("intermediate.dense.") ? (key.endsWith("weight") ? new long[] {in, h} : new long[] {in})
+                        : key.equals("output.dense.weight") ? new long[] {h, in}
+                        : key.endsWith(".weight") && !key.contains("LayerNorm") ? new long[] {h, h} : new long[] {h};
+            }
+            if (want == null) continue; // the strict load names keys BERT does not have
+            if (!java.util.Arrays.equals(want, e.getValue().dims())) {
+                wrong.add(k + " " + java.util.Arrays.toString(e.getValue().dims()) + " (expected " + java.util.Arrays.toString(want) + ")");
+            }
+        }
+        if (!wrong.isEmpty()) throw new IOException(file + ": weights whose shape does not fit the config: " + clip(wrong));
+    }
+
+    /** The first names of a list, and how many more. */
+    static String clip(List<String> names) {
+        if (names.size() <= LISTED) return names.toString();
+        return names.subList(0, LISTED) + " and " + (names.size() - LISTED) + " more";
     }
 }

@@ -40,9 +40,15 @@ final class OnnxGraph {
 
     final List<Node> nodes = new ArrayList<>();
     final Map<String, OnnxTensor> initializers = new LinkedHashMap<>();
+    /** The whole file: a tensor is read in two passes over its bytes (dims first, then data checked against them). */
+    private final byte[] model;
+
+    private OnnxGraph(byte[] model) {
+        this.model = model;
+    }
 
     static OnnxGraph read(byte[] model) throws IOException {
-        OnnxGraph g = new OnnxGraph();
+        OnnxGraph g = new OnnxGraph(model);
         CodedInputStream in = CodedInputStream.newInstance(model);
         in.setSizeLimit(Integer.MAX_VALUE);
         in.setRecursionLimit(64);
@@ -68,9 +74,7 @@ final class OnnxGraph {
                 nodes.add(readNode(in));
                 in.popLimit(limit);
             } else if (tag == wire(5, 2)) {
-                int limit = in.pushLimit(length(in));
                 OnnxTensor t = readTensor(in);
-                in.popLimit(limit);
                 if (initializers.put(t.name(), t) != null) throw new IOException("initializer '" + t.name() + "' appears twice");
             } else {
                 in.skipField(tag);
@@ -78,7 +82,7 @@ final class OnnxGraph {
         }
     }
 
-    private static Node readNode(CodedInputStream in) throws IOException {
+    private Node readNode(CodedInputStream in) throws IOException {
         List<String> inputs = new ArrayList<>(), outputs = new ArrayList<>();
         String name = "", op = "";
         OnnxTensor value = null;
@@ -101,16 +105,14 @@ final class OnnxGraph {
     }
 
     /** The tensor of an attribute named "value" (a Constant node's), or null. */
-    private static OnnxTensor readAttributeTensor(CodedInputStream in) throws IOException {
+    private OnnxTensor readAttributeTensor(CodedInputStream in) throws IOException {
         String name = "";
         OnnxTensor t = null;
         for (int tag; (tag = in.readTag()) != 0; ) {
             if (tag == wire(1, 2)) {
                 name = in.readStringRequireUtf8();
             } else if (tag == wire(5, 2)) {
-                int limit = in.pushLimit(length(in));
                 t = readTensor(in);
-                in.popLimit(limit);
             } else {
                 in.skipField(tag);
             }
@@ -118,59 +120,138 @@ final class OnnxGraph {
         return "value".equals(name) ? t : null;
     }
 
-    private static OnnxTensor readTensor(CodedInputStream in) throws IOException {
-        List<Long> dims = new ArrayList<>();
-        int type = 0;
+    /** Most dimensions a tensor may declare (ONNX models use a handful). */
+    private static final int MAX_RANK = 64;
+
+    /**
+     * A length-delimited TensorProto at {@code in}'s position, read in two passes over its bytes
+     * (protobuf lets fields come in any order): the dims, type and name, then the data, which must
+     * hold exactly the number of values the dims declare; list-form data stops at the first value
+     * too many, so a file cannot make the reader hold more than the tensor it declares.
+     */
+    private OnnxTensor readTensor(CodedInputStream in) throws IOException {
+        int size = length(in);
+        int offset = in.getTotalBytesRead();
+        if (size > model.length - offset) throw new IOException("truncated ONNX file: a tensor runs past its end");
+        in.skipRawBytes(size);
+
+        long[] dims = new long[4];
+        int rank = 0, type = 0;
         String name = "";
-        byte[] raw = null;
-        List<Double> typed = new ArrayList<>();
-        for (int tag; (tag = in.readTag()) != 0; ) {
+        boolean hasRaw = false;
+        CodedInputStream first = tensorStream(offset, size);
+        for (int tag; (tag = first.readTag()) != 0; ) {
             int field = tag >>> 3, wireType = tag & 7;
             switch (field) {
-                case 1 -> readRepeated(in, wireType, () -> dims.add(in.readInt64()));
-                case 2 -> type = in.readInt32();
-                case 4 -> readRepeated(in, wireType, () -> typed.add((double) in.readFloat()));
-                case 7 -> readRepeated(in, wireType, () -> typed.add((double) in.readInt64()));
-                case 10 -> readRepeated(in, wireType, () -> typed.add(in.readDouble()));
-                case 8 -> name = in.readStringRequireUtf8();
-                case 9 -> raw = in.readByteArray();
+                case 1 -> {
+                    if (wireType != 0 && wireType != 2) throw new IOException("tensor '" + name + "': dims of wire type " + wireType);
+                    if (wireType == 2) {
+                        int limit = first.pushLimit(length(first));
+                        while (first.getBytesUntilLimit() > 0) dims = addDim(dims, rank++, first.readInt64(), name);
+                        first.popLimit(limit);
+                    } else {
+                        dims = addDim(dims, rank++, first.readInt64(), name);
+                    }
+                }
+                case 2 -> type = first.readInt32();
+                case 8 -> name = first.readStringRequireUtf8();
+                case 9 -> {
+                    hasRaw = true;
+                    first.skipField(tag);
+                }
                 case 13, 14 -> throw new IOException("tensor '" + name + "' keeps its data outside the file (external data): not supported");
-                default -> in.skipField(tag);
+                default -> first.skipField(tag);
             }
         }
-        long[] shape = dims.stream().mapToLong(Long::longValue).toArray();
+        long[] shape = java.util.Arrays.copyOf(dims, rank);
         long n = 1;
         for (long d : shape) {
             if (d < 0) throw new IOException("tensor '" + name + "' has a negative dimension");
-            n = Math.multiplyExact(n, d);
+            try {
+                n = Math.multiplyExact(n, d);
+            } catch (ArithmeticException e) {
+                throw new IOException("tensor '" + name + "' has dims " + java.util.Arrays.toString(shape) + " whose product overflows");
+            }
         }
-        double[] values;
-        if (raw != null) {
-            int size = switch (type) {
+
+        CodedInputStream second = tensorStream(offset, size);
+        if (hasRaw) {
+            int width = switch (type) {
                 case FLOAT -> 4;
                 case INT64, DOUBLE -> 8;
                 default -> 0;
             };
-            if (size == 0) return new OnnxTensor(name, type, shape, null);
-            if (n > Integer.MAX_VALUE || raw.length != n * size) {
-                throw new IOException("tensor '" + name + "' declares " + n + " elements but holds " + raw.length + " bytes");
+            if (width == 0) return new OnnxTensor(name, type, shape, null);
+            ByteBuffer raw = null;
+            for (int tag; (tag = second.readTag()) != 0; ) {
+                if (tag == wire(9, 2)) {
+                    int len = length(second);
+                    int at = offset + second.getTotalBytesRead();
+                    second.skipRawBytes(len);
+                    raw = ByteBuffer.wrap(model, at, len).slice().order(ByteOrder.LITTLE_ENDIAN); // the last one wins, as in protobuf
+                } else {
+                    second.skipField(tag);
+                }
             }
-            ByteBuffer b = ByteBuffer.wrap(raw).order(ByteOrder.LITTLE_ENDIAN);
-            values = new double[(int) n];
+            if (raw == null) throw new IOException("tensor '" + name + "': raw_data of the wrong wire type");
+            if (n > Integer.MAX_VALUE / 8 || raw.remaining() != n * width) {
+                throw new IOException("tensor '" + name + "' declares " + n + " elements but holds " + raw.remaining() + " bytes");
+            }
+            double[] values = new double[(int) n];
             for (int i = 0; i < n; i++) {
                 values[i] = switch (type) {
-                    case FLOAT -> b.getFloat();
-                    case INT64 -> b.getLong();
-                    default -> b.getDouble();
+                    case FLOAT -> raw.getFloat();
+                    case INT64 -> raw.getLong();
+                    default -> raw.getDouble();
                 };
             }
-        } else {
-            if (typed.size() != n && !typed.isEmpty()) {
-                throw new IOException("tensor '" + name + "' declares " + n + " elements but holds " + typed.size());
-            }
-            values = typed.isEmpty() && n > 0 ? null : typed.stream().mapToDouble(Double::doubleValue).toArray();
+            return new OnnxTensor(name, type, shape, values);
         }
-        return new OnnxTensor(name, type, shape, values);
+        // List-form data: at least one byte a value, so more values than the tensor has bytes cannot match.
+        long declared = n;
+        String tensorName = name;
+        double[][] values = {null};
+        int[] count = {0};
+        Value add = v -> {
+            if (values[0] == null) {
+                if (declared > size) {
+                    throw new IOException("tensor '" + tensorName + "' declares " + declared + " elements but holds at most " + size + " bytes");
+                }
+                values[0] = new double[(int) declared];
+            }
+            if (count[0] == declared) throw new IOException("tensor '" + tensorName + "' declares " + declared + " elements but holds more");
+            values[0][count[0]++] = v;
+        };
+        for (int tag; (tag = second.readTag()) != 0; ) {
+            int field = tag >>> 3, wireType = tag & 7;
+            switch (field) {
+                case 4 -> readRepeated(second, wireType, () -> add.accept(second.readFloat()));
+                case 7 -> readRepeated(second, wireType, () -> add.accept((double) second.readInt64()));
+                case 10 -> readRepeated(second, wireType, () -> add.accept(second.readDouble()));
+                default -> second.skipField(tag);
+            }
+        }
+        if (values[0] == null) return new OnnxTensor(name, type, shape, n == 0 ? new double[0] : null);
+        if (count[0] != n) throw new IOException("tensor '" + name + "' declares " + n + " elements but holds " + count[0]);
+        return new OnnxTensor(name, type, shape, values[0]);
+    }
+
+    private interface Value {
+        void accept(double v) throws IOException;
+    }
+
+    private CodedInputStream tensorStream(int offset, int size) {
+        CodedInputStream t = CodedInputStream.newInstance(model, offset, size);
+        t.setSizeLimit(Integer.MAX_VALUE);
+        t.setRecursionLimit(64);
+        return t;
+    }
+
+    private static long[] addDim(long[] dims, int rank, long d, String name) throws IOException {
+        if (rank == MAX_RANK) throw new IOException("tensor '" + name + "' has more than " + MAX_RANK + " dimensions");
+        if (rank == dims.length) dims = java.util.Arrays.copyOf(dims, dims.length * 2);
+        dims[rank] = d;
+        return dims;
     }
 
     private interface Reader {
