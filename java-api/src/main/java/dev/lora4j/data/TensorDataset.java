@@ -50,10 +50,14 @@ public final class TensorDataset implements AutoCloseable {
         return targets;
     }
 
-    /** The samples whose target is one of {@code classes} (integer targets), as a new dataset. */
+    /**
+     * The samples whose target is one of {@code classes}, as a new dataset.
+     *
+     * @throws IllegalArgumentException when the targets are not a vector of integers (class labels)
+     */
     public TensorDataset filterClasses(long... classes) {
         Objects.requireNonNull(classes, "classes");
-        long[] t = targets.toLongArray();
+        long[] t = classLabels("filterClasses");
         long[] keep = new long[t.length];
         int n = 0;
         for (int i = 0; i < t.length; i++) {
@@ -76,6 +80,11 @@ public final class TensorDataset implements AutoCloseable {
      */
     public Batch batch(long[] indices) {
         Objects.requireNonNull(indices, "indices");
+        long n = size();
+        for (int i = 0; i < indices.length; i++) {
+            if (indices[i] < 0 || indices[i] >= n)
+                throw new IllegalArgumentException("indices[" + i + "] = " + indices[i] + " is outside the dataset's samples 0.." + (n - 1));
+        }
         return batch(indices, 0, indices.length);
     }
 
@@ -117,8 +126,17 @@ public final class TensorDataset implements AutoCloseable {
         return keep ? new Batch(x.keep(), y.keep()) : new Batch(x, y);
     }
 
-    /** Samples {@code start} .. {@code start+length-1} as views of the dataset's memory. */
+    /**
+     * Samples {@code start} .. {@code start+length-1} as views of the dataset's memory.
+     *
+     * @throws IllegalArgumentException unless {@code 0 <= start}, {@code 0 <= length} and
+     *     {@code start + length <= size()} (a negative start does not count from the end)
+     */
     public Batch slice(long start, long length) {
+        long n = size();
+        if (start < 0 || length < 0 || start > n || length > n - start)
+            throw new IllegalArgumentException("slice(start " + start + ", length " + length + ") must lie within the dataset's "
+                    + n + " samples: 0 <= start, 0 <= length, start + length <= " + n);
         Tensor x = inputs.narrow(0, start, length);
         return new Batch(x, targets.narrow(0, start, length));
     }
@@ -128,13 +146,30 @@ public final class TensorDataset implements AutoCloseable {
         return new DataLoader(this, batchSize, shuffle, seed, dropLast);
     }
 
-    /** Number of samples per class for integer targets in 0..numClasses-1. */
+    /**
+     * Number of samples per class, for integer targets in 0..numClasses-1.
+     *
+     * @throws IllegalArgumentException when {@code numClasses} is negative, when the targets are
+     *     not a vector of integers, or when a target is outside 0..numClasses-1
+     */
     public long[] classCounts(int numClasses) {
+        if (numClasses < 0) throw new IllegalArgumentException("numClasses must be >= 0, got " + numClasses);
         long[] counts = new long[numClasses];
-        for (long t : targets.toLongArray()) {
-            if (t >= 0 && t < numClasses) counts[(int) t]++;
+        long[] t = classLabels("classCounts");
+        for (int i = 0; i < t.length; i++) {
+            if (t[i] < 0 || t[i] >= numClasses)
+                throw new IllegalArgumentException("target " + t[i] + " of sample " + i + " is outside 0..numClasses-1 (numClasses " + numClasses + ")");
+            counts[(int) t[i]]++;
         }
         return counts;
+    }
+
+    /** The targets as class labels: refuses float targets (no truncation) and targets that are not a vector. */
+    private long[] classLabels(String method) {
+        if (targets.dim() != 1 || targets.dtype().isFloatingPoint() || targets.dtype() == DType.BOOL)
+            throw new IllegalArgumentException(method + " needs class labels: targets must be a vector of integers, got "
+                    + targets.dtype() + " of shape " + Arrays.toString(targets.shape()));
+        return targets.toLongArray();
     }
 
     @Override

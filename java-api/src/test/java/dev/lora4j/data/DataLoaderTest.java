@@ -132,4 +132,56 @@ class DataLoaderTest {
             assertThrows(IllegalArgumentException.class, () -> d.loader(0, false, 0, false));
         }
     }
+
+    /** Samples start..start+length-1: negative starts do not count from the end, ranges past the end are refused. */
+    @Test
+    void sliceRefusesRangesOutsideTheDataset() {
+        try (TensorDataset d = dataset(5)) {
+            for (long[] bad : new long[][] {{-2, 2}, {1, -1}, {4, 3}, {6, 0}, {Long.MAX_VALUE, 2}}) {
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> d.slice(bad[0], bad[1]).close(),
+                        () -> "slice(" + bad[0] + ", " + bad[1] + ")");
+                assertTrue(e.getMessage().contains("start") || e.getMessage().contains("length"), e.getMessage());
+            }
+            try (Batch b = d.slice(3, 2); Batch empty = d.slice(5, 0)) {
+                assertArrayEquals(new long[] {0, 1}, b.targets().toLongArray());
+                assertEquals(0, empty.size());
+            }
+        }
+    }
+
+    @Test
+    void batchRefusesIndicesOutsideTheDataset() {
+        try (TensorDataset d = dataset(5)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> d.batch(new long[] {0, -1}).close());
+            assertTrue(e.getMessage().contains("indices[1]") && e.getMessage().contains("-1"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> d.batch(new long[] {5}).close());
+            assertTrue(e.getMessage().contains("indices[0]"), e.getMessage());
+            try (Tensor negative = Tensor.of(new long[] {-1}, 1)) {
+                assertThrows(RuntimeException.class, () -> d.batch(negative).close(), "no wrap-around to the last sample");
+            }
+        }
+    }
+
+    /** Classes are integers: float targets are not truncated, 2-D targets are not flattened. */
+    @Test
+    void filterClassesAndCountsNeedIntegerVectorTargets() {
+        try (TensorDataset floats = new TensorDataset(Tensor.arange(4), Tensor.of(new float[] {0.5f, 1f, 1.7f, 2f}, 4))) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> floats.filterClasses(1).close());
+            assertTrue(e.getMessage().contains("targets") && e.getMessage().contains("FLOAT32"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> floats.classCounts(3));
+            assertTrue(e.getMessage().contains("targets"), e.getMessage());
+        }
+        try (TensorDataset matrix = new TensorDataset(Tensor.arange(8).reshape(4, 2), Tensor.of(new long[] {0, 1, 1, 0, 0, 1, 1, 1}, 4, 2))) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> matrix.filterClasses(1).close());
+            assertTrue(e.getMessage().contains("targets") && e.getMessage().contains("[4, 2]"), e.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> matrix.classCounts(2));
+        }
+        try (TensorDataset d = dataset(6)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> d.classCounts(-1));
+            assertTrue(e.getMessage().contains("numClasses"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> d.classCounts(2));
+            assertTrue(e.getMessage().contains("2") && e.getMessage().contains("numClasses"), "target 2 is not in 0..1: " + e.getMessage());
+            assertThrows(NullPointerException.class, () -> d.filterClasses((long[]) null));
+        }
+    }
 }
