@@ -73,7 +73,8 @@ public record BertConfig(int vocabSize, int hiddenSize, int numHiddenLayers, int
         probability("hidden_dropout_prob", hiddenDropoutProb);
         probability("attention_probs_dropout_prob", attentionProbsDropoutProb);
         if (classifierDropout != null) probability("classifier_dropout", classifierDropout);
-        if (!(layerNormEps > 0)) throw new IllegalArgumentException("layer_norm_eps must be > 0, got " + layerNormEps);
+        if (!(layerNormEps > 0 && Double.isFinite(layerNormEps)))
+            throw new IllegalArgumentException("layer_norm_eps must be a finite number > 0, got " + layerNormEps);
         if (padTokenId < -1 || padTokenId >= vocabSize) {
             throw new IllegalArgumentException("pad_token_id " + padTokenId + " is outside the vocabulary of " + vocabSize);
         }

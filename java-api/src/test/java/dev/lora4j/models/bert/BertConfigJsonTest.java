@@ -126,4 +126,25 @@ class BertConfigJsonTest {
         assertEquals(21128, c.vocabSize());
         assertEquals(12, c.numHiddenLayers());
     }
+
+    /** Whatever the constructor accepts, toJson writes and fromJson reads back: no infinite or NaN epsilon or dropout. */
+    @Test
+    void nonFiniteEpsilonsAndProbabilitiesAreRefusedByTheConstructor() {
+        for (double eps : new double[] {Double.POSITIVE_INFINITY, Double.NaN, 0, -1e-12, Double.NEGATIVE_INFINITY}) {
+            var e = assertThrows(IllegalArgumentException.class, () -> new BertConfig(50, 16, 1, 4, 32, "gelu", 0.1, 0.1, 512, 2,
+                    eps, 0, java.util.List.of(), 2, null), "layer_norm_eps " + eps);
+            assertTrue(e.getMessage().contains("layer_norm_eps"), e.getMessage());
+        }
+        for (double p : new double[] {Double.POSITIVE_INFINITY, Double.NaN, -0.1, 1, Double.NEGATIVE_INFINITY}) {
+            assertThrows(IllegalArgumentException.class, () -> new BertConfig(50, 16, 1, 4, 32, "gelu", p, 0.1, 512, 2,
+                    1e-12, 0, java.util.List.of(), 2, null), "hidden_dropout_prob " + p);
+            assertThrows(IllegalArgumentException.class, () -> new BertConfig(50, 16, 1, 4, 32, "gelu", 0.1, p, 512, 2,
+                    1e-12, 0, java.util.List.of(), 2, null), "attention_probs_dropout_prob " + p);
+            assertThrows(IllegalArgumentException.class, () -> new BertConfig(50, 16, 1, 4, 32, "gelu", 0.1, 0.1, 512, 2,
+                    1e-12, 0, java.util.List.of(), 2, p), "classifier_dropout " + p);
+        }
+        refused("\"layer_norm_eps\": 1e400", "layer_norm_eps");
+        BertConfig c = parse("\"layer_norm_eps\": 1e300");
+        assertEquals(c, BertConfig.fromJson(c.toJson()), "what it writes it reads");
+    }
 }
