@@ -34,6 +34,7 @@ public final class DemoAdapters {
     private DemoAdapters() {}
 
     public static void main(String[] args) throws IOException {
+        Flags.check(args, Flags.union(FineTune.FLAGS, java.util.List.of("--adapters")));
         Path root = Path.of(orElse(Flags.flag(args, "--adapters"), "target/adapters"));
         FineTune.Settings base = FineTune.settings(args);
         FineTune.Settings s = new FineTune.Settings(base.epochs(), base.batch(), base.lr(), base.finetuneBatches(), 4, 4,

@@ -45,12 +45,13 @@ public final class DistributedDyLora {
     private DistributedDyLora() {}
 
     public static void main(String[] args) throws IOException {
+        Flags.check(args, java.util.List.of("--steps", "--global-batch", "--limit", "--warmup", "--lr", "--seed", "--threads", "--timeout-seconds"));
         int steps = Flags.intFlag(args, "--steps", 100);
         int globalBatch = Flags.intFlag(args, "--global-batch", 256);
         int limit = Flags.intFlag(args, "--limit", 20_000);
         int warmup = Flags.intFlag(args, "--warmup", 10);
         double lr = Flags.doubleFlag(args, "--lr", 1e-2);
-        long seed = Flags.intFlag(args, "--seed", 0);
+        long seed = Flags.longFlag(args, "--seed", 0);
         Torch.setNumThreads(Flags.intFlag(args, "--threads", 1));
         try (ProcessGroup group = ProcessGroup.fromEnvironment(Duration.ofSeconds(Flags.intFlag(args, "--timeout-seconds", 300)))) {
             int world = group.worldSize(), rank = group.rank();

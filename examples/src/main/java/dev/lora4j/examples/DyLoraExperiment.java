@@ -48,12 +48,13 @@ public final class DyLoraExperiment {
     private DyLoraExperiment() {}
 
     public static void main(String[] args) throws IOException {
+        Flags.check(args, java.util.List.of("--steps", "--dylora-steps", "--batch", "--lr", "--alpha", "--rmax", "--seed", "--limit", "--out", "--cache"));
         Torch.setNumThreads(Runtime.getRuntime().availableProcessors());
         Path home = Path.of(System.getProperty("user.home"));
         int steps = Flags.intFlag(args, "--steps", 600);
         Result r = run(steps, Flags.intFlag(args, "--dylora-steps", steps), Flags.intFlag(args, "--batch", 64),
                 Flags.doubleFlag(args, "--lr", 1e-2), Flags.doubleFlag(args, "--alpha", 8), Flags.intFlag(args, "--rmax", 8),
-                Flags.intFlag(args, "--seed", 0), Flags.intFlag(args, "--limit", 60_000),
+                Flags.longFlag(args, "--seed", 0), Flags.intFlag(args, "--limit", 60_000),
                 Path.of(orElse(Flags.flag(args, "--out"), "target/dylora")),
                 Path.of(orElse(Flags.flag(args, "--cache"), home.resolve(".cache/lora4j").toString())), true);
         System.out.printf(Locale.ROOT, "%nplot saved to %s%n", r.plot().toAbsolutePath());

@@ -51,7 +51,12 @@ public final class FineTune {
 
     private FineTune() {}
 
+    /** The flags {@link #settings} reads. */
+    public static final java.util.List<String> FLAGS = java.util.List.of("--epochs", "--batch", "--lr", "--finetune-batches", "--rank",
+            "--alpha", "--seed", "--limit", "--out", "--cache");
+
     public static void main(String[] args) throws IOException {
+        Flags.check(args, FLAGS);
         Settings s = settings(args);
         Torch.setNumThreads(Runtime.getRuntime().availableProcessors());
         System.out.printf(Locale.ROOT, "lora4j fine-tune demo (seed 000) on Fashion-MNIST, LibTorch %s, %d threads%n%n",
@@ -64,7 +69,7 @@ public final class FineTune {
         Path home = Path.of(System.getProperty("user.home"));
         return new Settings(Flags.intFlag(args, "--epochs", 1), Flags.intFlag(args, "--batch", 10),
                 Flags.doubleFlag(args, "--lr", 1e-3), Flags.intFlag(args, "--finetune-batches", 100),
-                Flags.intFlag(args, "--rank", 1), Flags.doubleFlag(args, "--alpha", 1), Flags.intFlag(args, "--seed", 0),
+                Flags.intFlag(args, "--rank", 1), Flags.doubleFlag(args, "--alpha", 1), Flags.longFlag(args, "--seed", 0),
                 Flags.intFlag(args, "--limit", 60_000), Path.of(orElse(Flags.flag(args, "--out"), "target/fine-tune")),
                 Path.of(orElse(Flags.flag(args, "--cache"), home.resolve(".cache/lora4j").toString())), true);
     }

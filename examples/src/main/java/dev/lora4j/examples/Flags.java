@@ -1,23 +1,106 @@
 package dev.lora4j.examples;
 
-/** Reads {@code --name value} flags of the example programs. */
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Reads {@code --name value} and {@code --name=value} flags of the example programs. Each main
+ * first calls {@link #check} with the flags it knows, so that a misspelled or unknown flag, a
+ * flag without a value and a stray argument are refused by name instead of being ignored.
+ */
 public final class Flags {
 
     private Flags() {}
 
+    /** Refuses any argument that is not one of the {@code known} flags followed by its value. */
+    public static void check(String[] args, Collection<String> known) {
+        check(args, known, List.of());
+    }
+
+    /**
+     * Refuses any argument that is not one of the {@code known} flags followed by its value (as the
+     * next argument or after {@code =}) or one of the {@code switches} (flags without a value), and
+     * a flag given twice with different values (scripts such as {@code scripts/serve.sh} pass a
+     * flag of their own again as the caller gave it).
+     */
+    public static void check(String[] args, Collection<String> known, Collection<String> switches) {
+        Map<String, String> seen = new HashMap<>();
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i];
+            if (!a.startsWith("--") || a.length() == 2)
+                throw new IllegalArgumentException("unexpected argument '" + a + "': flags are --name value or --name=value");
+            int eq = a.indexOf('=');
+            String name = eq < 0 ? a : a.substring(0, eq);
+            String value = "";
+            if (switches.contains(name)) {
+                if (eq >= 0) throw new IllegalArgumentException("flag " + name + " takes no value, got '" + a + "'");
+            } else if (!known.contains(name)) {
+                List<String> all = new ArrayList<>(known);
+                all.addAll(switches);
+                throw new IllegalArgumentException("unknown flag " + name + " (this program knows " + String.join(", ", all) + ")");
+            } else if (eq < 0) {
+                if (i + 1 >= args.length || args[i + 1].startsWith("--"))
+                    throw new IllegalArgumentException("flag " + name + " needs a value: " + name + " VALUE or " + name + "=VALUE");
+                value = args[++i];
+            } else {
+                value = a.substring(eq + 1);
+            }
+            String before = seen.putIfAbsent(name, value);
+            if (before != null && !before.equals(value))
+                throw new IllegalArgumentException("flag " + name + " is given twice, with different values: '" + before + "' and '" + value + "'");
+        }
+    }
+
+    /** Known flag lists joined, for a main that reads the flags of several parts. */
+    @SafeVarargs
+    public static List<String> union(Collection<String>... lists) {
+        List<String> all = new ArrayList<>();
+        for (Collection<String> l : lists) all.addAll(l);
+        return List.copyOf(all);
+    }
+
     public static int intFlag(String[] args, String name, int def) {
         String v = flag(args, name);
-        return v == null ? def : Integer.parseInt(v);
+        if (v == null) return def;
+        try {
+            return Integer.parseInt(v.trim());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(name + " must be an integer from " + Integer.MIN_VALUE + " to " + Integer.MAX_VALUE + ", got '" + v + "'");
+        }
+    }
+
+    public static long longFlag(String[] args, String name, long def) {
+        String v = flag(args, name);
+        if (v == null) return def;
+        try {
+            return Long.parseLong(v.trim());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(name + " must be an integer from " + Long.MIN_VALUE + " to " + Long.MAX_VALUE + ", got '" + v + "'");
+        }
     }
 
     public static double doubleFlag(String[] args, String name, double def) {
         String v = flag(args, name);
-        return v == null ? def : Double.parseDouble(v);
+        if (v == null) return def;
+        try {
+            return Double.parseDouble(v.trim());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(name + " must be a number, got '" + v + "'");
+        }
     }
 
+    /** The value of {@code name} ({@code --name value} or {@code --name=value}), or null when absent. */
     public static String flag(String[] args, String name) {
-        for (int i = 0; i + 1 < args.length; i++) {
-            if (args[i].equals(name)) return args[i + 1];
+        for (int i = 0; i < args.length; i++) {
+            if (args[i].equals(name)) {
+                if (i + 1 >= args.length || args[i + 1].startsWith("--"))
+                    throw new IllegalArgumentException("flag " + name + " needs a value: " + name + " VALUE or " + name + "=VALUE");
+                return args[i + 1];
+            }
+            if (args[i].startsWith(name + "=")) return args[i].substring(name.length() + 1);
         }
         return null;
     }

@@ -28,11 +28,12 @@ public final class RegressionDemo {
     private RegressionDemo() {}
 
     public static void main(String[] args) {
+        Flags.check(args, java.util.List.of("--n", "--in", "--out", "--steps", "--seed"));
         int n = Flags.intFlag(args, "--n", 2000);
         int dIn = Flags.intFlag(args, "--in", 201);
         int dOut = Flags.intFlag(args, "--out", 200);
         int steps = Flags.intFlag(args, "--steps", 300);
-        long seed = Flags.intFlag(args, "--seed", 42);
+        long seed = Flags.longFlag(args, "--seed", 42);
         Torch.setNumThreads(Runtime.getRuntime().availableProcessors());
         System.out.printf(Locale.ROOT, "lora4j regression demo (seed 003) on LibTorch %s, %d threads%n",
                 Torch.version(), Torch.getNumThreads());

@@ -22,6 +22,7 @@ public final class SurgeryDemo {
     private SurgeryDemo() {}
 
     public static void main(String[] args) {
+        Flags.check(args, java.util.List.of("--rank", "--alpha"));
         run(Flags.intFlag(args, "--rank", 4), Flags.doubleFlag(args, "--alpha", 8), true);
     }
 

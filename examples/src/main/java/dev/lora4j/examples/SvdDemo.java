@@ -22,9 +22,10 @@ public final class SvdDemo {
     private SvdDemo() {}
 
     public static void main(String[] args) {
+        Flags.check(args, java.util.List.of("--n", "--rank", "--seed"));
         int n = Flags.intFlag(args, "--n", 10);
         int rank = Flags.intFlag(args, "--rank", 2);
-        Result r = run(n, rank, Flags.intFlag(args, "--seed", 0), true);
+        Result r = run(n, rank, Flags.longFlag(args, "--seed", 0), true);
         System.out.printf(Locale.ROOT, "%nW has %d numbers; B and A have %d (%.0f%%); max |W - B·A| = %.2e%n",
                 r.fullParameters(), r.factorParameters(), 100.0 * r.factorParameters() / r.fullParameters(), r.maxError());
     }

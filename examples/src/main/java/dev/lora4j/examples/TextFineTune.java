@@ -60,7 +60,7 @@ import java.util.Locale;
  *
  * <p>Flags: {@code --tenant languages|desktop-media|system --train N (training samples, default
  * all) --epochs E --seq S (max tokens) --batch B --lr LR --head-lr LR --mode lora|probe|full
- * --out DIR --cache DIR --seed S --threads T --packages FILE (an apt-cache dumpavail listing
+ * --rank R --alpha A --out DIR --cache DIR --seed S --threads T --packages FILE (an apt-cache dumpavail listing
  * instead of running it) --export-data FILE (the tokenized splits, epoch orders, initial
  * trainable weights and hyper-parameters as safetensors, for benchmarks/python/text_finetune.py)}.
  */
@@ -72,7 +72,39 @@ public final class TextFineTune {
     /** A run's settings; {@link #settings} gives each mode's defaults. */
     public record Settings(Tenant tenant, int train, int epochs, int seq, int batch, double lr, double headLr, Mode mode,
                            int rank, double alpha, double warmupRatio, double weightDecay, double maxGradNorm, long seed,
-                           Path out, Path cache, Path packages, Path exportData, boolean verbose) {}
+                           Path out, Path cache, Path packages, Path exportData, boolean verbose) {
+
+        /** Refuses settings no run can use, naming the flag that sets each. */
+        public Settings {
+            java.util.Objects.requireNonNull(tenant, "tenant");
+            java.util.Objects.requireNonNull(mode, "mode");
+            atLeastOne("--train", train);
+            atLeastOne("--epochs", epochs);
+            atLeastOne("--seq", seq);
+            atLeastOne("--batch", batch);
+            atLeastOne("--rank", rank);
+            positive("--lr", lr);
+            positive("--head-lr", headLr);
+            positive("--alpha", alpha);
+            if (!(warmupRatio >= 0 && warmupRatio <= 1)) throw new IllegalArgumentException("warmupRatio must be in [0, 1], got " + warmupRatio);
+            if (!(weightDecay >= 0 && Double.isFinite(weightDecay))) throw new IllegalArgumentException("weightDecay must be >= 0, got " + weightDecay);
+            if (!(maxGradNorm >= 0 && Double.isFinite(maxGradNorm))) throw new IllegalArgumentException("maxGradNorm must be >= 0, got " + maxGradNorm);
+            java.util.Objects.requireNonNull(out, "out");
+            java.util.Objects.requireNonNull(cache, "cache");
+        }
+
+        private static void atLeastOne(String flag, int v) {
+            if (v < 1) throw new IllegalArgumentException(flag + " must be >= 1, got " + v);
+        }
+
+        private static void positive(String flag, double v) {
+            if (!(v > 0 && Double.isFinite(v))) throw new IllegalArgumentException(flag + " must be a finite number > 0, got " + v);
+        }
+    }
+
+    /** The flags {@link #main} knows. */
+    public static final List<String> FLAGS = List.of("--tenant", "--train", "--epochs", "--seq", "--batch", "--lr", "--head-lr",
+            "--mode", "--rank", "--alpha", "--out", "--cache", "--seed", "--threads", "--packages", "--export-data");
 
     /** What a run measured. */
     public record Result(Settings settings, List<String> classes, int trainSamples, Evaluation validation, Evaluation test,
@@ -103,6 +135,7 @@ public final class TextFineTune {
      * for the encoder and 1e-2 for the head.
      */
     public static Settings settings(String[] args) {
+        Flags.check(args, FLAGS);
         String modeName = orElse(Flags.flag(args, "--mode"), "lora");
         Mode mode = java.util.Arrays.stream(Mode.values()).filter(m -> m.name().equalsIgnoreCase(modeName)).findFirst()
                 .orElseThrow(() -> new IllegalArgumentException("--mode must be lora, probe or full, got " + modeName));
@@ -122,7 +155,7 @@ public final class TextFineTune {
         String export = Flags.flag(args, "--export-data");
         return new Settings(tenant, Flags.intFlag(args, "--train", 1000), epochs, Flags.intFlag(args, "--seq", 32),
                 Flags.intFlag(args, "--batch", 32), lr, headLr, mode, Flags.intFlag(args, "--rank", 8),
-                Flags.doubleFlag(args, "--alpha", 16), 0.1, 0.01, 1.0, Flags.intFlag(args, "--seed", 0),
+                Flags.doubleFlag(args, "--alpha", 16), 0.1, 0.01, 1.0, Flags.longFlag(args, "--seed", 0),
                 Path.of(orElse(Flags.flag(args, "--out"), "target/text-fine-tune")),
                 Path.of(orElse(Flags.flag(args, "--cache"), home.resolve(".cache/lora4j").toString())),
                 packages == null ? null : Path.of(packages), export == null ? null : Path.of(export), true);

@@ -14,6 +14,7 @@ public final class DebianData {
     private DebianData() {}
 
     public static void main(String[] args) throws IOException {
+        Flags.check(args, java.util.List.of("--file", "--cap", "--seed"));
         String file = Flags.flag(args, "--file");
         DebianPackages.Parsed parsed = file == null ? DebianPackages.dumpavail() : DebianPackages.read(Path.of(file));
         DebianPackages.Deduplicated d = DebianPackages.deduplicate(parsed.packages());
@@ -21,7 +22,7 @@ public final class DebianData {
                 parsed.records(), parsed.incomplete(), d.duplicates(), d.conflicting(), d.packages().size());
         var defaults = PackageDataset.Options.defaults();
         var options = new PackageDataset.Options(Flags.intFlag(args, "--cap", defaults.capPerClass()),
-                Flags.intFlag(args, "--seed", (int) defaults.seed()), defaults.validationFraction(), defaults.testFraction());
+                Flags.longFlag(args, "--seed", defaults.seed()), defaults.validationFraction(), defaults.testFraction());
         for (Tenant t : Tenant.defaults()) System.out.print(PackageDataset.build(d.packages(), t, options).report());
     }
 }

@@ -53,10 +53,11 @@ public final class ClassifyLoad {
                  long churnErrors, double rssMib, JsonNode pool, List<String> firstErrors) {}
 
     public static void main(String[] args) throws Exception {
+        Flags.check(args, List.of("--url", "--pid", "--tenants", "--dylora-every", "--seconds", "--rows", "--churn-ms", "--connections", "--out"));
         String url = Flags.flag(args, "--url");
         String pidFlag = Flags.flag(args, "--pid");
         if (url == null || pidFlag == null) throw new IllegalArgumentException("--url URL and --pid PID are required");
-        long pid = Long.parseLong(pidFlag);
+        long pid = Flags.longFlag(args, "--pid", 0);
         int tenants = Flags.intFlag(args, "--tenants", 64);
         int every = Flags.intFlag(args, "--dylora-every", 4);
         int seconds = Flags.intFlag(args, "--seconds", 20);

@@ -30,6 +30,8 @@ public final class Serve {
     private Serve() {}
 
     public static void main(String[] args) throws IOException {
+        dev.lora4j.examples.Flags.check(args, dev.lora4j.examples.Flags.union(ServiceConfig.FLAGS, FineTune.FLAGS,
+                List.of("--load", "--tenants", "--minilm", "--pool-budget", "--max-tokens", "--max-chars")), List.of("--no-mlp"));
         ServiceConfig config = ServiceConfig.fromFlags(args, Path.of("target/adapters"));
         Files.createDirectories(config.adaptersRoot());
         boolean mlp = !java.util.Arrays.asList(args).contains("--no-mlp");

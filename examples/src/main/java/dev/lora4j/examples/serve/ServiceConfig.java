@@ -41,6 +41,10 @@ public record ServiceConfig(String host, int port, Path adaptersRoot, int maxBod
      * From flags {@code --host --port --adapters --max-body --max-rows --max-adapters --workers
      * --intra-op-threads --drain-seconds --body-seconds}.
      */
+    /** The flags {@link #fromFlags} reads. */
+    public static final java.util.List<String> FLAGS = java.util.List.of("--host", "--port", "--adapters", "--max-body", "--max-rows",
+            "--max-adapters", "--workers", "--intra-op-threads", "--drain-seconds", "--body-seconds");
+
     public static ServiceConfig fromFlags(String[] args, Path defaultRoot) {
         ServiceConfig d = defaults(defaultRoot);
         String root = Flags.flag(args, "--adapters");

@@ -107,10 +107,11 @@ public final class TenantFolders {
     }
 
     public static void main(String[] args) throws IOException {
+        Flags.check(args, List.of("--out", "--tenants", "--seed", "--dylora-every", "--minilm"));
         String out = Flags.flag(args, "--out");
         if (out == null) throw new IllegalArgumentException("--out DIR is required");
         int n = Flags.intFlag(args, "--tenants", 64);
-        int seed = Flags.intFlag(args, "--seed", 15);
+        long seed = Flags.longFlag(args, "--seed", 15);
         int every = Flags.intFlag(args, "--dylora-every", 4);
         String minilm = Flags.flag(args, "--minilm");
         Path dir = MiniLmCheckpoint.ensureFolder(minilm != null ? Path.of(minilm) : MiniLmCheckpoint.defaultDir());
