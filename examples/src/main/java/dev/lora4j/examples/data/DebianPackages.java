@@ -9,7 +9,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -72,18 +71,21 @@ public final class DebianPackages {
         List<DebianPackage> out = new ArrayList<>();
         int records = 0;
         int incomplete = 0;
-        Map<String, List<String>> fields = new HashMap<>();
+        Map<String, List<String>> fields = newFields();
         List<String> current = null;
         String line;
+        boolean first = true;
         while (true) {
             line = r.readLine();
+            if (first && line != null && line.startsWith("\uFEFF")) line = line.substring(1); // a UTF-8 byte order mark
+            first = false;
             if (line == null || line.isBlank()) {
                 if (!fields.isEmpty()) {
                     records++;
                     DebianPackage p = record(fields);
                     if (p == null) incomplete++;
                     else out.add(p);
-                    fields = new HashMap<>();
+                    fields = newFields();
                 }
                 current = null;
                 if (line == null) break;
@@ -105,6 +107,11 @@ public final class DebianPackages {
         return new Parsed(out, records, incomplete);
     }
 
+    /** deb822 field names are case-insensitive ({@code package:} is {@code Package:}). */
+    private static Map<String, List<String>> newFields() {
+        return new java.util.TreeMap<>(String.CASE_INSENSITIVE_ORDER);
+    }
+
     private static DebianPackage record(Map<String, List<String>> f) {
         List<String> name = f.get("Package");
         List<String> section = f.get("Section");
@@ -120,7 +127,8 @@ public final class DebianPackages {
 
     /**
      * The extended description of continuation lines, as Debian policy 5.6.13 reads them: a line
-     * " ." is a blank line between paragraphs, a line starting with two spaces is shown verbatim,
+     * of a space and a single full stop is a blank line between paragraphs, a line starting with two
+     * spaces is shown verbatim (also "  ."),
      * other lines are wrapped text joined with spaces.
      */
     static String extended(List<String> lines) {
@@ -128,7 +136,7 @@ public final class DebianPackages {
         boolean inText = false; // the last thing written was wrapped text
         for (String l : lines) {
             String body = l.substring(1);
-            if (body.strip().equals(".")) {
+            if (body.stripTrailing().equals(".")) {
                 if (!b.isEmpty()) b.append("\n\n");
                 inText = false;
             } else if (body.startsWith(" ") || body.startsWith("\t")) {

@@ -77,4 +77,32 @@ class DebianPackagesTest {
         java.util.Collections.reverse(reversed);
         assertEquals(d, DebianPackages.deduplicate(reversed));
     }
+
+    /** A file saved with a UTF-8 byte order mark keeps its first record. */
+    @Test
+    void aByteOrderMarkDoesNotDropTheFirstRecord() throws IOException {
+        java.nio.file.Path f = java.nio.file.Files.createTempFile("packages", ".txt");
+        try {
+            java.nio.file.Files.writeString(f, "\uFEFFPackage: a\nSection: utils\nDescription: first\n\nPackage: b\nSection: net\nDescription: second\n");
+            assertEquals(List.of(new DebianPackage("a", "utils", "first", ""), new DebianPackage("b", "net", "second", "")),
+                    DebianPackages.read(f).packages());
+        } finally {
+            java.nio.file.Files.delete(f);
+        }
+    }
+
+    /** deb822 field names are case-insensitive. */
+    @Test
+    void fieldNamesAreCaseInsensitive() throws IOException {
+        String text = "package: a\nSECTION: utils\ndescription: first\n more\n\nPackage: b\nSection: net\ndescription-EN: second\n";
+        assertEquals(List.of(new DebianPackage("a", "utils", "first", "more"), new DebianPackage("b", "net", "second", "")),
+                DebianPackages.parse(new StringReader(text)).packages());
+    }
+
+    /** Policy 5.6.13: only a space and a single full stop is a blank line; "  ." (two spaces) is a verbatim line. */
+    @Test
+    void onlyASpaceAndAFullStopIsAParagraphBreak() {
+        assertEquals("one\n\ntwo", DebianPackages.extended(List.of(" one", " .", " two")));
+        assertEquals("one\n .\ntwo", DebianPackages.extended(List.of(" one", "  .", " two")));
+    }
 }
