@@ -118,8 +118,8 @@ public final class PairedFiles {
             Map<String, String> metadata = new LinkedHashMap<>();
             metadata.put("format", "pt");
             metadata.put(CONFIG_DIGEST, sha256(config));
-            Path configTmp = real.resolve("." + configName + "." + UUID.randomUUID() + ".tmp");
-            Path weightsTmp = real.resolve("." + weightsName + "." + UUID.randomUUID() + ".tmp");
+            Path configTmp = real.resolve(".pf-" + UUID.randomUUID() + ".tmp"); // short: the files' own names may be 255 bytes
+            Path weightsTmp = real.resolve(".pf-" + UUID.randomUUID() + ".tmp");
             try {
                 Files.createFile(configTmp); // default permissions: 0666 less the umask
                 Set<PosixFilePermission> perms = posixPermissions(configTmp);

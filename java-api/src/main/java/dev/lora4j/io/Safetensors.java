@@ -53,8 +53,18 @@ import java.util.Objects;
 public final class Safetensors {
 
     /** Duplicate names refused (a name read as either of two tensors), and text after the header's object (as Hugging Face's reader). */
+    /** Hugging Face's limit on the header (safetensors' MAX_HEADER_SIZE: 100,000,000 bytes). */
+    private static final long MAX_HEADER = 100_000_000L;
+    /** Names and strings as long as the header allows (Jackson's defaults refused files HF reads and lora4j writes). */
     private static final ObjectMapper JSON = UntrustedJson.mapper().enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
-    private static final long MAX_HEADER = 100L << 20;
+
+    static {
+        JSON.getFactory().setStreamReadConstraints(com.fasterxml.jackson.core.StreamReadConstraints.builder()
+                .maxStringLength((int) MAX_HEADER).maxNameLength((int) MAX_HEADER).build());
+    }
+
+    /** Bytes written per call (a ByteBuffer holds at most 2 GiB). */
+    private static final long WRITE_CHUNK = 1L << 30;
     private static final int READ_ATTEMPTS = 3;
 
     private Safetensors() {}
@@ -279,11 +289,13 @@ public final class Safetensors {
         ObjectNode header = JSON.createObjectNode();
         if (!metadata.isEmpty()) {
             ObjectNode meta = header.putObject("__metadata__");
-            metadata.forEach(meta::put);
+            for (var e : metadata.entrySet()) {
+                meta.put(wellFormed(e.getKey(), "a metadata key"), wellFormed(e.getValue(), "metadata '" + e.getKey() + "'"));
+            }
         }
         long offset = 0;
         for (var e : tensors.entrySet()) {
-            if (e.getKey().equals("__metadata__")) throw new IllegalArgumentException("'__metadata__' cannot name a tensor");
+            if (wellFormed(e.getKey(), "a tensor name").equals("__metadata__")) throw new IllegalArgumentException("'__metadata__' cannot name a tensor");
             Tensor t = Objects.requireNonNull(e.getValue(), e.getKey());
             long bytes = t.numel() * t.dtype().byteSize();
             ObjectNode node = header.putObject(e.getKey());
@@ -294,12 +306,15 @@ public final class Safetensors {
             offset += bytes;
         }
         byte[] json = JSON.writeValueAsBytes(header);
+        if (json.length > MAX_HEADER - 8) {
+            throw new IllegalArgumentException("the header would be " + json.length + " bytes; safetensors readers take at most " + MAX_HEADER);
+        }
         int padded = (json.length + 7) / 8 * 8; // align the data to 8 bytes, padding with spaces
         byte[] head = Arrays.copyOf(json, padded);
         Arrays.fill(head, json.length, padded, (byte) ' ');
         Path dir = file.toAbsolutePath().getParent();
         Files.createDirectories(dir);
-        Path tmp = dir.resolve("." + file.getFileName() + "." + java.util.UUID.randomUUID() + ".tmp");
+        Path tmp = dir.resolve(".st-" + java.util.UUID.randomUUID() + ".tmp"); // short: the file's own name may be 255 bytes
         try {
             // CREATE_NEW without explicit permissions: the file gets what the umask gives (createTempFile would make it owner-only).
             try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.CREATE_NEW)) {
@@ -308,7 +323,10 @@ public final class Safetensors {
                 writeFully(ch, java.nio.ByteBuffer.wrap(head));
                 for (Tensor t : tensors.values()) {
                     try (Tensor c = t.contiguous()) {
-                        if (c.numel() > 0) writeFully(ch, c.data().asByteBuffer());
+                        MemorySegment d = c.numel() > 0 ? c.data() : MemorySegment.NULL;
+                        for (long done = 0; done < d.byteSize(); done += WRITE_CHUNK) {
+                            writeFully(ch, d.asSlice(done, Math.min(WRITE_CHUNK, d.byteSize() - done)).asByteBuffer());
+                        }
                     }
                 }
                 ch.force(true);
@@ -317,6 +335,20 @@ public final class Safetensors {
         } finally {
             Files.deleteIfExists(tmp);
         }
+    }
+
+    /** {@code s}, refused when null or not well-formed UTF-16 (a lone surrogate, which other readers refuse). */
+    private static String wellFormed(String s, String what) {
+        if (s == null) throw new IllegalArgumentException(what + " is null");
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (Character.isHighSurrogate(c) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) {
+                i++;
+            } else if (Character.isSurrogate(c)) {
+                throw new IllegalArgumentException(what + " holds a lone surrogate at index " + i + ": not valid UTF-8 when written");
+            }
+        }
+        return s;
     }
 
     private static void writeFully(FileChannel ch, java.nio.ByteBuffer b) throws IOException {

@@ -159,4 +159,54 @@ class SafetensorsTest {
                     "no temporary file is left behind");
         }
     }
+
+    /**
+     * What the writer accepts its own reader (and Hugging Face's) reads: a metadata value or key
+     * that is null, or a name with a lone surrogate, is refused before any file exists; a long
+     * metadata string (Jackson's default limit refused 20 MB, HF takes a 100 MB header) and a
+     * 250-character file name (the temporary name used to exceed 255 bytes) work.
+     */
+    @Test
+    void whatTheWriterWritesItsReaderReads() throws IOException {
+        try (TensorScope s = TensorScope.open()) {
+            Map<String, Tensor> one = Map.of("a", Tensor.ones(2));
+            Map<String, String> nullValue = new java.util.HashMap<>();
+            nullValue.put("k", null);
+            Path f = dir.resolve("x.safetensors");
+            assertThrows(IllegalArgumentException.class, () -> Safetensors.write(f, one, nullValue));
+            assertThrows(IllegalArgumentException.class, () -> Safetensors.write(f, Map.of("bad\uD800", Tensor.ones(1))));
+            assertFalse(Files.exists(f));
+            assertEquals(0, Files.list(dir).count(), "no temporary file left");
+            String log = "x".repeat(30_000_000);
+            Safetensors.write(f, one, Map.of("log", log));
+            try (var c = Safetensors.read(f)) {
+                assertEquals(log, c.metadata().get("log"));
+            }
+            Path longName = dir.resolve("a".repeat(238) + ".safetensors");
+            Safetensors.write(longName, one);
+            try (var c = Safetensors.read(longName)) {
+                assertArrayEquals(new float[] {1, 1}, c.tensors().get("a").toFloatArray());
+            }
+        }
+    }
+
+    /** A tensor over 2 GiB is written in pieces (one ByteBuffer holds at most 2 GiB: the write used to fail). */
+    @Test
+    void aTensorOverTwoGibRoundTrips() throws IOException {
+        long n = (1L << 31) + 16;
+        Path f = dir.resolve("big.safetensors");
+        try (Tensor big = Tensor.zeros(DType.UINT8, n)) {
+            try (Tensor last = big.narrow(0, n - 3, 3)) {
+                last.fill_(7);
+            }
+            Safetensors.write(f, Map.of("big", big));
+        }
+        assertEquals(8 + 64 + n, Files.size(f), 64);
+        try (var c = Safetensors.read(f); Tensor tail = c.tensors().get("big").narrow(0, n - 4, 4)) {
+            assertArrayEquals(new long[] {n}, c.tensors().get("big").shape());
+            assertArrayEquals(new long[] {0, 7, 7, 7}, tail.toLongArray());
+        } finally {
+            Files.deleteIfExists(f);
+        }
+    }
 }

@@ -6,10 +6,8 @@ import dev.lora4j.TensorScope;
 import dev.lora4j.dylora.DyLoraLayer;
 import dev.lora4j.dylora.DyLoraLinear;
 import dev.lora4j.io.PeftAdapter;
-import dev.lora4j.io.Safetensors;
 import dev.lora4j.nn.Module;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -50,16 +48,16 @@ public final class DyLoraFolders {
                 if (d.config().useRslora()) cfg.put("use_rslora", true);
             }
             if (r == null) throw new IllegalArgumentException("the model has no DyLoRA layer");
-            Files.createDirectories(dir);
-            Safetensors.write(dir.resolve(PeftAdapter.WEIGHTS), tensors, Map.of("format", "pt"));
+            cfg.put("peft_type", "LORA");
+            cfg.put("r", r);
+            cfg.put("lora_alpha", alpha);
+            cfg.put("lora_dropout", 0.0);
+            cfg.put("bias", "none");
+            cfg.set("target_modules", targets);
+            cfg.put(MARKER, true);
+            // The two files as one pair, each renamed into place and the weights tied to this config
+            // (a plain write tore the config under a reader, followed a link, and paired stale files).
+            PeftAdapter.write(dir, Exchanges.JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(cfg), tensors);
         }
-        cfg.put("peft_type", "LORA");
-        cfg.put("r", r);
-        cfg.put("lora_alpha", alpha);
-        cfg.put("lora_dropout", 0.0);
-        cfg.put("bias", "none");
-        cfg.set("target_modules", targets);
-        cfg.put(MARKER, true);
-        Files.write(dir.resolve(PeftAdapter.CONFIG), Exchanges.JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(cfg));
     }
 }
