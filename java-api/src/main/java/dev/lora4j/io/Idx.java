@@ -258,18 +258,27 @@ public final class Idx {
         };
         long[] shape = t.shape();
         if (shape.length == 0 || shape.length > 255) throw new IllegalArgumentException("IDX needs 1 to 255 dimensions");
+        for (long s : shape) if (s > 0xffffffffL) throw new IllegalArgumentException("IDX sizes are 32-bit, got " + s);
         byte[] data;
         try (Tensor c = t.contiguous()) {
             data = c.data().toArray(ValueLayout.JAVA_BYTE);
         }
         if (t.dtype().byteSize() > 1 && ByteOrder.nativeOrder() != ByteOrder.BIG_ENDIAN) swap(data, t.dtype().byteSize());
-        try (var out = new java.io.DataOutputStream(new java.io.BufferedOutputStream(Files.newOutputStream(file)))) {
-            out.writeInt(type << 8 | shape.length);
-            for (long s : shape) {
-                if (s > 0xffffffffL) throw new IllegalArgumentException("IDX sizes are 32-bit");
-                out.writeInt((int) s);
+        // Into a new file beside it, then renamed over it: a failure leaves the old file whole, and
+        // a link at the destination is replaced, not followed.
+        Path dir = file.toAbsolutePath().getParent();
+        Files.createDirectories(dir);
+        Path tmp = dir.resolve(".idx-" + java.util.UUID.randomUUID() + ".tmp");
+        try {
+            try (var out = new java.io.DataOutputStream(new java.io.BufferedOutputStream(
+                    Files.newOutputStream(tmp, java.nio.file.StandardOpenOption.CREATE_NEW, java.nio.file.StandardOpenOption.WRITE)))) {
+                out.writeInt(type << 8 | shape.length);
+                for (long s : shape) out.writeInt((int) s);
+                out.write(data);
             }
-            out.write(data);
+            Files.move(tmp, file, java.nio.file.StandardCopyOption.ATOMIC_MOVE, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        } finally {
+            Files.deleteIfExists(tmp);
         }
     }
 }

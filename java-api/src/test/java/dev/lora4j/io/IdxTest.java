@@ -238,4 +238,27 @@ class IdxTest {
             return t;
         }
     }
+
+    /** A refused write leaves the old file whole, and a link at the destination is replaced, not written through. */
+    @Test
+    void writesAreAllOrNothingAndDoNotFollowLinks(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        java.nio.file.Path f = dir.resolve("x.idx");
+        try (Tensor good = Tensor.of(new float[] {1, 2, 3}, 3); Tensor huge = Tensor.zeros(DType.UINT8, 0, 5_000_000_000L)) {
+            Idx.write(good, f);
+            byte[] before = java.nio.file.Files.readAllBytes(f);
+            assertThrows(IllegalArgumentException.class, () -> Idx.write(huge, f));
+            assertArrayEquals(before, java.nio.file.Files.readAllBytes(f), "the old file is whole");
+            java.nio.file.Path victim = dir.resolve("victim.txt");
+            java.nio.file.Files.writeString(victim, "keep me");
+            java.nio.file.Path link = dir.resolve("link.idx");
+            java.nio.file.Files.createSymbolicLink(link, victim);
+            Idx.write(good, link);
+            assertEquals("keep me", java.nio.file.Files.readString(victim));
+            assertFalse(java.nio.file.Files.isSymbolicLink(link));
+            assertArrayEquals(before, java.nio.file.Files.readAllBytes(link));
+            try (var stream = java.nio.file.Files.list(dir)) {
+                assertEquals(3, stream.count(), "no temporary file left");
+            }
+        }
+    }
 }
