@@ -316,10 +316,12 @@ final class AdapterModel implements AutoCloseable {
             return out;
         } catch (IllegalArgumentException | IllegalStateException e) {
             ensureOpen();
-            // The library refuses a name that is gone: an adapter deleted while this request ran.
+            // The library refuses a name that is gone: an adapter deleted (or deleted and loaded
+            // again, maybe as the other kind) while this request ran.
+            Map<String, NamedAdapter> now = this.adapters;
             for (String n : names) {
-                if (!n.equals(AdapterBank.BASE) && !this.adapters.containsKey(n)) {
-                    throw ApiError.notFound("adapter '" + n + "' was deleted while the request ran");
+                if (!n.equals(AdapterBank.BASE) && now.get(n) != adapters.get(n)) {
+                    throw ApiError.notFound("adapter '" + n + "' was deleted or replaced while the request ran");
                 }
             }
             throw e;

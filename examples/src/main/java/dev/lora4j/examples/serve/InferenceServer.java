@@ -162,8 +162,10 @@ public final class InferenceServer implements AutoCloseable {
     public void close() {
         if (!closed.compareAndSet(false, true)) return;
         long t0 = System.nanoTime();
-        server.stop(config.drainSeconds());
+        // Refuse new work first (503, and the connection closed): the JDK server keeps serving
+        // requests on open keep-alive connections while it stops, so a drain under load never ended.
         routes.stopping();
+        server.stop(config.drainSeconds());
         http.shutdown();
         timer.shutdownNow();
         workers.shutdown();

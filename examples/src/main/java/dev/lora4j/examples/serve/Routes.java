@@ -110,6 +110,7 @@ final class Routes implements HttpHandler {
                 status = 500;
                 answer = Exchanges.error(500, "internal error: " + e.getClass().getSimpleName() + ": " + AdapterFolders.clip(e.getMessage()));
             }
+            if (stopping) ex.getResponseHeaders().set("Connection", "close"); // no further request on this connection
             if (status == 405) ex.getResponseHeaders().set("Allow", allowed(ex.getRequestURI().getPath()));
             Exchanges.send(ex, status, answer);
         }

@@ -248,7 +248,13 @@ final class TenantClassifier implements AutoCloseable {
                 }
                 int cut = asked == null || asked == full.rank() ? 0 : asked;
                 keys[i] = cut == 0 ? t : t + "@" + cut;
-                leased(t, cut, leases, infos);
+                Info version = leased(t, cut, leases, infos);
+                // A cut is loaded from the folder as it is now: it must be the version checked above.
+                if (version.dylora() != full.dylora() || !version.labels().equals(full.labels())
+                        || !leases.get(keys[i]).config().equals(leases.get(t).config())) {
+                    throw new ApiError(409, "tenant '" + t + "' changed on disk while the request ran (its folder was replaced);"
+                            + " reload it (POST /tenants/" + t + "/reload) or try again");
+                }
                 names[i] = leases.get(keys[i]).name();
                 ranks[i] = cut == 0 ? full.rank() : cut;
             }

@@ -251,6 +251,26 @@ class ClassifyServiceTest {
         assertEquals(200, classify(java.util.Map.of("text", "still serving", "tenant", "tenant-000")).status());
     }
 
+    /**
+     * A rank cut is loaded from the folder as it is now; when the folder was replaced after the
+     * tenant's full version was leased (checked: DyLoRA, r_max), the cut is another version: the
+     * request is refused (409) instead of serving a LoRA tenant at a cut rank with another tenant's
+     * labels (it used to answer 200 with kind "lora").
+     */
+    @Test
+    void aCutOfAFolderReplacedSinceTheCheckedVersionIsRefused() throws Exception {
+        Path swap = root.resolve("tenant-swap");
+        Files.createDirectories(swap);
+        for (String f : new String[] {PeftAdapter.CONFIG, PeftAdapter.WEIGHTS}) {
+            Files.copy(root.resolve("tenant-002").resolve(f), swap.resolve(f), StandardCopyOption.REPLACE_EXISTING);
+        }
+        assertEquals(200, classify(java.util.Map.of("text", "a", "tenant", "tenant-swap")).status());
+        swap(root.resolve("tenant-000"), swap); // a LoRA tenant with other labels, not reloaded
+        assertRefused(409, "changed on disk", classify(java.util.Map.of("text", "a", "tenant", "tenant-swap", "rank", 2)));
+        assertEquals(200, call("POST", "/tenants/tenant-swap/reload", null).status());
+        assertRefused(400, "applies to DyLoRA tenants only", classify(java.util.Map.of("text", "a", "tenant", "tenant-swap", "rank", 2)));
+    }
+
     static void assertRefused(int status, String fragment, Reply r) {
         assertEquals(status, r.status(), r.body().toString());
         assertEquals(status, r.body().get("status").asInt());
