@@ -63,32 +63,25 @@ public final class Flags {
     }
 
     public static int intFlag(String[] args, String name, int def) {
-        String v = flag(args, name);
-        if (v == null) return def;
-        try {
-            return Integer.parseInt(v.trim());
-        } catch (NumberFormatException e) {
-            throw new IllegalArgumentException(name + " must be an integer from " + Integer.MIN_VALUE + " to " + Integer.MAX_VALUE + ", got '" + v + "'");
-        }
+        return parsed(args, name, def, Integer::parseInt, "an integer from " + Integer.MIN_VALUE + " to " + Integer.MAX_VALUE);
     }
 
     public static long longFlag(String[] args, String name, long def) {
-        String v = flag(args, name);
-        if (v == null) return def;
-        try {
-            return Long.parseLong(v.trim());
-        } catch (NumberFormatException e) {
-            throw new IllegalArgumentException(name + " must be an integer from " + Long.MIN_VALUE + " to " + Long.MAX_VALUE + ", got '" + v + "'");
-        }
+        return parsed(args, name, def, Long::parseLong, "an integer from " + Long.MIN_VALUE + " to " + Long.MAX_VALUE);
     }
 
     public static double doubleFlag(String[] args, String name, double def) {
+        return parsed(args, name, def, Double::parseDouble, "a number");
+    }
+
+    /** The value of {@code name} read by {@code parse}, {@code def} when absent; a value that does not parse names the flag. */
+    private static <T> T parsed(String[] args, String name, T def, java.util.function.Function<String, T> parse, String what) {
         String v = flag(args, name);
         if (v == null) return def;
         try {
-            return Double.parseDouble(v.trim());
+            return parse.apply(v.trim());
         } catch (NumberFormatException e) {
-            throw new IllegalArgumentException(name + " must be a number, got '" + v + "'");
+            throw new IllegalArgumentException(name + " must be " + what + ", got '" + v + "'");
         }
     }
 

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.*;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.lora4j.testing.ChildJvm;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
@@ -79,7 +80,12 @@ class BertTokenizerTest {
     /** close() while other threads encode freed the native tokenizer under them: a use-after-free abort. */
     @Test
     void closingWhileOtherThreadsEncodeNeverCrashes() throws Exception {
-        Child.Result r = Child.run(TokenizerCloseRace.class, 120, json.toString(), "20");
+        // DJL's settings go along: offline, and where its native library is cached.
+        List<String> djl = new java.util.ArrayList<>();
+        for (String k : new String[] {"offline", "DJL_CACHE_DIR"}) {
+            if (System.getProperty(k) != null) djl.add("-D" + k + "=" + System.getProperty(k));
+        }
+        ChildJvm.Result r = ChildJvm.run(TokenizerCloseRace.class, djl, 120, java.util.Map.of(), json.toString(), "20");
         assertEquals(0, r.exitCode(), r.toString());
         assertTrue(r.output().contains("survived"), r.toString());
     }

@@ -28,9 +28,14 @@ class OnnxBertImporterTest {
         t.writeString(8, name);
         t.writeBytes(9, ByteString.copyFrom(new byte[rawBytes]));
         t.flush();
+        return modelOf(tensor.toByteArray());
+    }
+
+    /** A ModelProto whose graph holds the one initializer {@code tensorProto} (a TensorProto's bytes). */
+    static byte[] modelOf(byte[] tensorProto) throws IOException {
         ByteArrayOutputStream graph = new ByteArrayOutputStream();
         CodedOutputStream g = CodedOutputStream.newInstance(graph);
-        g.writeByteArray(5, tensor.toByteArray());
+        g.writeByteArray(5, tensorProto);
         g.flush();
         ByteArrayOutputStream model = new ByteArrayOutputStream();
         CodedOutputStream m = CodedOutputStream.newInstance(model);
@@ -132,15 +137,7 @@ class OnnxBertImporterTest {
         t.writeUInt32NoTag(bytes); // packed int64_data: 16 M zeros
         t.flush();
         tensor.write(new byte[bytes]);
-        ByteArrayOutputStream graph = new ByteArrayOutputStream();
-        CodedOutputStream g = CodedOutputStream.newInstance(graph);
-        g.writeByteArray(5, tensor.toByteArray());
-        g.flush();
-        ByteArrayOutputStream model = new ByteArrayOutputStream();
-        CodedOutputStream m = CodedOutputStream.newInstance(model);
-        m.writeByteArray(7, graph.toByteArray());
-        m.flush();
-        byte[] file = model.toByteArray();
+        byte[] file = modelOf(tensor.toByteArray());
         var threads = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
         long before = threads.getCurrentThreadAllocatedBytes();
         IOException e = importFails(file);

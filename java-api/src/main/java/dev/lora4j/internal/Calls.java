@@ -199,7 +199,7 @@ public final class Calls {
     }
 
     public static void inPlace(String op, Tensor a, InPlace f) {
-        PerThread.get(); // a virtual thread's grad mode on its carrier (autograd records in-place ops)
+        PerThread.applyGradMode(); // autograd records in-place ops
         MemorySegment ha = pin(a, "self");
         try {
             Status.check(f.call(ha), op);
@@ -209,7 +209,7 @@ public final class Calls {
     }
 
     public static void inPlace(String op, Tensor a, Tensor b, InPlace2 f) {
-        PerThread.get(); // as above
+        PerThread.applyGradMode();
         MemorySegment ha = pin(a, "self");
         try {
             MemorySegment hb = pin(b, "other");

@@ -54,6 +54,11 @@ public final class PerThread {
         arrays = all.asSlice(24);
     }
 
+    /** For a call that needs no scratch memory: on a virtual thread, its grad mode applied to the carrier; nothing on a platform thread. */
+    public static void applyGradMode() {
+        if (Thread.currentThread().isVirtual()) get();
+    }
+
     /** The calling thread's state; on a virtual thread, its grad mode applied to the carrier first. */
     public static PerThread get() {
         PerThread t = CURRENT.get();
